@@ -1,0 +1,125 @@
+"""The `market-graphql` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from graphql_api.errors import ConfigError
+from graphql_api.settings import Settings, load_settings
+
+app = typer.Typer(
+    help="market-graphql: a GraphQL data service for trading systems.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _require_database(settings: Settings) -> Settings:
+    if settings.database_url is None:
+        console.print(
+            "[red]error:[/] DATABASE_URL is not set (only `serve` starts an embedded server)"
+        )
+        raise typer.Exit(2)
+    return settings
+
+
+async def _load_demo(settings: Settings) -> None:
+    import asyncpg
+
+    from workers.demo import load_demo_data
+
+    conn = await asyncpg.connect(settings.asyncpg_dsn)
+    try:
+        summary = await load_demo_data(conn)
+    finally:
+        await conn.close()
+    console.print(f"demo data: {summary.symbols} symbols, {summary.bars_written} bars written")
+
+
+@app.command()
+def migrate() -> None:
+    """Upgrade the database schema to the newest revision."""
+    from graphql_api import db
+
+    settings = _require_database(_settings())
+    db.upgrade(settings)
+    console.print(f"database at revision {db.head_revision(settings)}")
+
+
+@app.command("demo-data")
+def demo_data() -> None:
+    """Load the demo data (bokeh-sampledata daily stocks, synthetic minute bars); idempotent."""
+    settings = _require_database(_settings())
+    asyncio.run(_load_demo(settings))
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default: HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: PORT).")] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes (needs DATABASE_URL).")] = 1,
+) -> None:
+    """Serve the GraphQL API; with no DATABASE_URL, on an embedded PostgreSQL with demo data."""
+    import uvicorn
+
+    from graphql_api import db
+
+    settings = _settings()
+    embedded = None
+    if settings.database_url is None:
+        from graphql_api.embedded import EmbeddedPostgres
+
+        if workers != 1:
+            console.print("[red]error:[/] --workers needs DATABASE_URL (an external server)")
+            raise typer.Exit(2)
+        embedded = EmbeddedPostgres(settings.data_dir)
+        console.print(f"starting embedded PostgreSQL in {embedded.data_dir} …")
+        url = embedded.start()
+        os.environ["DATABASE_URL"] = url
+        settings = load_settings(database_url=url)
+    try:
+        db.upgrade(settings)
+        if embedded is not None and settings.load_demo_data:
+            asyncio.run(_load_demo(settings))
+        bind_host, bind_port = host or settings.host, port or settings.port
+        console.print(f"GraphQL at http://{bind_host}:{bind_port}/graphql")
+        uvicorn.run(
+            "graphql_api.app:create_app",
+            factory=True,
+            host=bind_host,
+            port=bind_port,
+            workers=workers,
+            log_level="info",
+            access_log=False,
+        )
+    finally:
+        if embedded is not None:
+            embedded.stop()
+            console.print("embedded PostgreSQL stopped")
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        app()
+    except ConfigError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        sys.exit(2)

@@ -1,0 +1,84 @@
+"""The async engine and the migration commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from graphql_api.settings import Settings
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def create_engine(settings: Settings, *, pool: bool = True) -> AsyncEngine:
+    """An asyncpg engine with the pool and statement timeout from settings."""
+    connect_args = {
+        "server_settings": {
+            "statement_timeout": str(settings.statement_timeout_ms),
+            "application_name": "market-graphql",
+            "timezone": "UTC",
+        },
+        # asyncpg's prepared-statement cache breaks behind PgBouncer in transaction mode;
+        # we keep it (much faster) and document the PgBouncer setting instead.
+        "command_timeout": max(settings.statement_timeout_ms / 1000 * 2, 30),
+    }
+    if not pool:
+        return create_async_engine(
+            settings.sqlalchemy_url, connect_args=connect_args, poolclass=_null_pool()
+        )
+    return create_async_engine(
+        settings.sqlalchemy_url,
+        pool_size=settings.pool_size,
+        max_overflow=settings.max_overflow,
+        pool_timeout=settings.pool_timeout,
+        pool_pre_ping=settings.pool_pre_ping,
+        connect_args=connect_args,
+    )
+
+
+def _null_pool() -> type:
+    from sqlalchemy.pool import NullPool
+
+    return NullPool
+
+
+def alembic_config(settings: Settings) -> Config:
+    """An Alembic config pointing at `migrations/` and the configured database."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option(
+        "sqlalchemy.url",
+        settings.sqlalchemy_url.render_as_string(hide_password=False).replace("%", "%%"),
+    )
+    return cfg
+
+
+def upgrade(settings: Settings, revision: str = "head") -> None:
+    """Migrate the database up to `revision`."""
+    command.upgrade(alembic_config(settings), revision)
+
+
+def downgrade(settings: Settings, revision: str = "base") -> None:
+    """Migrate the database down to `revision`."""
+    command.downgrade(alembic_config(settings), revision)
+
+
+def head_revision(settings: Settings) -> str | None:
+    """The newest revision in `migrations/`."""
+    return ScriptDirectory.from_config(alembic_config(settings)).get_current_head()
+
+
+def _current_revision(sync_conn: Connection) -> str | None:
+    return MigrationContext.configure(sync_conn).get_current_revision()
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    """The revision the database is at, or None when it was never migrated."""
+    async with engine.connect() as conn:
+        return await conn.run_sync(_current_revision)

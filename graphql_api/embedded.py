@@ -1,0 +1,62 @@
+"""An embedded PostgreSQL server from the `pgserver` wheel, for running with no DATABASE_URL."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+log = logging.getLogger(__name__)
+
+
+def default_data_dir() -> Path:
+    """The per-user folder where the embedded server keeps its data."""
+    return platformdirs.user_data_path("market-graphql") / "pgdata"
+
+
+class EmbeddedPostgres:
+    """Owns one embedded server: stops a leftover from a crashed run, starts, and stops it."""
+
+    def __init__(self, data_dir: Path | None = None, *, delete_on_stop: bool = False) -> None:
+        self.data_dir = (data_dir or default_data_dir()).resolve()
+        self.delete_on_stop = delete_on_stop
+        self._server: Any = None
+
+    def start(self) -> str:
+        """Start the server and return a postgresql:// URL (Unix socket) for it."""
+        import pgserver
+
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        self.stop_leftover()
+        self._server = pgserver.get_server(
+            self.data_dir, cleanup_mode="delete" if self.delete_on_stop else "stop"
+        )
+        uri: str = self._server.get_uri()
+        return uri
+
+    def stop_leftover(self) -> bool:
+        """Stop a server still running on our data folder (its owner was killed); True if one was."""
+        from pgserver import _commands
+        from pgserver.utils import PostmasterInfo
+
+        if not (self.data_dir / "PG_VERSION").exists():
+            return False
+        info = PostmasterInfo.read_from_pgdata(self.data_dir)
+        # pgserver counts owners in this file; a killed owner's pid would keep the server
+        # alive forever after our own stop, so the count starts afresh.
+        (self.data_dir / ".handle_pids.json").unlink(missing_ok=True)
+        if info is None or not info.is_running():
+            return False
+        log.warning("stopping a leftover embedded PostgreSQL (pid %s)", info.pid)
+        user = "pgserver" if os.geteuid() == 0 else None
+        _commands.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=user)
+        return True
+
+    def stop(self) -> None:
+        """Stop the server (and delete its data when created with delete_on_stop)."""
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None

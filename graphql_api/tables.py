@@ -1,0 +1,85 @@
+"""Database tables: the SQLAlchemy metadata that the migrations must match."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    func,
+    text,
+)
+
+from graphql_api.intervals import Interval
+
+metadata = MetaData()
+
+TIMEFRAME_CODES = tuple(i.value for i in Interval)
+_timeframe_list = ", ".join(f"'{code}'" for code in TIMEFRAME_CODES)
+
+symbols = Table(
+    "symbols",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ticker", String(32), nullable=False, unique=True),
+    Column("name", Text, nullable=False, server_default=""),
+    Column("exchange", String(32), nullable=False, server_default=""),
+    Column("asset_class", String(16), nullable=False, server_default="equity"),
+    Column("currency", String(8), nullable=False, server_default="USD"),
+    Column("timezone", String(64), nullable=False, server_default="UTC"),
+    Column("active", Boolean, nullable=False, server_default=text("true")),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("ticker <> ''", name="symbols_ticker_not_empty"),
+)
+
+# Range-partitioned on time (yearly partitions, created ahead by `ensure_bar_partitions`).
+# No foreign key to symbols: it would add a trigger per row to bulk ingest, which already
+# resolves symbol ids against `symbols` before it writes.
+bars = Table(
+    "bars",
+    metadata,
+    Column("symbol_id", Integer, nullable=False),
+    Column("timeframe", String(4), nullable=False),
+    Column("ts", DateTime(timezone=True), nullable=False),
+    Column("open", Float(53), nullable=False),
+    Column("high", Float(53), nullable=False),
+    Column("low", Float(53), nullable=False),
+    Column("close", Float(53), nullable=False),
+    Column("volume", Float(53), nullable=False),
+    PrimaryKeyConstraint("symbol_id", "timeframe", "ts", name="bars_pkey"),
+    CheckConstraint(f"timeframe IN ({_timeframe_list})", name="bars_timeframe_known"),
+    CheckConstraint("open > 0 AND high > 0 AND low > 0 AND close > 0", name="bars_prices_positive"),
+    CheckConstraint("high >= open AND high >= close AND high >= low", name="bars_high_is_max"),
+    CheckConstraint("low <= open AND low <= close", name="bars_low_is_min"),
+    CheckConstraint("volume >= 0", name="bars_volume_non_negative"),
+    postgresql_partition_by="RANGE (ts)",
+)
+
+# One row per committed write: what changed, for cache invalidation and live updates.
+bar_changes = Table(
+    "bar_changes",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("symbol_id", Integer, nullable=False),
+    Column("timeframe", String(4), nullable=False),
+    Column("first_ts", DateTime(timezone=True), nullable=False),
+    Column("last_ts", DateTime(timezone=True), nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("source", String(64), nullable=False, server_default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+Index("bar_changes_symbol_idx", bar_changes.c.symbol_id, bar_changes.c.id)
+
+#: Name prefix of the partitions of `bars`; migrations and autogenerate skip them.
+BAR_PARTITION_PREFIX = "bars_y"
