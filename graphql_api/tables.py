@@ -83,3 +83,17 @@ Index("bar_changes_symbol_idx", bar_changes.c.symbol_id, bar_changes.c.id)
 
 #: Name prefix of the partitions of `bars`; migrations and autogenerate skip them.
 BAR_PARTITION_PREFIX = "bars_y"
+
+# Per ingest job (keyed by procrastinate's job id): what it wrote and rejected, its last error.
+# rows_written counts rows that changed (inserted or revised) over all attempts, so a re-run
+# of the same data reports 0; rows_rejected and error describe the latest attempt.
+ingest_runs = Table(
+    "ingest_runs",
+    metadata,
+    Column("job_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("task", String(128), nullable=False),
+    Column("rows_written", BigInteger, nullable=False, server_default="0"),
+    Column("rows_rejected", BigInteger, nullable=False, server_default="0"),
+    Column("error", Text, nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
