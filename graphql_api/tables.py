@@ -81,6 +81,20 @@ bar_changes = Table(
 )
 Index("bar_changes_symbol_idx", bar_changes.c.symbol_id, bar_changes.c.id)
 
+# Per symbol and stored timeframe: the time range of its bars and a data version (the newest
+# bar_changes id), maintained by a trigger on bar_changes.
+bar_series = Table(
+    "bar_series",
+    metadata,
+    Column("symbol_id", Integer, nullable=False),
+    Column("timeframe", String(4), nullable=False),
+    Column("first_ts", DateTime(timezone=True), nullable=False),
+    Column("last_ts", DateTime(timezone=True), nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("symbol_id", "timeframe", name="bar_series_pkey"),
+)
+
 #: Name prefix of the partitions of `bars`; migrations and autogenerate skip them.
 BAR_PARTITION_PREFIX = "bars_y"
 

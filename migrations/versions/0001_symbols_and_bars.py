@@ -49,6 +49,28 @@ END $$;
 """
 
 
+# Every write to bars records a bar_changes row in the same transaction; this trigger folds it
+# into bar_series, so readers learn a symbol's stored timeframes, their time range and a data
+# version from one small table instead of probing every partition of bars.
+TRACK_SERIES = """
+CREATE FUNCTION track_bar_series() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO bar_series AS s (symbol_id, timeframe, first_ts, last_ts, version, updated_at)
+    VALUES (NEW.symbol_id, NEW.timeframe, NEW.first_ts, NEW.last_ts, NEW.id, now())
+    ON CONFLICT (symbol_id, timeframe) DO UPDATE SET
+        first_ts = least(s.first_ts, EXCLUDED.first_ts),
+        last_ts = greatest(s.last_ts, EXCLUDED.last_ts),
+        version = greatest(s.version, EXCLUDED.version),
+        updated_at = now();
+    RETURN NULL;
+END $$
+"""
+TRACK_SERIES_TRIGGER = """
+CREATE TRIGGER bar_changes_track_series AFTER INSERT ON bar_changes
+    FOR EACH ROW EXECUTE FUNCTION track_bar_series()
+"""
+
+
 def upgrade() -> None:
     op.create_table(
         "symbols",
@@ -104,6 +126,20 @@ def upgrade() -> None:
         ),
     )
     op.create_index("bar_changes_symbol_idx", "bar_changes", ["symbol_id", "id"])
+    op.create_table(
+        "bar_series",
+        sa.Column("symbol_id", sa.Integer(), nullable=False),
+        sa.Column("timeframe", sa.String(4), nullable=False),
+        sa.Column("first_ts", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_ts", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("version", sa.BigInteger(), nullable=False),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+        sa.PrimaryKeyConstraint("symbol_id", "timeframe", name="bar_series_pkey"),
+    )
+    op.execute(TRACK_SERIES)
+    op.execute(TRACK_SERIES_TRIGGER)
     op.execute(ENSURE_PARTITIONS)
     # Enough partitions for the demo data (2000 onwards) and a little ahead; the worker's
     # periodic job keeps creating them ahead of time after that.
@@ -112,6 +148,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("DROP FUNCTION IF EXISTS ensure_bar_partitions(timestamptz, timestamptz)")
+    op.drop_table("bar_series")
+    op.execute("DROP TRIGGER IF EXISTS bar_changes_track_series ON bar_changes")
+    op.execute("DROP FUNCTION IF EXISTS track_bar_series()")
     op.drop_index("bar_changes_symbol_idx", table_name="bar_changes")
     op.drop_table("bar_changes")
     op.drop_table("bars")  # drops its partitions with it
