@@ -52,7 +52,8 @@ class EmbeddedPostgres:
             return False
         log.warning("stopping a leftover embedded PostgreSQL (pid %s)", info.pid)
         user = "pgserver" if os.geteuid() == 0 else None
-        _commands.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=user)
+        pg_ctl = _commands.pg_ctl  # type: ignore[attr-defined]
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=user)
         return True
 
     def stop(self) -> None:

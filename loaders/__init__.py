@@ -1,0 +1,32 @@
+"""DataLoaders: each batch function turns many keys into one SQL statement."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from loaders.bars import BarCountLoader, BarPageLoader, SeriesLoader
+from loaders.symbols import SymbolByIdLoader, SymbolByTickerLoader
+
+
+@dataclass
+class Loaders:
+    """The loaders of one request (built per request: aiodataloader binds to the running loop)."""
+
+    symbol_by_ticker: SymbolByTickerLoader
+    symbol_by_id: SymbolByIdLoader
+    bar_page: BarPageLoader
+    bar_count: BarCountLoader
+    series: SeriesLoader
+
+    @classmethod
+    def create(cls, engine: AsyncEngine) -> Loaders:
+        """Fresh loaders for one request."""
+        return cls(
+            symbol_by_ticker=SymbolByTickerLoader(engine),
+            symbol_by_id=SymbolByIdLoader(engine),
+            bar_page=BarPageLoader(engine),
+            bar_count=BarCountLoader(engine),
+            series=SeriesLoader(engine),
+        )

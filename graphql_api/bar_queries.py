@@ -1,0 +1,135 @@
+"""Turning a symbol's bars/series arguments into loader keys: ranges, cursors, direction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from graphql_api.cursors import parse_bar_cursor
+from graphql_api.errors import BadUserInput
+from graphql_api.intervals import Interval
+from graphql_api.settings import Settings
+from graphql_api.validation import PageArgs, time_range
+from loaders.bars import (
+    MAX_TS,
+    MIN_TS,
+    BarKey,
+    BarWindow,
+    CountKey,
+    SeriesKey,
+    after_bucket,
+    align_up,
+)
+from loaders.rows import StoredSeries, SymbolRow
+
+#: Interval ladder the series walks up when a range holds too many points.
+LADDER = tuple(Interval)
+
+
+def stored_end(series: StoredSeries) -> datetime:
+    """End of the newest stored bar of a series."""
+    return series.timeframe.bucket_end(series.last_ts)
+
+
+def bucket_range(
+    interval: Interval, stored: bool, start: datetime | None, end: datetime | None
+) -> tuple[datetime, datetime]:
+    """Base-row bounds [lo, hi) of the buckets whose start lies in [start, end)."""
+    lo = MIN_TS if start is None else (start if stored else align_up(interval, start))
+    hi = MAX_TS if end is None else (end if stored else align_up(interval, end))
+    return lo, hi
+
+
+@dataclass(frozen=True)
+class BarPlan:
+    """A bars page to load: the key, and whether the loaded rows must be reversed."""
+
+    key: BarKey
+    count_key: CountKey
+    reverse: bool
+
+
+def plan_bars(
+    symbol: SymbolRow,
+    interval: Interval,
+    start: datetime | None,
+    end: datetime | None,
+    page: PageArgs,
+    newest_first: bool,
+) -> BarPlan | None:
+    """The loader key for one symbol's page, or None when nothing stored can serve it."""
+    time_range(start, end)
+    base = symbol.base_for(interval)
+    if base is None:
+        return None
+    stored = base.timeframe == interval
+    lo, hi = bucket_range(interval, stored, start, end)
+    count_key = CountKey(symbol.id, base.timeframe, interval, lo, hi)
+    after = parse_bar_cursor(page.after, interval) if page.after else None
+    before = parse_bar_cursor(page.before, interval) if page.before else None
+    # "after" means further along the list; in a newest-first list that is older.
+    older_than, newer_than = (after, before) if newest_first else (before, after)
+    if older_than is not None:
+        hi = min(hi, older_than)
+    if newer_than is not None:
+        lo = max(lo, after_bucket(interval, stored, newer_than))
+    descending = newest_first != page.from_end
+    window = BarWindow(interval, base.timeframe, page.size, descending)
+    return BarPlan(
+        BarKey(symbol.id, lo, hi, stored_end(base), window), count_key, reverse=page.from_end
+    )
+
+
+def _bucket_estimate(interval: Interval, lo: datetime, hi: datetime) -> int:
+    """An upper bound on the number of buckets between lo and hi."""
+    span = (hi - lo).total_seconds()
+    if interval == Interval.MN1:
+        return (hi.year - lo.year) * 12 + hi.month - lo.month + 1
+    return int(span // interval.seconds) + 2
+
+
+def plan_series(
+    symbol: SymbolRow,
+    interval: Interval,
+    start: datetime | None,
+    end: datetime | None,
+    max_points: int,
+    settings: Settings,
+) -> SeriesKey | None:
+    """The loader key for one symbol's series at the finest interval giving <= max_points."""
+    time_range(start, end)
+    if max_points < 1 or max_points > settings.max_series_points:
+        raise BadUserInput(
+            f"`maxPoints` must be between 1 and {settings.max_series_points}, got {max_points}"
+        )
+    base = symbol.base_for(interval)
+    if base is None:
+        return None
+    newest_end = stored_end(base)
+    span_lo = max(start or base.first_ts, base.first_ts)
+    span_hi = min(end or newest_end, newest_end)
+    if (
+        interval.is_intraday
+        and start is not None
+        and end is not None
+        and end - start > timedelta(days=settings.max_intraday_range_days)
+    ):
+        raise BadUserInput(
+            f"a range over {settings.max_intraday_range_days} days needs an interval of D1 or "
+            "more (or let `maxPoints` pick one by leaving `from`/`to` closer together)"
+        )
+    chosen = None
+    for candidate in LADDER[LADDER.index(interval) :]:
+        if not base.timeframe.divides(candidate):
+            continue
+        if span_hi <= span_lo or _bucket_estimate(candidate, span_lo, span_hi) <= max_points:
+            chosen = candidate
+            break
+    if chosen is None:
+        raise BadUserInput(
+            f"the range holds more than {max_points} monthly bars: raise `maxPoints` or narrow "
+            "`from`/`to`"
+        )
+    stored = base.timeframe == chosen
+    lo, hi = bucket_range(chosen, stored, start, end)
+    return SeriesKey(symbol.id, base.timeframe, chosen, lo, hi, newest_end)

@@ -1,0 +1,26 @@
+"""The per-request context: settings, engine, loaders, and the HTTP request/response."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from strawberry.fastapi import BaseContext
+from strawberry.types import Info as _Info
+
+from graphql_api.settings import Settings
+from loaders import Loaders
+
+
+class Context(BaseContext):
+    """What every resolver can reach through `info.context`."""
+
+    def __init__(self, settings: Settings, engine: AsyncEngine, loaders: Loaders) -> None:
+        super().__init__()
+        self.settings = settings
+        self.engine = engine
+        self.loaders = loaders
+        self.extras: dict[str, Any] = {}
+
+
+Info = _Info[Context, None]

@@ -1,0 +1,63 @@
+"""Opaque, versioned keyset cursors."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC, datetime
+
+from graphql_api.errors import BadUserInput
+from graphql_api.intervals import Interval
+
+_VERSION = "v1"
+
+
+def _encode(kind: str, value: str) -> str:
+    raw = f"{_VERSION}:{kind}:{value}".encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _decode(cursor: str, kind: str) -> str:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        version, found_kind, value = (
+            base64.urlsafe_b64decode(padded.encode()).decode().split(":", 2)
+        )
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise BadUserInput(f"malformed cursor {cursor!r}") from None
+    if version != _VERSION:
+        raise BadUserInput(f"cursor {cursor!r} is from an unsupported version ({version})")
+    if found_kind != kind:
+        raise BadUserInput(f"cursor {cursor!r} belongs to another list")
+    return value
+
+
+def symbol_cursor(ticker: str) -> str:
+    """The cursor of a symbol in a list ordered by ticker."""
+    return _encode("sym", ticker)
+
+
+def parse_symbol_cursor(cursor: str) -> str:
+    """The ticker a symbol cursor points at."""
+    return _decode(cursor, "sym")
+
+
+def bar_cursor(interval: Interval, ts: datetime) -> str:
+    """The cursor of a bar: its interval and start time in microseconds."""
+    micros = int(ts.timestamp()) * 1_000_000 + ts.microsecond
+    return _encode("bar", f"{interval.value}:{micros}")
+
+
+def parse_bar_cursor(cursor: str, interval: Interval) -> datetime:
+    """The bar start a cursor points at; it must come from a list at the same interval."""
+    value = _decode(cursor, "bar")
+    code, _, micros = value.partition(":")
+    if code != interval.value:
+        raise BadUserInput(
+            f"cursor {cursor!r} was issued for interval {code}, not {interval.value}"
+        )
+    try:
+        seconds, frac = divmod(int(micros), 1_000_000)
+        return datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=frac)
+    except (ValueError, OverflowError, OSError):
+        raise BadUserInput(f"malformed cursor {cursor!r}") from None

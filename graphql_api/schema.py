@@ -1,0 +1,136 @@
+"""The GraphQL schema: root query and its resolvers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.types import ExecutionContext
+
+from graphql_api.context import Info
+from graphql_api.cursors import parse_symbol_cursor, symbol_cursor
+from graphql_api.errors import ApiError, BadUserInput
+from graphql_api.types.common import Node, PageInfo, parse_global_id
+from graphql_api.types.symbol_connection import SymbolConnection
+from graphql_api.types.symbols import Symbol, SymbolEdge, SymbolFilter
+from graphql_api.validation import page_args
+from loaders.symbols import SymbolFilterArgs, symbols_page
+
+
+async def _node(info: Info, node_id: str) -> Node | None:
+    type_name, pk = parse_global_id(node_id)
+    if type_name == "Symbol":
+        row = await info.context.loaders.symbol_by_id.load(pk)
+        return Symbol.from_row(row) if row else None
+    return None
+
+
+def _filter_args(f: SymbolFilter | None) -> SymbolFilterArgs:
+    if f is None:
+        return SymbolFilterArgs()
+    search = f.search.strip() if f.search else None
+    return SymbolFilterArgs(
+        search=search or None,
+        exchange=f.exchange,
+        asset_class=f.asset_class,
+        active=f.active,
+        tickers=tuple(t.strip().upper() for t in f.tickers) if f.tickers is not None else None,
+    )
+
+
+@strawberry.type(description="Read market data: symbols, bars at any interval, chart series.")
+class Query:
+    @strawberry.field(description="Fetch any object by its global ID (Relay).")
+    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
+        return await _node(info, id)
+
+    @strawberry.field(description="Fetch several objects by global ID; null for unknown IDs.")
+    async def nodes(self, info: Info, ids: list[strawberry.ID]) -> list[Node | None]:
+        if len(ids) > info.context.settings.max_page_size_symbols:
+            raise BadUserInput(
+                f"at most {info.context.settings.max_page_size_symbols} ids per request"
+            )
+        return [await _node(info, i) for i in ids]
+
+    @strawberry.field(description="One symbol by ticker (case-insensitive); null if unknown.")
+    async def symbol(self, info: Info, ticker: str) -> Symbol | None:
+        row = await info.context.loaders.symbol_by_ticker.load(ticker.strip().upper())
+        return Symbol.from_row(row) if row else None
+
+    @strawberry.field(description="Symbols ordered by ticker, filtered, keyset-paginated (Relay).")
+    async def symbols(
+        self,
+        info: Info,
+        filter: SymbolFilter | None = None,
+        first: Annotated[int | None, strawberry.argument(description="Page size.")] = None,
+        after: Annotated[
+            str | None, strawberry.argument(description="Start after this cursor.")
+        ] = None,
+        last: Annotated[
+            int | None, strawberry.argument(description="Page size from the end.")
+        ] = None,
+        before: Annotated[
+            str | None, strawberry.argument(description="End before this cursor.")
+        ] = None,
+    ) -> SymbolConnection:
+        settings = info.context.settings
+        page = page_args(
+            first,
+            after,
+            last,
+            before,
+            default=settings.default_page_size,
+            maximum=settings.max_page_size_symbols,
+        )
+        f = _filter_args(filter)
+        after_t = parse_symbol_cursor(after) if after else None
+        before_t = parse_symbol_cursor(before) if before else None
+        rows, more = await symbols_page(
+            info.context.engine,
+            f,
+            limit=page.size,
+            after=after_t,
+            before=before_t,
+            descending=page.from_end,
+        )
+        if page.from_end:
+            rows.reverse()
+            has_next, has_prev = before is not None, more
+        else:
+            has_next, has_prev = more, after is not None
+        edges = [SymbolEdge(node=Symbol.from_row(r)) for r in rows]
+        return SymbolConnection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=has_next,
+                has_previous_page=has_prev,
+                start_cursor=symbol_cursor(rows[0].ticker) if rows else None,
+                end_cursor=symbol_cursor(rows[-1].ticker) if rows else None,
+            ),
+            filter=f,
+        )
+
+
+class MarketSchema(strawberry.Schema):
+    """Logs server errors once; client mistakes (expected ApiErrors, validation) are not errors."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        import logging
+
+        log = logging.getLogger("graphql_api.errors")
+        for error in errors:
+            original = error.original_error
+            if original is None or isinstance(original, ApiError):
+                continue
+            log.error("unexpected error in %s", error.path, exc_info=original)
+
+
+def build_schema(**kwargs: Any) -> strawberry.Schema:
+    """The schema with the given extensions and configuration."""
+    return MarketSchema(query=Query, types=[Symbol], **kwargs)
+
+
+schema = build_schema()

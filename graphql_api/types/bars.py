@@ -1,0 +1,86 @@
+"""Bars: the Bar type, its Relay connection, and the columnar series for charts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from graphql_api.context import Info
+from graphql_api.cursors import bar_cursor
+from graphql_api.intervals import Interval as CoreInterval
+from graphql_api.types.common import Interval, PageInfo
+from loaders.bars import CountKey
+
+
+@strawberry.type(description="One OHLCV bar.")
+class Bar:
+    time: datetime = strawberry.field(description="Start of the bar (UTC).")
+    open: float = strawberry.field(description="First trade price in the bar.")
+    high: float = strawberry.field(description="Highest trade price in the bar.")
+    low: float = strawberry.field(description="Lowest trade price in the bar.")
+    close: float = strawberry.field(description="Last trade price in the bar.")
+    volume: float = strawberry.field(
+        description="Traded volume (a float: crypto trades in fractions)."
+    )
+    closed: bool = strawberry.field(
+        description="False while the bar is still forming: its end lies after the newest stored bar."
+    )
+
+
+@strawberry.type(description="A bar and its cursor.")
+class BarEdge:
+    node: Bar = strawberry.field(description="The bar.")
+    interval: strawberry.Private[CoreInterval]
+
+    @strawberry.field(description="Opaque keyset cursor of this bar, for `after`/`before`.")
+    def cursor(self) -> str:
+        return bar_cursor(self.interval, self.node.time)
+
+
+@strawberry.type(description="A page of bars (Relay connection), keyset-paginated.")
+class BarConnection:
+    edges: list[BarEdge] = strawberry.field(description="The bars of this page with cursors.")
+    page_info: PageInfo = strawberry.field(description="Paging information.")
+    count_key: strawberry.Private[CountKey | None]
+
+    @strawberry.field(description="The bars of this page, without cursors.")
+    def nodes(self) -> list[Bar]:
+        return [e.node for e in self.edges]
+
+    @strawberry.field(
+        description="Number of bars in the requested time range (all pages); costs a count query."
+    )
+    async def total_count(self, info: Info) -> int:
+        if self.count_key is None:
+            return 0
+        return await info.context.loaders.bar_count.load(self.count_key)
+
+
+@strawberry.type(description="Bars as parallel columns: the compact shape for drawing charts.")
+class BarSeries:
+    interval: Interval = strawberry.field(
+        description="The interval the server used: coarser than requested when the range held "
+        "more than `maxPoints` bars."
+    )
+    requested_interval: Interval = strawberry.field(description="The interval that was asked for.")
+    time: list[datetime] = strawberry.field(description="Bar start times (UTC), oldest first.")
+    open: list[float] = strawberry.field(description="Open prices, aligned with `time`.")
+    high: list[float] = strawberry.field(description="High prices, aligned with `time`.")
+    low: list[float] = strawberry.field(description="Low prices, aligned with `time`.")
+    close: list[float] = strawberry.field(description="Close prices, aligned with `time`.")
+    volume: list[float] = strawberry.field(description="Volumes, aligned with `time`.")
+    closed: list[bool] = strawberry.field(
+        description="False for a bar still forming (only the newest can be)."
+    )
+
+
+def empty_connection() -> BarConnection:
+    """A connection with no bars (no stored timeframe can serve the interval)."""
+    return BarConnection(
+        edges=[],
+        page_info=PageInfo(
+            has_next_page=False, has_previous_page=False, start_cursor=None, end_cursor=None
+        ),
+        count_key=None,
+    )

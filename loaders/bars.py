@@ -1,0 +1,288 @@
+"""Bars pages, counts and chart series: one SQL statement per distinct argument set.
+
+Every loader key carries its symbol and that symbol's own bounds; keys that share the
+rest of their arguments are answered together by unnesting the per-symbol values into a
+LATERAL subquery, so N symbols cost one statement, not N.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiodataloader import DataLoader
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from graphql_api.intervals import Interval
+from loaders.rows import BarPage, BarRow, SeriesColumns
+from loaders.sql import fetch
+
+#: Stand-ins for an open range end (PostgreSQL's ±infinity has no Python datetime).
+MIN_TS = datetime(1800, 1, 1, tzinfo=UTC)
+MAX_TS = datetime(2500, 1, 1, tzinfo=UTC)
+_ORIGIN = "TIMESTAMPTZ '2000-01-03 00:00:00+00'"  # a Monday at midnight UTC
+
+
+def bucket_sql(interval: Interval, column: str = "ts") -> str:
+    """SQL for the start of the `interval` bucket holding `column` (UTC-aligned)."""
+    if interval == Interval.MN1:
+        return f"date_trunc('month', {column}, 'UTC')"
+    if interval == Interval.W1:
+        return f"date_trunc('week', {column}, 'UTC')"
+    return f"date_bin(INTERVAL '{interval.seconds} seconds', {column}, {_ORIGIN})"
+
+
+def rows_per_bucket(base: Interval, interval: Interval) -> int:
+    """The most base bars one bucket can hold."""
+    return max(1, -(-interval.seconds // base.seconds))
+
+
+@dataclass(frozen=True, slots=True)
+class BarWindow:
+    """The arguments shared by the keys of one statement."""
+
+    interval: Interval
+    base: Interval
+    limit: int  # bars to return; one more is fetched to learn whether more exist
+    descending: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BarKey:
+    """One symbol's page: bars whose (bucket) start lies in [lo, hi), walked from one end."""
+
+    symbol_id: int
+    lo: datetime
+    hi: datetime
+    newest_base_end: datetime  # end of the newest stored base bar: later buckets are forming
+    window: BarWindow
+
+
+_STORED = """
+SELECT k.idx, b.ts, b.open, b.high, b.low, b.close, b.volume
+FROM unnest($1::int[], $2::timestamptz[], $3::timestamptz[]) WITH ORDINALITY AS k(sid, lo, hi, idx)
+CROSS JOIN LATERAL (
+    SELECT ts, open, high, low, close, volume FROM bars
+    WHERE symbol_id = k.sid AND timeframe = $4 AND ts >= k.lo AND ts < k.hi
+    ORDER BY ts {order} LIMIT $5
+) b
+"""
+
+# Reads at most (limit + 2) buckets' worth of base rows, newest (or oldest) first, so the
+# scan stops early; the bucket at the far end of what was read may be cut short, and is
+# dropped when the read hit its row limit.
+_RESAMPLED = """
+SELECT k.idx, g.bucket, g.open, g.high, g.low, g.close, g.volume, g.fetched
+FROM unnest($1::int[], $2::timestamptz[], $3::timestamptz[]) WITH ORDINALITY AS k(sid, lo, hi, idx)
+CROSS JOIN LATERAL (
+    SELECT r.bucket, (array_agg(r.open ORDER BY r.ts))[1] AS open, max(r.high) AS high,
+           min(r.low) AS low, (array_agg(r.close ORDER BY r.ts DESC))[1] AS close,
+           sum(r.volume) AS volume, sum(count(*)) OVER () AS fetched
+    FROM (
+        SELECT {bucket} AS bucket, ts, open, high, low, close, volume FROM bars
+        WHERE symbol_id = k.sid AND timeframe = $4 AND ts >= k.lo AND ts < k.hi
+        ORDER BY ts {order} LIMIT $5
+    ) r
+    GROUP BY r.bucket
+) g
+ORDER BY k.idx, g.bucket {order}
+"""
+
+
+class BarPageLoader(DataLoader[BarKey, BarPage]):
+    """Pages of bars for many symbols: one statement per BarWindow."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__()
+        self.engine = engine
+
+    async def batch_load_fn(self, keys: list[BarKey]) -> list[BarPage]:
+        groups: dict[BarWindow, list[int]] = defaultdict(list)
+        for i, key in enumerate(keys):
+            groups[key.window].append(i)
+        pages: list[BarPage | None] = [None] * len(keys)
+        for window, idxs in groups.items():
+            group_keys = [keys[i] for i in idxs]
+            for i, page in zip(idxs, await self._load(window, group_keys), strict=True):
+                pages[i] = page
+        return pages  # type: ignore[return-value]
+
+    async def _load(self, w: BarWindow, keys: list[BarKey]) -> list[BarPage]:
+        order = "DESC" if w.descending else "ASC"
+        args: list[Any] = [
+            [k.symbol_id for k in keys],
+            [k.lo for k in keys],
+            [k.hi for k in keys],
+            w.base.value,
+        ]
+        per: list[list[Any]] = [[] for _ in keys]
+        if w.base == w.interval:
+            rows = await fetch(self.engine, _STORED.format(order=order), *args, w.limit + 1)
+            for r in rows:
+                per[r[0] - 1].append(r)
+            return [
+                BarPage(
+                    [BarRow(r[1], r[2], r[3], r[4], r[5], r[6], True) for r in rs[: w.limit]],
+                    len(rs) > w.limit,
+                )
+                for rs in per
+            ]
+        row_limit = (w.limit + 2) * rows_per_bucket(w.base, w.interval)
+        sql = _RESAMPLED.format(order=order, bucket=bucket_sql(w.interval))
+        rows = await fetch(self.engine, sql, *args, row_limit)
+        for r in rows:
+            per[r[0] - 1].append(r)
+        pages = []
+        for key, rs in zip(keys, per, strict=True):
+            if rs and rs[0][7] >= row_limit:
+                rs = rs[:-1]  # the far bucket may be missing base bars beyond the limit
+            bars = [
+                BarRow(
+                    r[1],
+                    r[2],
+                    r[3],
+                    r[4],
+                    r[5],
+                    r[6],
+                    closed=w.interval.bucket_end(r[1]) <= key.newest_base_end,
+                )
+                for r in rs[: w.limit]
+            ]
+            pages.append(BarPage(bars, len(rs) > w.limit))
+        return pages
+
+
+@dataclass(frozen=True, slots=True)
+class CountKey:
+    """How many bars (buckets) one symbol has in [lo, hi)."""
+
+    symbol_id: int
+    base: Interval
+    interval: Interval
+    lo: datetime
+    hi: datetime
+
+
+class BarCountLoader(DataLoader[CountKey, int]):
+    """Bar counts for many symbols: one statement per (base, interval)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__()
+        self.engine = engine
+
+    async def batch_load_fn(self, keys: list[CountKey]) -> list[int]:
+        groups: dict[tuple[Interval, Interval], list[int]] = defaultdict(list)
+        for i, key in enumerate(keys):
+            groups[(key.base, key.interval)].append(i)
+        counts = [0] * len(keys)
+        for (base, interval), idxs in groups.items():
+            what = "count(*)" if base == interval else f"count(DISTINCT {bucket_sql(interval)})"
+            sql = f"""
+            SELECT k.idx, c.n
+            FROM unnest($1::int[], $2::timestamptz[], $3::timestamptz[])
+                 WITH ORDINALITY AS k(sid, lo, hi, idx)
+            CROSS JOIN LATERAL (
+                SELECT {what} AS n FROM bars
+                WHERE symbol_id = k.sid AND timeframe = $4 AND ts >= k.lo AND ts < k.hi
+            ) c
+            """
+            group = [keys[i] for i in idxs]
+            rows = await fetch(
+                self.engine,
+                sql,
+                [k.symbol_id for k in group],
+                [k.lo for k in group],
+                [k.hi for k in group],
+                base.value,
+            )
+            for r in rows:
+                counts[idxs[r[0] - 1]] = int(r[1])
+        return counts
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesKey:
+    """One symbol's bars in [lo, hi) at `interval`, as columns."""
+
+    symbol_id: int
+    base: Interval
+    interval: Interval
+    lo: datetime
+    hi: datetime
+    newest_base_end: datetime
+
+
+class SeriesLoader(DataLoader[SeriesKey, SeriesColumns]):
+    """Chart series for many symbols: one statement per (base, interval); columns built in SQL."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__()
+        self.engine = engine
+
+    async def batch_load_fn(self, keys: list[SeriesKey]) -> list[SeriesColumns]:
+        groups: dict[tuple[Interval, Interval], list[int]] = defaultdict(list)
+        for i, key in enumerate(keys):
+            groups[(key.base, key.interval)].append(i)
+        out: list[SeriesColumns | None] = [None] * len(keys)
+        for (base, interval), idxs in groups.items():
+            group = [keys[i] for i in idxs]
+            if base == interval:
+                inner = """
+                    SELECT ts AS bucket, open, high, low, close, volume FROM bars
+                    WHERE symbol_id = k.sid AND timeframe = $4 AND ts >= k.lo AND ts < k.hi
+                """
+            else:
+                inner = f"""
+                    SELECT {bucket_sql(interval)} AS bucket,
+                           (array_agg(open ORDER BY ts))[1] AS open, max(high) AS high,
+                           min(low) AS low, (array_agg(close ORDER BY ts DESC))[1] AS close,
+                           sum(volume) AS volume
+                    FROM bars
+                    WHERE symbol_id = k.sid AND timeframe = $4 AND ts >= k.lo AND ts < k.hi
+                    GROUP BY 1
+                """
+            sql = f"""
+            SELECT k.idx, c.t, c.o, c.h, c.l, c.c, c.v
+            FROM unnest($1::int[], $2::timestamptz[], $3::timestamptz[])
+                 WITH ORDINALITY AS k(sid, lo, hi, idx)
+            CROSS JOIN LATERAL (
+                SELECT array_agg(bucket ORDER BY bucket) AS t,
+                       array_agg(open ORDER BY bucket) AS o, array_agg(high ORDER BY bucket) AS h,
+                       array_agg(low ORDER BY bucket) AS l, array_agg(close ORDER BY bucket) AS c,
+                       array_agg(volume ORDER BY bucket) AS v
+                FROM ({inner}) q
+            ) c
+            """
+            rows = await fetch(
+                self.engine,
+                sql,
+                [k.symbol_id for k in group],
+                [k.lo for k in group],
+                [k.hi for k in group],
+                base.value,
+            )
+            for r in rows:
+                key = group[r[0] - 1]
+                ts = r[1] or []
+                if base == interval:
+                    closed = [True] * len(ts)
+                else:
+                    closed = [interval.bucket_end(t) <= key.newest_base_end for t in ts[-2:]]
+                    closed = [True] * (len(ts) - len(closed)) + closed
+                out[idxs[r[0] - 1]] = SeriesColumns(
+                    interval, ts, r[2] or [], r[3] or [], r[4] or [], r[5] or [], r[6] or [], closed
+                )
+        return out  # type: ignore[return-value]
+
+
+def align_up(interval: Interval, ts: datetime) -> datetime:
+    """`ts` if it starts a bucket, else the start of the next bucket."""
+    start = interval.bucket_start(ts)
+    return start if start == ts else interval.bucket_end(start)
+
+
+def after_bucket(interval: Interval, stored: bool, ts: datetime) -> datetime:
+    """The inclusive lower bound of what lies strictly after the bar starting at `ts`."""
+    return ts + timedelta(microseconds=1) if stored else interval.bucket_end(ts)

@@ -1,0 +1,84 @@
+"""Plain records the loaders return: no ORM objects, no GraphQL types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from graphql_api.intervals import Interval
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSeries:
+    """One stored timeframe of a symbol: its time range and data version."""
+
+    timeframe: Interval
+    first_ts: datetime
+    last_ts: datetime
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolRow:
+    """A row of `symbols` with the timeframes stored for it."""
+
+    id: int
+    ticker: str
+    name: str
+    exchange: str
+    asset_class: str
+    currency: str
+    timezone: str
+    active: bool
+    created_at: datetime
+    updated_at: datetime
+    series: tuple[StoredSeries, ...]
+
+    def stored(self, timeframe: Interval) -> StoredSeries | None:
+        """The stored series at exactly `timeframe`, if any."""
+        for s in self.series:
+            if s.timeframe == timeframe:
+                return s
+        return None
+
+    def base_for(self, interval: Interval) -> StoredSeries | None:
+        """The finest stored timeframe whose bars combine exactly into `interval` bars."""
+        candidates = [s for s in self.series if s.timeframe.divides(interval)]
+        if not candidates:
+            return None
+        return min(candidates, key=lambda s: s.timeframe.seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class BarRow:
+    """One bar, stored or resampled; `closed` is False for a bucket still forming."""
+
+    ts: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    closed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BarPage:
+    """Bars of one page in walk order, and whether more lay beyond the page."""
+
+    rows: list[BarRow]
+    has_more: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesColumns:
+    """Bars as columns, for charts."""
+
+    interval: Interval
+    ts: list[datetime]
+    open: list[float]
+    high: list[float]
+    low: list[float]
+    close: list[float]
+    volume: list[float]
+    closed: list[bool]

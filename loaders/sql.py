@@ -1,0 +1,19 @@
+"""Running one SQL statement on a pooled connection of its own (loaders run concurrently)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+
+async def fetch(engine: AsyncEngine, sql: str, *args: Any) -> Sequence[Any]:
+    """Run `sql` (with $1… parameters) and return all rows.
+
+    Each call checks out its own connection: loader batches of one request resolve
+    concurrently, and one connection cannot serve two statements at a time.
+    """
+    async with engine.connect() as conn:
+        result = await conn.exec_driver_sql(sql, args)
+        return result.all()
