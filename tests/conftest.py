@@ -8,10 +8,12 @@ import secrets
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import psycopg
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 
 from graphql_api import db
@@ -100,3 +102,31 @@ def settings(database_url: str) -> Settings:
 def redis_url() -> str:
     """The local Redis (started by .ci/run when down); a test database number of our own."""
     return os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture(scope="session")
+def client(settings: Settings) -> Iterator[TestClient]:
+    """An HTTP client on the app (lifespan run), over the session's demo database."""
+    from graphql_api.app import create_app
+
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+GraphQL = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture(scope="session")
+def gql(client: TestClient) -> GraphQL:
+    """POST a GraphQL query; returns the decoded JSON body (asserting HTTP 200)."""
+
+    def run(query: str, variables: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {"query": query}
+        if variables is not None:
+            body["variables"] = variables
+        response = client.post("/graphql", json=body, **kw)
+        assert response.status_code == 200, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    return run
