@@ -1,0 +1,186 @@
+"""Polygon.io aggregate bars, and its reference ticker list for symbols.
+
+Formats: https://polygon.io/docs/rest/stocks/aggregates/custom-bars (aggregates) and
+https://polygon.io/docs/rest/stocks/tickers/all-tickers (reference tickers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+import httpx
+import pandas as pd
+
+from workers.providers.base import (
+    MarketDataProvider,
+    ProviderConfig,
+    ProviderError,
+    SymbolListing,
+    epoch_ms,
+    map_timeframe,
+    utc_range,
+)
+from workers.providers.frames import clip_bars, rows_to_bars
+from workers.providers.transport import HttpTransport, JsonReply
+
+BASE_URL = "https://api.polygon.io"
+# The free (Basic) plan allows 5 requests a minute.
+DEFAULT_REQUESTS_PER_MINUTE = 5.0
+PAGE_LIMIT = 50_000
+TICKERS_PAGE_LIMIT = 1_000
+# "DELAYED" is what plans without real-time data get; the body is otherwise the same.
+_OK_STATUSES = frozenset({"OK", "DELAYED"})
+
+TIMEFRAMES: dict[str, tuple[int, str]] = {
+    "M1": (1, "minute"),
+    "M5": (5, "minute"),
+    "M15": (15, "minute"),
+    "M30": (30, "minute"),
+    "H1": (1, "hour"),
+    "H4": (4, "hour"),
+    "D1": (1, "day"),
+    "W1": (1, "week"),
+    "MN1": (1, "month"),
+}
+
+_FIELDS = {"time": "t", "open": "o", "high": "h", "low": "l", "close": "c", "volume": "v"}
+
+# Polygon market -> (project asset class, timezone of its sessions).
+_MARKETS: dict[str, tuple[str, str]] = {
+    "stocks": ("equity", "America/New_York"),
+    "otc": ("equity", "America/New_York"),
+    "indices": ("index", "America/New_York"),
+    "crypto": ("crypto", "UTC"),
+    "fx": ("fx", "UTC"),
+}
+
+
+class PolygonProvider(MarketDataProvider):
+    """Aggregate bars from Polygon; the API key travels as the apiKey query parameter."""
+
+    name: ClassVar[str] = "polygon"
+
+    def __init__(self, config: ProviderConfig | None = None, *, market: str = "stocks") -> None:
+        self.config = (config or ProviderConfig()).with_defaults(
+            base_url=BASE_URL, requests_per_minute=DEFAULT_REQUESTS_PER_MINUTE
+        )
+        self.market = market
+        self._http = HttpTransport(self.name, self.config)
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections."""
+        await self._http.aclose()
+
+    def _key(self) -> str:
+        """The API key, or an error before a request Polygon would refuse."""
+        if self.config.api_key is None:
+            raise ProviderError(self.name, None, "api_key is required")
+        return self.config.api_key
+
+    def _next_path(self, reply: JsonReply, next_url: object) -> str | None:
+        """The path and query of `next_url`, to request against our own base URL.
+
+        Only the path and cursor are taken from the body, so the API key is never sent to
+        a host named by a response, and a proxy or replay base URL keeps working.
+        """
+        if next_url is None or next_url == "":
+            return None
+        if not isinstance(next_url, str):
+            raise reply.malformed(f"next_url is a {type(next_url).__name__}")
+        url = httpx.URL(next_url)
+        query = url.query.decode("ascii", errors="replace")
+        return url.path + (f"?{query}" if query else "")
+
+    def _check_status(self, reply: JsonReply, body: dict[str, Any]) -> None:
+        """Polygon reports some failures as a non-OK `status` inside a 200 body."""
+        status = body.get("status")
+        if not isinstance(status, str):
+            raise reply.malformed("no string 'status'")
+        if status not in _OK_STATUSES:
+            detail = body.get("error") or body.get("message") or "no detail"
+            raise ProviderError(self.name, reply.status, f"status {status}: {detail}")
+
+    async def fetch_bars(
+        self, ticker: str, timeframe: str, start: datetime, end: datetime
+    ) -> AsyncIterator[pd.DataFrame]:
+        """Yield bars with start time in [start, end], following next_url."""
+        multiplier, timespan = map_timeframe(self.name, TIMEFRAMES, timeframe)
+        start, end = utc_range(start, end)
+        key = self._key()
+        url: str | None = (
+            f"/v2/aggs/ticker/{quote(ticker, safe='')}/range/{multiplier}/{timespan}"
+            f"/{epoch_ms(start)}/{epoch_ms(end)}"
+        )
+        params: dict[str, str | int | float] = {
+            "adjusted": "true",
+            "sort": "asc",
+            "limit": PAGE_LIMIT,
+            "apiKey": key,
+        }
+        seen_urls: set[str] = set()
+        last: pd.Timestamp | None = None
+        while url is not None:
+            seen_urls.add(url)
+            reply = await self._http.get_json(url, params)
+            body = reply.object()
+            self._check_status(reply, body)
+            # Polygon omits "results" entirely when the range has no bars.
+            rows = body.get("results", [])
+            page = clip_bars(rows_to_bars(reply, rows, _FIELDS, "epoch_ms"), start, end, last)
+            if not page.empty:
+                last = page["time"].iloc[-1]
+                yield page
+            url = self._next_path(reply, body.get("next_url"))
+            if url in seen_urls:
+                raise reply.malformed("next_url points back to a page already read")
+            # next_url carries every other parameter; only the key must be added again.
+            params = {"apiKey": key}
+
+    async def list_symbols(self) -> list[SymbolListing]:
+        """Active tickers of the configured market, following next_url."""
+        key = self._key()
+        base = (self.config.reference_base_url or BASE_URL).rstrip("/")
+        url: str | None = "/v3/reference/tickers"
+        params: dict[str, str | int | float] = {
+            "market": self.market,
+            "active": "true",
+            "limit": TICKERS_PAGE_LIMIT,
+            "apiKey": key,
+        }
+        listings: list[SymbolListing] = []
+        seen_urls: set[str] = set()
+        while url is not None:
+            seen_urls.add(url)
+            reply = await self._http.get_json(base + url, params)
+            body = reply.object()
+            self._check_status(reply, body)
+            results = body.get("results", [])
+            if not isinstance(results, list):
+                raise reply.malformed(f"results is a {type(results).__name__}")
+            listings.extend(self._listing(reply, i, item) for i, item in enumerate(results))
+            url = self._next_path(reply, body.get("next_url"))
+            if url in seen_urls:
+                raise reply.malformed("next_url points back to a page already read")
+            params = {"apiKey": key}
+        return listings
+
+    def _listing(self, reply: JsonReply, i: int, item: object) -> SymbolListing:
+        """One reference ticker as a SymbolListing."""
+        if not isinstance(item, dict) or not isinstance(item.get("ticker"), str):
+            raise reply.malformed(f"ticker {i} lacks a string 'ticker'")
+        market = item.get("market")
+        asset_class, timezone = _MARKETS.get(market if isinstance(market, str) else "", ("", "UTC"))
+        currency = item.get("currency_name")
+        exchange = item.get("primary_exchange")
+        name = item.get("name")
+        return SymbolListing(
+            ticker=item["ticker"],
+            name=name if isinstance(name, str) else "",
+            exchange=exchange if isinstance(exchange, str) else "",
+            asset_class=asset_class or (market if isinstance(market, str) else ""),
+            currency=currency.upper() if isinstance(currency, str) else "",
+            timezone=timezone,
+        )
