@@ -38,7 +38,7 @@ class EmbeddedPostgres:
         return uri
 
     def stop_leftover(self) -> bool:
-        """Stop a server still running on our data folder (its owner was killed); True if one was."""
+        """Stop a server a killed owner left running on our folder; True if there was one."""
         from pgserver import _commands
         from pgserver.utils import PostmasterInfo
 

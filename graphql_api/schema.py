@@ -42,11 +42,19 @@ def _filter_args(f: SymbolFilter | None) -> SymbolFilterArgs:
 @strawberry.type(description="Read market data: symbols, bars at any interval, chart series.")
 class Query:
     @strawberry.field(description="Fetch any object by its global ID (Relay).")
-    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
+    async def node(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="A global ID.")],
+    ) -> Node | None:
         return await _node(info, id)
 
     @strawberry.field(description="Fetch several objects by global ID; null for unknown IDs.")
-    async def nodes(self, info: Info, ids: list[strawberry.ID]) -> list[Node | None]:
+    async def nodes(
+        self,
+        info: Info,
+        ids: Annotated[list[strawberry.ID], strawberry.argument(description="Global IDs.")],
+    ) -> list[Node | None]:
         if len(ids) > info.context.settings.max_page_size_symbols:
             raise BadUserInput(
                 f"at most {info.context.settings.max_page_size_symbols} ids per request"
@@ -54,7 +62,11 @@ class Query:
         return [await _node(info, i) for i in ids]
 
     @strawberry.field(description="One symbol by ticker (case-insensitive); null if unknown.")
-    async def symbol(self, info: Info, ticker: str) -> Symbol | None:
+    async def symbol(
+        self,
+        info: Info,
+        ticker: Annotated[str, strawberry.argument(description="Ticker, e.g. AAPL.")],
+    ) -> Symbol | None:
         row = await info.context.loaders.symbol_by_ticker.load(ticker.strip().upper())
         return Symbol.from_row(row) if row else None
 
@@ -62,7 +74,9 @@ class Query:
     async def symbols(
         self,
         info: Info,
-        filter: SymbolFilter | None = None,
+        filter: Annotated[
+            SymbolFilter | None, strawberry.argument(description="Conditions on the symbols.")
+        ] = None,
         first: Annotated[int | None, strawberry.argument(description="Page size.")] = None,
         after: Annotated[
             str | None, strawberry.argument(description="Start after this cursor.")

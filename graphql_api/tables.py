@@ -111,3 +111,10 @@ ingest_runs = Table(
     Column("error", Text, nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
+
+
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Autogenerate filter: bar partitions and the job queue's tables are not in the metadata."""
+    if type_ == "table" and name is not None:
+        return not (name.startswith(BAR_PARTITION_PREFIX) or name.startswith("procrastinate"))
+    return True

@@ -10,17 +10,10 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import async_engine_from_config
 
-from graphql_api.tables import BAR_PARTITION_PREFIX, metadata
+from graphql_api.tables import include_name, metadata
 
 config = context.config
 target_metadata = metadata
-
-
-def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
-    """Skip bar partitions and the job queue's own tables: they are not in the metadata."""
-    if type_ == "table" and name is not None:
-        return not (name.startswith(BAR_PARTITION_PREFIX) or name.startswith("procrastinate"))
-    return True
 
 
 def _configure(connection: Connection | None = None, **kwargs: Any) -> None:

@@ -71,7 +71,7 @@ def make_database(pg_admin_url: str) -> Iterator[Callable[[], str]]:
 
 def migrated_settings(url: str, **overrides: object) -> Settings:
     """Settings for `url` (migrated to head by the caller or here)."""
-    return load_settings(database_url=url, redis_url=None, **overrides)
+    return load_settings(**{"database_url": url, "redis_url": None, **overrides})
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,8 @@ class Bar:
         description="Traded volume (a float: crypto trades in fractions)."
     )
     closed: bool = strawberry.field(
-        description="False while the bar is still forming: its end lies after the newest stored bar."
+        description="False while the bar is still forming: its end lies after the newest "
+        "stored bar."
     )
 
 

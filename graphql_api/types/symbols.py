@@ -96,7 +96,9 @@ class Symbol(Node):
     async def bars(
         self,
         info: Info,
-        interval: Interval = Interval.D1,
+        interval: Annotated[
+            Interval, strawberry.argument(description="Bar interval (default D1).")
+        ] = Interval.D1,
         from_: Annotated[
             datetime | None,
             strawberry.argument(
@@ -171,7 +173,13 @@ class Symbol(Node):
         )
 
     @strawberry.field(description="The newest bar at `interval` (null when none is stored).")
-    async def latest_bar(self, info: Info, interval: Interval = Interval.D1) -> Bar | None:
+    async def latest_bar(
+        self,
+        info: Info,
+        interval: Annotated[
+            Interval, strawberry.argument(description="Bar interval (default D1).")
+        ] = Interval.D1,
+    ) -> Bar | None:
         core = interval.core
         base = self.row.base_for(core)
         if base is None:
@@ -201,7 +209,9 @@ class Symbol(Node):
     async def series(
         self,
         info: Info,
-        interval: Interval = Interval.D1,
+        interval: Annotated[
+            Interval, strawberry.argument(description="Bar interval (default D1).")
+        ] = Interval.D1,
         from_: Annotated[
             datetime | None,
             strawberry.argument(name="from", description="Inclusive lower bound on bar start."),

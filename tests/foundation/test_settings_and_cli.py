@@ -1,0 +1,85 @@
+"""Settings fail early with the variable's name; the CLI reports them without a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from graphql_api.errors import ConfigError
+from graphql_api.settings import load_settings
+
+
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [
+        ({"POOL_SIZE": "lots"}, "POOL_SIZE"),
+        ({"PORT": "70000"}, "PORT"),
+        ({"DATABASE_URL": "mysql://x@y/z"}, "DATABASE_URL"),
+        ({"REDIS_URL": "http://localhost"}, "REDIS_URL"),
+    ],
+)
+def test_invalid_setting_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], name: str
+) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ConfigError, match=name):
+        load_settings()
+
+
+def test_production_pool_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("POOL_SIZE", raising=False)
+    s = load_settings(database_url="postgresql://u@h/d")
+    assert (s.pool_size, s.max_overflow, s.pool_pre_ping) == (10, 20, True)
+    assert s.statement_timeout_ms > 0
+    assert s.asyncpg_dsn == "postgresql://u@h/d"
+    assert s.sqlalchemy_url.drivername == "postgresql+asyncpg"
+
+
+def test_cli_reports_bad_settings_without_traceback() -> None:
+    env = {**os.environ, "POOL_SIZE": "lots", "DATABASE_URL": "postgresql://u@h/d"}
+    done = subprocess.run(
+        [sys.executable, "-m", "graphql_api", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "POOL_SIZE" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_cli_migrate_and_demo_data_are_idempotent(make_database: object) -> None:
+    url = make_database()  # type: ignore[operator]
+    env = {**os.environ, "DATABASE_URL": url}
+    for _ in range(2):
+        migrate = subprocess.run(
+            [sys.executable, "-m", "graphql_api", "migrate"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert migrate.returncode == 0, migrate.stderr
+    first = subprocess.run(
+        [sys.executable, "-m", "graphql_api", "demo-data"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    second = subprocess.run(
+        [sys.executable, "-m", "graphql_api", "demo-data"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    # 3,270 x 3 + 2,148 + 196 daily bars, and 3 x 10 x 390 synthetic minutes.
+    assert "8 symbols, 23854 bars written" in first.stderr
+    assert "8 symbols, 0 bars written" in second.stderr
