@@ -1,0 +1,35 @@
+# Two commands do all the set-up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint schema bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
+	touch $@
+
+## Serve on http://127.0.0.1:8000/graphql (embedded PostgreSQL + demo data unless DATABASE_URL is set)
+run: $(BIN)/.installed
+	$(BIN)/market-graphql serve
+
+## Lint, type-check and run the whole test suite
+test: $(BIN)/.installed lint
+	$(BIN)/python -m pytest
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## Regenerate schema.graphql from the code
+schema: $(BIN)/.installed
+	$(BIN)/strawberry export-schema graphql_api.schema:schema --output schema.graphql
+
+bench: $(BIN)/.installed
+	$(BIN)/python benchmarks/read_api.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
