@@ -15,7 +15,9 @@ from workers.upsert import frame_records, upsert_bars
 
 DAILY_SYMBOLS = (
     SymbolInfo("AAPL", "Apple Inc.", "NASDAQ", "equity", "USD", "America/New_York"),
-    SymbolInfo("FB", "Meta Platforms Inc. (Facebook)", "NASDAQ", "equity", "USD", "America/New_York"),
+    SymbolInfo(
+        "FB", "Meta Platforms Inc. (Facebook)", "NASDAQ", "equity", "USD", "America/New_York"
+    ),
     SymbolInfo("GOOG", "Alphabet Inc. (Google)", "NASDAQ", "equity", "USD", "America/New_York"),
     SymbolInfo(
         "IBM", "International Business Machines Corp.", "NYSE", "equity", "USD", "America/New_York"
@@ -99,7 +101,9 @@ async def load_demo_data(conn: asyncpg.Connection) -> DemoSummary:
     minutes = pd.concat(
         [
             synthetic_minutes(s.ticker, seed, price).assign(timeframe="M1")
-            for seed, (s, price) in enumerate(zip(INTRADAY_SYMBOLS, (50.0, 120.0, 8.0), strict=True))
+            for seed, (s, price) in enumerate(
+                zip(INTRADAY_SYMBOLS, (50.0, 120.0, 8.0), strict=True)
+            )
         ]
     )
     written = 0
