@@ -1,30 +1,46 @@
-"""Bulk upsert of bars: COPY into a staging table, then one INSERT … ON CONFLICT per batch."""
+"""Bulk writes of bars at COPY speed: one transaction per batch, revised bars overwrite.
+
+Per batch, for each symbol/timeframe (a "series") in it, under an advisory lock on that
+series: rows newer than the newest stored bar are appended with a plain binary COPY straight
+into `bars`; older rows (revisions, re-runs) are COPYed into a staging table and merged with
+one `INSERT … ON CONFLICT DO UPDATE` that leaves unchanged rows untouched. The lock makes
+the append path safe with several workers writing the same series (no one can store a newer
+bar between our "newest" lookup and our COPY) and keeps each series' change ids in commit
+order (see workers.events). The COPY payload is built from numpy arrays, not Python tuples.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import struct
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import asyncpg
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
+from graphql_api.intervals import Interval
+from workers.events import BarChange, record_changes
+
+__all__ = ["BAR_COLUMNS", "BarChange", "frame_records", "upsert_bars", "upsert_frame"]
+
 BAR_COLUMNS = ("symbol_id", "timeframe", "ts", "open", "high", "low", "close", "volume")
+PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
 
+_PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 UTC, where PostgreSQL's binary timestamps start
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+_COPY_TRAILER = struct.pack(">h", -1)
+_TIMEFRAME_INDEX = {i.value: n for n, i in enumerate(Interval)}
+# 'bars' in the high 32 bits keeps these keys apart from other advisory locks (hashtext()
+# keys such as ensure_bar_partitions' fit in 32 bits).
+_LOCK_NAMESPACE = int.from_bytes(b"bars") << 32
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
 
-@dataclass(frozen=True)
-class BarChange:
-    """One committed change: a symbol/timeframe and the time range whose bars were written."""
-
-    symbol_id: int
-    timeframe: str
-    first_ts: datetime
-    last_ts: datetime
-    rows: int
-
-
-_UPSERT = """
+_UPSERT_STAGED = """
 WITH written AS (
     INSERT INTO bars AS b (symbol_id, timeframe, ts, open, high, low, close, volume)
     SELECT symbol_id, timeframe, ts, open, high, low, close, volume FROM _stage_bars
@@ -37,22 +53,42 @@ WITH written AS (
                                 EXCLUDED.close, EXCLUDED.volume)
     RETURNING symbol_id, timeframe, ts
 )
-INSERT INTO bar_changes (symbol_id, timeframe, first_ts, last_ts, rows, source)
-SELECT symbol_id, timeframe, min(ts), max(ts), count(*), $1 FROM written
-GROUP BY symbol_id, timeframe
-RETURNING symbol_id, timeframe, first_ts, last_ts, rows
+SELECT symbol_id, timeframe, min(ts) AS first_ts, max(ts) AS last_ts, count(*) AS rows
+FROM written GROUP BY symbol_id, timeframe
 """
 
 
+@dataclass
+class _Series:
+    """One symbol/timeframe of a batch: times (µs since 2000, sorted, unique) and values."""
+
+    symbol_id: int
+    timeframe: str
+    ts_us: npt.NDArray[np.int64]
+    values: npt.NDArray[np.float64]  # shape (5, n): open, high, low, close, volume
+
+    def take(self, mask: npt.NDArray[np.bool_]) -> _Series:
+        return _Series(self.symbol_id, self.timeframe, self.ts_us[mask], self.values[:, mask])
+
+    def change(self, rows: int) -> BarChange:
+        return BarChange(
+            self.symbol_id,
+            self.timeframe,
+            _from_pg_us(self.ts_us[0]),
+            _from_pg_us(self.ts_us[-1]),
+            rows,
+        )
+
+
 def frame_records(frame: pd.DataFrame) -> list[tuple[object, ...]]:
-    """Rows of a frame with the BAR_COLUMNS, as tuples for COPY (times as aware datetimes)."""
+    """Rows of a frame with the BAR_COLUMNS, as tuples (times as aware datetimes)."""
     ts = pd.DatetimeIndex(frame["ts"])
     ts = ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")
     cols: list[Sequence[object]] = [
         frame["symbol_id"].astype(np.int64).tolist(),
         frame["timeframe"].astype(str).tolist(),
         ts.to_pydatetime().tolist(),
-        *(frame[c].astype(np.float64).tolist() for c in ("open", "high", "low", "close", "volume")),
+        *(frame[c].astype(np.float64).tolist() for c in PRICE_COLUMNS),
     ]
     return list(zip(*cols, strict=True))
 
@@ -60,16 +96,179 @@ def frame_records(frame: pd.DataFrame) -> list[tuple[object, ...]]:
 async def upsert_bars(
     conn: asyncpg.Connection, records: Sequence[tuple[object, ...]], *, source: str = ""
 ) -> list[BarChange]:
-    """Write one batch atomically; revised bars overwrite; returns what actually changed."""
+    """Write one batch of BAR_COLUMNS tuples atomically; returns what actually changed."""
     if not records:
         return []
-    times = [r[2] for r in records]
+    frame = pd.DataFrame.from_records(records, columns=list(BAR_COLUMNS))
+    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+    return await upsert_frame(conn, frame, source=source)
+
+
+async def upsert_frame(
+    conn: asyncpg.Connection, frame: pd.DataFrame, *, source: str = ""
+) -> list[BarChange]:
+    """Write one batch (a frame with the BAR_COLUMNS) in one transaction; returns the changes.
+
+    Rows repeating a (symbol_id, timeframe, ts) within the batch keep the last one. The
+    returned changes, one per series that changed, carry their new data version (`id`).
+    """
+    series = _split_series(frame)
+    if not series:
+        return []
     async with conn.transaction():
-        await conn.execute("SELECT ensure_bar_partitions($1, $2)", min(times), max(times))  # type: ignore[type-var]
+        await _ensure_partitions(conn, series)
         await conn.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS _stage_bars "
-            "(LIKE bars INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+            "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT unnest($1::bigint[]) AS k "
+            "ORDER BY 1) AS keys",  # a fixed order, so two batches cannot deadlock
+            [_lock_key(s) for s in series],
         )
-        await conn.copy_records_to_table("_stage_bars", records=records, columns=BAR_COLUMNS)
-        rows = await conn.fetch(_UPSERT, source)
+        newest = await _newest(conn, series)
+        appended: list[_Series] = []
+        staged: list[_Series] = []
+        for s in series:
+            last = newest.get((s.symbol_id, s.timeframe))
+            after = s.ts_us > last if last is not None else np.ones(len(s.ts_us), dtype=bool)
+            if after.any():
+                appended.append(s.take(after))
+            if not after.all():
+                staged.append(s.take(~after))
+        if appended:
+            await _copy(conn, "bars", appended)
+        merged = {(s.symbol_id, s.timeframe): s.change(len(s.ts_us)) for s in appended}
+        if staged:
+            for c in await _merge_staged(conn, staged):
+                key = (c.symbol_id, c.timeframe)
+                prev = merged.get(key)
+                merged[key] = c if prev is None else _union(prev, c)
+        return await record_changes(conn, list(merged.values()), source=source)
+
+
+def _split_series(frame: pd.DataFrame) -> list[_Series]:
+    if frame.empty:
+        return []
+    missing = [c for c in BAR_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"bar frame lacks columns: {', '.join(missing)}")
+    ts = pd.DatetimeIndex(frame["ts"])
+    ts = ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")
+    ts_us = ts.as_unit("us").asi8 - _PG_EPOCH_US
+    values = np.vstack([frame[c].to_numpy(dtype=np.float64) for c in PRICE_COLUMNS])
+    if not np.isfinite(values).all():
+        # NaN passes the table's checks (NaN > 0 is true in PostgreSQL), so stop it here.
+        raise ValueError("bar values must be finite numbers")
+    out = []
+    groups = frame.groupby(["symbol_id", "timeframe"], sort=True).indices
+    for key, idx in groups.items():
+        symbol_id, timeframe = cast(tuple[int, str], key)
+        if timeframe not in _TIMEFRAME_INDEX:
+            raise ValueError(f"unknown timeframe {timeframe!r}")
+        t = ts_us[idx]
+        v = values[:, idx]
+        if len(t) > 1 and not bool(np.all(t[1:] > t[:-1])):
+            # Stable sort, then keep the last of equal times: a later row is the newer revision.
+            order = np.argsort(t, kind="stable")
+            t, v = t[order], v[:, order]
+            keep = np.append(t[1:] != t[:-1], True)
+            t, v = t[keep], v[:, keep]
+        out.append(_Series(int(symbol_id), str(timeframe), t, v))
+    return out
+
+
+def _lock_key(s: _Series) -> int:
+    return _LOCK_NAMESPACE | (s.symbol_id << 4) | _TIMEFRAME_INDEX[s.timeframe]
+
+
+def _from_pg_us(us: int | np.int64) -> datetime:
+    return datetime.fromtimestamp((int(us) + _PG_EPOCH_US) / 1_000_000, tz=UTC)
+
+
+async def _ensure_partitions(conn: asyncpg.Connection, series: list[_Series]) -> None:
+    first = min(int(s.ts_us[0]) for s in series)
+    last = max(int(s.ts_us[-1]) for s in series)
+    years = list(range(_from_pg_us(first).year, _from_pg_us(last).year + 1))
+    # A catalog lookup costs nothing; ensure_bar_partitions takes a lock held until commit,
+    # which would serialise every concurrent batch, so it runs only when a year is missing.
+    missing = await conn.fetchval(
+        "SELECT count(*) FROM unnest($1::int[]) AS y "
+        "WHERE to_regclass(format('public.bars_y%s', y)) IS NULL",
+        years,
+    )
+    if missing:
+        await conn.execute(
+            "SELECT ensure_bar_partitions($1, $2)", _from_pg_us(first), _from_pg_us(last)
+        )
+
+
+async def _newest(conn: asyncpg.Connection, series: list[_Series]) -> dict[tuple[int, str], int]:
+    rows = await conn.fetch(
+        """
+        SELECT k.symbol_id, k.timeframe,
+               (SELECT max(b.ts) FROM bars b
+                WHERE b.symbol_id = k.symbol_id AND b.timeframe = k.timeframe) AS newest
+        FROM unnest($1::int[], $2::text[]) AS k(symbol_id, timeframe)
+        """,
+        [s.symbol_id for s in series],
+        [s.timeframe for s in series],
+    )
+    return {
+        (r["symbol_id"], r["timeframe"]): (r["newest"] - _PG_EPOCH) // _ONE_US
+        for r in rows
+        if r["newest"] is not None
+    }
+
+
+async def _merge_staged(conn: asyncpg.Connection, staged: list[_Series]) -> list[BarChange]:
+    await conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS _stage_bars "
+        "(LIKE bars INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    )
+    await _copy(conn, "_stage_bars", staged)
+    rows = await conn.fetch(_UPSERT_STAGED)
     return [BarChange(**dict(r)) for r in rows]
+
+
+def _union(a: BarChange, b: BarChange) -> BarChange:
+    return BarChange(
+        a.symbol_id,
+        a.timeframe,
+        min(a.first_ts, b.first_ts),
+        max(a.last_ts, b.last_ts),
+        a.rows + b.rows,
+    )
+
+
+async def _copy(conn: asyncpg.Connection, table: str, series: list[_Series]) -> None:
+    async def payload() -> AsyncIterator[bytes]:
+        # Bytes alone would be taken for a file path; an async iterable streams them as they are.
+        yield _COPY_HEADER
+        for s in series:
+            yield _copy_tuples(s)
+        yield _COPY_TRAILER
+
+    await conn.copy_to_table(table, source=payload(), columns=BAR_COLUMNS, format="binary")
+
+
+def _copy_tuples(s: _Series) -> bytes:
+    """The series' rows in PostgreSQL's binary COPY tuple format, built column-wise by numpy."""
+    tf = s.timeframe.encode()
+    fields: list[tuple[str, str]] = [
+        ("count", ">i2"),
+        ("symbol_id_len", ">i4"),
+        ("symbol_id", ">i4"),
+    ]
+    fields += [("timeframe_len", ">i4"), ("timeframe", f"S{len(tf)}")]
+    fields += [("ts_len", ">i4"), ("ts", ">i8")]
+    for name in PRICE_COLUMNS:
+        fields += [(f"{name}_len", ">i4"), (name, ">f8")]
+    rows = np.empty(len(s.ts_us), dtype=np.dtype(fields))
+    rows["count"] = len(BAR_COLUMNS)
+    rows["symbol_id_len"] = 4
+    rows["symbol_id"] = s.symbol_id
+    rows["timeframe_len"] = len(tf)
+    rows["timeframe"] = tf
+    rows["ts_len"] = 8
+    rows["ts"] = s.ts_us
+    for i, name in enumerate(PRICE_COLUMNS):
+        rows[f"{name}_len"] = 8
+        rows[name] = s.values[i]
+    return rows.tobytes()
