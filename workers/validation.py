@@ -1,0 +1,266 @@
+"""Mapping columns of OHLCV files and validating their rows, vectorized over whole chunks."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+#: Accepted column names (compared case-insensitively, after trimming), in order of preference.
+ALIASES: dict[str, tuple[str, ...]] = {
+    "time": ("time", "timestamp", "datetime", "date", "ts", "t"),
+    "open": ("open", "o"),
+    "high": ("high", "h"),
+    "low": ("low", "l"),
+    "close": ("close", "c"),
+    "volume": ("volume", "vol", "v"),
+    "ticker": ("ticker", "symbol"),
+    "name": ("name",),
+    "exchange": ("exchange",),
+    "currency": ("currency",),
+}
+REQUIRED = ("time", "open", "high", "low", "close", "volume")
+PRICES = ("open", "high", "low", "close")
+#: Columns of a validated chunk.
+CLEAN_COLUMNS = ("ticker", "ts", "open", "high", "low", "close", "volume")
+MAX_TICKER_LENGTH = 32
+
+_OFFSET_SUFFIX = r"\d:\d\d(?::\d\d(?:\.\d+)?)?\s*(?:[zZ]|[+-]\d\d(?::?\d\d)?)$"
+
+
+class NotOhlcvError(ValueError):
+    """The input is not an OHLCV table at all (nothing of it is written)."""
+
+
+@dataclass(frozen=True)
+class ColumnMap:
+    """Which source column holds each field (None: absent)."""
+
+    time: str
+    open: str
+    high: str
+    low: str
+    close: str
+    volume: str
+    ticker: str | None = None
+    name: str | None = None
+    exchange: str | None = None
+    currency: str | None = None
+
+    def source_columns(self) -> list[str]:
+        """The source columns to read, in a fixed order."""
+        fields = (*REQUIRED, "ticker", "name", "exchange", "currency")
+        return [c for c in (getattr(self, f) for f in fields) if c is not None]
+
+
+@dataclass
+class ValidatedChunk:
+    """The good rows (CLEAN_COLUMNS plus optional symbol info) and the rejected ones."""
+
+    bars: pd.DataFrame
+    rejected: pd.DataFrame  # line, reason, then the raw values of the mapped columns
+
+
+def map_columns(names: Sequence[object], *, ticker_given: bool = False) -> ColumnMap:
+    """Map source column names to fields; NotOhlcvError naming what is missing."""
+    by_key: dict[str, str] = {}
+    for name in names:
+        by_key.setdefault(str(name).strip().lower(), str(name))
+    found: dict[str, str | None] = {}
+    for field, aliases in ALIASES.items():
+        found[field] = next((by_key[a] for a in aliases if a in by_key), None)
+    missing = [f for f in REQUIRED if found[f] is None]
+    if not ticker_given and found["ticker"] is None:
+        missing.append("ticker (or give one)")
+    if missing:
+        shown = ", ".join(str(n) for n in list(names)[:12]) or "none"
+        raise NotOhlcvError(
+            f"not an OHLCV table: no column for {', '.join(missing)} (columns found: {shown})"
+        )
+    return ColumnMap(**found)  # type: ignore[arg-type]
+
+
+def check_timezone(tz: str) -> str:
+    """The time zone name, or ValueError if it is unknown."""
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {tz!r}") from None
+    return tz
+
+
+def validate_chunk(
+    raw: pd.DataFrame,
+    columns: ColumnMap,
+    lines: npt.NDArray[np.int64],
+    *,
+    tz: str = "UTC",
+    ticker: str | None = None,
+) -> ValidatedChunk:
+    """Parse and check every row of `raw` at once; `lines` are their line numbers for reports.
+
+    A naive time is local to `tz`; a time with an offset (or a tz-aware column) is converted.
+    `ticker`, when given, applies to every row (a ticker column is then ignored). Of rows that
+    repeat a (ticker, time) the first good one is kept and the later ones are rejected.
+    """
+    n = len(raw)
+    reasons = _Reasons(n)
+    if ticker is not None:
+        tickers = np.full(n, ticker.strip().upper(), dtype=object)
+    else:
+        assert columns.ticker is not None
+        text = raw[columns.ticker].astype("string").fillna("").str.strip().str.upper()
+        tickers = text.to_numpy(dtype=object)
+    lengths = np.fromiter((len(t) for t in tickers), dtype=np.int64, count=n)
+    reasons.add(lengths == 0, "missing ticker")
+    reasons.add(lengths > MAX_TICKER_LENGTH, "ticker too long")
+
+    ts, unparseable, nonexistent = parse_times(raw[columns.time], tz)
+    reasons.add(unparseable, "unparseable time")
+    reasons.add(nonexistent, f"ambiguous or nonexistent local time in {tz}")
+
+    values = {}
+    for field in (*PRICES, "volume"):
+        col = pd.to_numeric(raw[getattr(columns, field)], errors="coerce")
+        arr = np.asarray(col, dtype=np.float64)
+        values[field] = arr
+        finite = np.isfinite(arr)
+        reasons.add(~finite, f"{field} is not a number")
+        if field in PRICES:
+            reasons.add(finite & (arr <= 0), f"{field} is not positive")
+    o, h, lo, c, v = (values[f] for f in (*PRICES, "volume"))
+    with np.errstate(invalid="ignore"):
+        reasons.add(h < np.maximum(o, c), "high below max(open, close)")
+        reasons.add(lo > np.minimum(o, c), "low above min(open, close)")
+        reasons.add(v < 0, "volume is negative")
+
+    good = ~reasons.any
+    keys = pd.DataFrame({"ticker": tickers, "ts": ts})
+    dup = good & keys.duplicated(keep=False).to_numpy()
+    if dup.any():
+        # Among good rows only: a bad row does not shadow a later good one.
+        sub = keys[dup].assign(line=lines[dup])
+        first = sub.groupby(["ticker", "ts"], sort=False)["line"].transform("min").to_numpy()
+        later = sub["line"].to_numpy() != first
+        idx = np.flatnonzero(dup)[later]
+        mask = np.zeros(n, dtype=bool)
+        mask[idx] = True
+        reasons.add_each(mask, [f"duplicate time (first on line {f})" for f in first[later]])
+        good &= ~mask
+
+    bars = pd.DataFrame(
+        {
+            "ticker": tickers[good],
+            "ts": ts[good],
+            **{f: values[f][good] for f in (*PRICES, "volume")},
+        }
+    )
+    for extra in ("name", "exchange", "currency"):
+        col = getattr(columns, extra)
+        if col is not None:
+            bars[extra] = raw[col].astype("string").fillna("").str.strip().to_numpy()[good]
+    bad = ~good
+    rejected = pd.DataFrame({"line": lines[bad], "reason": reasons.text[bad]})
+    for field in (*REQUIRED, "ticker"):
+        col = getattr(columns, field)
+        if col is not None:
+            rejected[field] = raw[col].to_numpy()[bad]
+    return ValidatedChunk(bars=bars, rejected=rejected)
+
+
+def parse_times(
+    col: pd.Series, tz: str
+) -> tuple[pd.DatetimeIndex, npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """UTC times of a column, with masks of unparseable and of ambiguous/nonexistent ones.
+
+    Numbers are Unix epochs, their unit guessed from the magnitude (s, ms, µs or ns).
+    """
+    if isinstance(col.dtype, pd.DatetimeTZDtype):
+        out = pd.DatetimeIndex(col).tz_convert("UTC")
+        bad = np.asarray(out.isna())
+        return out, bad, np.zeros(len(col), dtype=bool)
+    if pd.api.types.is_datetime64_dtype(col.dtype):
+        return _localize(pd.DatetimeIndex(col), tz)
+    if pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype):
+        return _from_epoch(col)
+    text = col.astype("string").str.strip()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # Naive strings come out as UTC wall time here and are re-read in `tz` below.
+        parsed = pd.DatetimeIndex(pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601"))
+        failed = np.asarray(parsed.isna()) & np.asarray((text.fillna("") != "").to_numpy(bool))
+        if failed.any():
+            # Not ISO 8601: let pandas infer one format (e.g. 03/04/2024 09:30) for the rest.
+            retry = pd.to_datetime(text[failed], errors="coerce")
+            if isinstance(retry.dtype, pd.DatetimeTZDtype | np.dtype) and retry.dtype.kind == "M":
+                retry_idx = pd.DatetimeIndex(retry)
+                retry_idx = (
+                    retry_idx.tz_localize("UTC")
+                    if retry_idx.tz is None
+                    else retry_idx.tz_convert("UTC")
+                )
+                values = parsed.tz_localize(None).to_numpy(copy=True)
+                values[failed] = retry_idx.tz_localize(None).to_numpy()
+                parsed = pd.DatetimeIndex(values).tz_localize("UTC")
+    nonexistent = np.zeros(len(col), dtype=bool)
+    if tz.upper() not in ("UTC", "ETC/UTC", "Z"):
+        has_offset = text.str.contains(_OFFSET_SUFFIX, regex=True).fillna(False)
+        naive = ~np.asarray(has_offset.to_numpy(bool)) & np.asarray(parsed.notna())
+        if naive.any():
+            local, _, bad_local = _localize(parsed[naive].tz_localize(None), tz)
+            values = parsed.tz_localize(None).to_numpy(copy=True)
+            values[naive] = local.tz_localize(None).to_numpy()
+            parsed = pd.DatetimeIndex(values).tz_localize("UTC")
+            nonexistent[np.flatnonzero(naive)[bad_local]] = True
+    unparseable = np.asarray(parsed.isna()) & ~nonexistent
+    return parsed, unparseable, nonexistent
+
+
+def _localize(
+    wall: pd.DatetimeIndex, tz: str
+) -> tuple[pd.DatetimeIndex, npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    was_nat = np.asarray(wall.isna())
+    local = wall.tz_localize(tz, ambiguous="NaT", nonexistent="NaT").tz_convert("UTC")
+    lost = np.asarray(local.isna()) & ~was_nat
+    return local, was_nat, lost
+
+
+def _from_epoch(
+    col: pd.Series,
+) -> tuple[pd.DatetimeIndex, npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    numbers = pd.to_numeric(col, errors="coerce").astype(np.float64)
+    finite = numbers[np.isfinite(numbers)]
+    scale = float(np.median(np.abs(finite))) if len(finite) else 0.0
+    unit: Literal["s", "ms", "us", "ns"] = (
+        "s" if scale < 1e11 else "ms" if scale < 1e14 else "us" if scale < 1e17 else "ns"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = pd.DatetimeIndex(pd.to_datetime(numbers, unit=unit, errors="coerce", utc=True))
+    return out, np.asarray(out.isna()), np.zeros(len(col), dtype=bool)
+
+
+class _Reasons:
+    """Rejection reasons per row, built rule by rule (never row by row)."""
+
+    def __init__(self, n: int) -> None:
+        self.text: npt.NDArray[np.object_] = np.full(n, "", dtype=object)
+        self.any: npt.NDArray[np.bool_] = np.zeros(n, dtype=bool)
+
+    def add(self, mask: npt.ArrayLike, reason: str) -> None:
+        m = np.asarray(mask, dtype=bool)
+        if m.any():
+            self.add_each(m, [reason] * int(m.sum()))
+
+    def add_each(self, mask: npt.NDArray[np.bool_], reasons: Sequence[str]) -> None:
+        idx = np.flatnonzero(mask)
+        old = self.text[idx]
+        new = np.asarray(reasons, dtype=object)
+        self.text[idx] = np.where(old == "", new, old + "; " + new)
+        self.any[idx] = True

@@ -1,0 +1,103 @@
+"""Writing validated bars (by ticker) for one timeframe: symbols resolved, batches upserted."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import asyncpg
+import pandas as pd
+
+from graphql_api.intervals import Interval
+from workers.events import BarChange
+from workers.runs import RunRecorder
+from workers.symbols import SymbolInfo, upsert_symbols
+from workers.upsert import upsert_frame
+
+_SOURCE_MAX = 64  # bar_changes.source is varchar(64)
+
+
+def parse_timeframe(value: str) -> str:
+    """The interval code for `value` (case-insensitive), or ValueError listing the known ones."""
+    code = value.strip().upper()
+    if code not in {i.value for i in Interval}:
+        raise ValueError(
+            f"unknown timeframe {value!r}; known: {', '.join(i.value for i in Interval)}"
+        )
+    return code
+
+
+@dataclass
+class WriteTotals:
+    """Running totals: rows accepted (stored, changed or not) and rows that changed."""
+
+    accepted: int = 0
+    written: int = 0
+    changes: list[BarChange] = field(default_factory=list)
+
+
+class BarWriter:
+    """Writes frames of (ticker, ts, open … volume) as bars of one timeframe, batch by batch.
+
+    Symbols are created on first sight (with whatever name/exchange/currency columns the
+    frame carries) and their ids cached; each `write` is one transaction.
+    """
+
+    def __init__(
+        self,
+        conn: asyncpg.Connection,
+        timeframe: str,
+        *,
+        source: str = "",
+        recorder: RunRecorder | None = None,
+    ) -> None:
+        self.conn = conn
+        self.recorder = recorder
+        self.timeframe = parse_timeframe(timeframe)
+        self.source = source[:_SOURCE_MAX]
+        self.ids: dict[str, int] = {}
+        self.totals = WriteTotals()
+
+    async def write(self, bars: pd.DataFrame, *, rejected: int = 0) -> int:
+        """Write one batch in one transaction; returns how many rows changed.
+
+        `rejected` (rows of this batch that failed validation) goes to the job's record in the
+        same transaction as the bars.
+        """
+        if bars.empty and not (rejected and self.recorder):
+            return 0
+        written = 0
+        if not bars.empty:
+            await self._resolve_symbols(bars)
+        frame = pd.DataFrame(
+            {
+                "symbol_id": bars["ticker"].map(self.ids).to_numpy(),
+                "timeframe": self.timeframe,
+                "ts": bars["ts"].to_numpy(),
+                **{c: bars[c].to_numpy() for c in ("open", "high", "low", "close", "volume")},
+            }
+        )
+        async with self.conn.transaction():
+            changes = await upsert_frame(self.conn, frame, source=self.source)
+            written = sum(c.rows for c in changes)
+            if self.recorder is not None:
+                await self.recorder.add(written, rejected)
+        self.totals.accepted += len(bars)
+        self.totals.written += written
+        self.totals.changes.extend(changes)
+        return written
+
+    async def _resolve_symbols(self, bars: pd.DataFrame) -> None:
+        new = bars[~bars["ticker"].isin(self.ids.keys())]
+        if new.empty:
+            return
+        firsts = new.drop_duplicates("ticker")
+        infos = [
+            SymbolInfo(
+                str(row["ticker"]),
+                name=str(row.get("name", "") or ""),
+                exchange=str(row.get("exchange", "") or ""),
+                currency=str(row.get("currency", "") or ""),
+            )
+            for row in firsts.to_dict("records")
+        ]
+        self.ids.update(await upsert_symbols(self.conn, infos))
