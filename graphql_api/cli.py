@@ -13,6 +13,7 @@ from rich.console import Console
 
 from graphql_api.errors import ConfigError
 from graphql_api.settings import Settings, load_settings
+from workers.cli import export, ingest, worker
 
 app = typer.Typer(
     help="market-graphql: a GraphQL data service for trading systems.",
@@ -112,6 +113,11 @@ def serve(
         if embedded is not None:
             embedded.stop()
             console.print("embedded PostgreSQL stopped")
+
+
+app.command()(worker)
+app.command()(ingest)
+app.command()(export)
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -47,6 +48,61 @@ class Settings(BaseSettings):
         default=False, description="Allow the ingest mutations without an API key."
     )
     load_demo_data: bool = Field(default=True, description="Load demo data on first embedded run.")
+
+    # Security and limits
+    require_read_key: bool = Field(default=False, description="Reads need a key with `read`.")
+    introspection: Literal["on", "admin", "off"] = Field(
+        default="on", description="Schema introspection: for everyone, admin keys only, or off."
+    )
+    api_key_cache_seconds: float = Field(
+        default=10.0, ge=0, description="How long a resolved key is remembered per process."
+    )
+    max_query_cost: int = Field(default=1_000_000, ge=1)
+    max_query_depth: int = Field(default=12, ge=1)
+    max_aliases: int = Field(default=30, ge=1)
+    max_tokens: int = Field(default=5_000, ge=1)
+    rate_limit_cost_per_minute: int = Field(
+        default=5_000_000, ge=0, description="Cost units per key (or IP) per minute; 0 = off."
+    )
+
+    # Ingest workers
+    ingest_batch_rows: int = Field(
+        default=100_000, ge=1, description="Rows per write transaction (and per file chunk)."
+    )
+    worker_concurrency: int = Field(default=2, ge=1, le=256, description="Jobs run at once.")
+    worker_poll_seconds: float = Field(
+        default=5.0, gt=0, description="How often an idle worker looks for due (retried) jobs."
+    )
+    worker_heartbeat_seconds: float = Field(default=10.0, gt=0)
+    worker_stalled_after_seconds: float = Field(
+        default=30.0, gt=0, description="A worker silent this long is dead; its jobs are retried."
+    )
+    retry_stalled_cron: str = Field(
+        default="* * * * *", description="When to retry jobs of dead workers (6th field: seconds)."
+    )
+    ingest_max_attempts: int = Field(default=5, ge=1)
+    ingest_retry_base_seconds: float = Field(default=2.0, ge=0)
+    ingest_retry_max_seconds: float = Field(default=600.0, ge=0)
+    partitions_cron: str = Field(default="17 3 * * *")
+    partitions_ahead_days: int = Field(default=400, ge=1)
+    refresh_cron: str = Field(default="*/5 * * * *")
+    refresh_provider: str = Field(default="binance")
+    refresh_tickers: str = Field(
+        default="", description="Comma-separated tickers kept fresh by the worker; empty: none."
+    )
+    refresh_timeframe: str = Field(default="M1")
+    ingest_overlap_bars: int = Field(
+        default=3, ge=0, description="Bars re-fetched before the newest stored one (revisions)."
+    )
+    ingest_default_lookback_days: int = Field(
+        default=30, ge=1, description="How far back a first fetch of a series starts."
+    )
+    alpaca_api_key: str | None = None
+    alpaca_api_secret: str | None = None
+    alpaca_base_url: str | None = None
+    polygon_api_key: str | None = None
+    polygon_base_url: str | None = None
+    binance_base_url: str | None = None
 
     @field_validator("database_url", "redis_url", mode="before")
     @classmethod

@@ -1,0 +1,142 @@
+"""Ingest jobs as the API shows them (listing) and requests them (enqueueing)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from procrastinate.types import JSONValue
+
+from graphql_api.settings import Settings
+from workers.providers import PROVIDERS
+from workers.writer import parse_timeframe
+
+#: procrastinate's job states.
+STATUSES = ("todo", "doing", "succeeded", "failed", "cancelled", "aborting", "aborted")
+_FINAL = ("succeeded", "failed", "cancelled", "aborted")
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """One ingest job: its queue state, attempts (times started) and what it wrote."""
+
+    id: int
+    task: str
+    status: str
+    attempts: int
+    args: dict[str, Any]
+    rows_written: int
+    rows_rejected: int
+    error: str | None
+    queued_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+_LIST = f"""
+SELECT j.id, j.task_name, j.status::text AS status, j.args,
+       coalesce(r.rows_written, 0) AS rows_written, coalesce(r.rows_rejected, 0) AS rows_rejected,
+       r.error, e.queued_at, e.started_at, e.attempts,
+       CASE WHEN j.status::text IN ({", ".join(f"'{s}'" for s in _FINAL)})
+            THEN e.finished_at END AS finished_at
+FROM procrastinate_jobs j
+LEFT JOIN ingest_runs r ON r.job_id = j.id
+LEFT JOIN LATERAL (
+    SELECT min(ev.at) FILTER (WHERE ev.type = 'deferred') AS queued_at,
+           max(ev.at) FILTER (WHERE ev.type = 'started') AS started_at,
+           max(ev.at) FILTER (WHERE ev.type::text IN ({", ".join(f"'{s}'" for s in _FINAL)}))
+               AS finished_at,
+           count(*) FILTER (WHERE ev.type = 'started') AS attempts
+    FROM procrastinate_events ev WHERE ev.job_id = j.id
+) e ON true
+WHERE j.task_name LIKE 'ingest:%' AND j.task_name <> 'ingest:refresh'
+  AND ($1::text IS NULL OR j.status::text = $1)
+  AND ($2::bigint IS NULL OR j.id < $2)
+ORDER BY j.id DESC
+LIMIT $3
+"""
+
+
+async def list_jobs(
+    conn: asyncpg.Connection, status: str | None, first: int, after_id: int | None
+) -> list[JobInfo]:
+    """Ingest jobs, newest first: at most `first`, with ids below `after_id` (keyset paging).
+
+    Ask for first + 1 to learn whether another page exists. `status` is one of STATUSES
+    (case-insensitive); ValueError otherwise.
+    """
+    if status is not None:
+        status = status.strip().lower()
+        if status not in STATUSES:
+            raise ValueError(f"unknown job status {status!r}; known: {', '.join(STATUSES)}")
+    if first < 0:
+        raise ValueError("first must not be negative")
+    rows = await conn.fetch(_LIST, status, after_id, first)
+    return [
+        JobInfo(
+            id=r["id"],
+            task=r["task_name"],
+            status=r["status"],
+            attempts=r["attempts"] or 0,
+            args=_json(r["args"]),
+            rows_written=r["rows_written"],
+            rows_rejected=r["rows_rejected"],
+            error=r["error"],
+            queued_at=r["queued_at"],
+            started_at=r["started_at"],
+            finished_at=r["finished_at"],
+        )
+        for r in rows
+    ]
+
+
+def _json(value: object) -> dict[str, Any]:
+    data = json.loads(value) if isinstance(value, str | bytes) else value
+    return data if isinstance(data, dict) else {}
+
+
+def _aware(value: datetime | None, name: str) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError(f"{name} needs a time zone")
+    return value.astimezone(UTC).isoformat()
+
+
+async def enqueue_ingest(
+    settings: Settings,
+    provider: str,
+    tickers: Sequence[str],
+    timeframe: str,
+    start: datetime | None,
+    end: datetime | None,
+) -> int:
+    """Queue a provider ingest job and return its id; ValueError for bad arguments.
+
+    Without `start` the job is incremental (from the newest stored bar of each ticker).
+    """
+    from workers.queue import INGEST, create_app
+
+    name = provider.strip().lower()
+    if name not in PROVIDERS:
+        raise ValueError(f"unknown provider {provider!r}; known: {', '.join(PROVIDERS)}")
+    cleaned: list[JSONValue] = [*sorted({t.strip().upper() for t in tickers if t.strip()})]
+    if not cleaned:
+        raise ValueError("at least one ticker is needed")
+    if start is not None and end is not None and start > end:
+        raise ValueError("start is after end")
+    args: dict[str, JSONValue] = {
+        "provider": name,
+        "tickers": cleaned,
+        "timeframe": parse_timeframe(timeframe),
+        "start": _aware(start, "start"),
+        "end": _aware(end, "end"),
+    }
+    app = create_app(settings)
+    async with app.open_async():
+        job_id: int = await app.configure_task(f"{INGEST}:ingest_provider").defer_async(**args)
+    return job_id

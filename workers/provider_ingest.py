@@ -1,0 +1,164 @@
+"""Ingesting bars and symbol listings from market-data providers (workers.providers)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import numpy as np
+import pandas as pd
+
+from graphql_api.intervals import Interval
+from graphql_api.settings import Settings
+from workers.providers import MarketDataProvider, ProviderConfig, config_from_env
+from workers.runs import RunRecorder
+from workers.symbols import SymbolInfo, upsert_symbols
+from workers.validation import CLEAN_COLUMNS, ColumnMap, validate_chunk
+from workers.writer import BarWriter, parse_timeframe
+
+_PAGE_COLUMNS = ColumnMap(
+    time="time", open="open", high="high", low="low", close="close", volume="volume"
+)
+_EMPTY = pd.DataFrame({c: [] for c in CLEAN_COLUMNS})
+
+
+@dataclass
+class ProviderReport:
+    """What one provider ingest of a series did."""
+
+    ticker: str
+    timeframe: str
+    start: datetime
+    end: datetime
+    rows_fetched: int = 0
+    rows_written: int = 0
+    rows_rejected: int = 0
+
+
+def provider_config(settings: Settings, name: str) -> ProviderConfig:
+    """The provider's config: credentials from settings, else from its usual variables."""
+    config = config_from_env(name)
+    key = name.strip().lower()
+    overrides = {
+        "alpaca": (settings.alpaca_api_key, settings.alpaca_api_secret, settings.alpaca_base_url),
+        "polygon": (settings.polygon_api_key, None, settings.polygon_base_url),
+        "binance": (None, None, settings.binance_base_url),
+    }.get(key, (None, None, None))
+    api_key, api_secret, base_url = overrides
+    return replace(
+        config,
+        api_key=api_key or config.api_key,
+        api_secret=api_secret or config.api_secret,
+        base_url=base_url or config.base_url,
+    )
+
+
+async def newest_bar(conn: asyncpg.Connection, ticker: str, timeframe: str) -> datetime | None:
+    """The start time of the newest stored bar of a series, or None."""
+    value: datetime | None = await conn.fetchval(
+        "SELECT max(b.ts) FROM bars b JOIN symbols s ON s.id = b.symbol_id "
+        "WHERE s.ticker = $1 AND b.timeframe = $2",
+        ticker.strip().upper(),
+        parse_timeframe(timeframe),
+    )
+    return value
+
+
+async def fetch_range(
+    conn: asyncpg.Connection,
+    ticker: str,
+    timeframe: str,
+    *,
+    start: datetime | None,
+    end: datetime | None,
+    overlap_bars: int,
+    default_lookback: timedelta,
+) -> tuple[datetime, datetime]:
+    """The range to fetch: without `start`, from just before the newest stored bar (incremental).
+
+    The overlap of a few bars picks up bars the provider revised after we stored them (the
+    last, still-forming bar in particular).
+    """
+    end = end or datetime.now(UTC)
+    if start is not None:
+        return start, end
+    newest = await newest_bar(conn, ticker, timeframe)
+    if newest is None:
+        return end - default_lookback, end
+    step = timedelta(seconds=Interval(parse_timeframe(timeframe)).seconds)
+    return min(newest - overlap_bars * step, end), end
+
+
+async def ingest_provider_bars(
+    conn: asyncpg.Connection,
+    provider: MarketDataProvider,
+    ticker: str,
+    timeframe: str,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    overlap_bars: int = 3,
+    default_lookback: timedelta = timedelta(days=30),
+    batch_rows: int = 100_000,
+    recorder: RunRecorder | None = None,
+) -> ProviderReport:
+    """Fetch a series from a provider and write it, in batches of about `batch_rows` rows.
+
+    Incremental when `start` is None (see `fetch_range`); an explicit range is fetched whole,
+    which is safe to repeat: unchanged bars are left untouched.
+    """
+    ticker = ticker.strip().upper()
+    timeframe = parse_timeframe(timeframe)
+    first, last = await fetch_range(
+        conn,
+        ticker,
+        timeframe,
+        start=start,
+        end=end,
+        overlap_bars=overlap_bars,
+        default_lookback=default_lookback,
+    )
+    report = ProviderReport(ticker, timeframe, first, last)
+    writer = BarWriter(conn, timeframe, source=f"provider:{provider.name}", recorder=recorder)
+    buffered: list[pd.DataFrame] = []
+    size = rejected = 0
+
+    async def flush() -> None:
+        nonlocal buffered, size, rejected
+        if not buffered and not rejected:
+            return
+        batch = pd.concat(buffered, ignore_index=True) if buffered else _EMPTY
+        report.rows_written += await writer.write(batch, rejected=rejected)
+        buffered, size, rejected = [], 0, 0
+
+    async for page in provider.fetch_bars(ticker, timeframe, first, last):
+        lines = np.arange(report.rows_fetched + 1, report.rows_fetched + 1 + len(page))
+        report.rows_fetched += len(page)
+        checked = validate_chunk(page, _PAGE_COLUMNS, lines, ticker=ticker)
+        report.rows_rejected += len(checked.rejected)
+        rejected += len(checked.rejected)
+        buffered.append(checked.bars)
+        size += len(checked.bars)
+        if size >= batch_rows:
+            await flush()
+    await flush()
+    return report
+
+
+async def sync_symbols(conn: asyncpg.Connection, provider: MarketDataProvider) -> int:
+    """Create or update every symbol the provider lists; returns how many it listed."""
+    listings = await provider.list_symbols()
+    infos = [
+        SymbolInfo(
+            s.ticker,
+            name=s.name,
+            exchange=s.exchange,
+            asset_class=s.asset_class,
+            currency=s.currency,
+            timezone=s.timezone,
+        )
+        for s in listings
+        if s.ticker.strip()
+    ]
+    return len(await upsert_symbols(conn, infos))
