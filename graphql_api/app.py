@@ -10,13 +10,17 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.middleware.gzip import GZipMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.fastapi import GraphQLRouter
 
 from graphql_api import db
+from graphql_api.auth import KeyStore, Principal
 from graphql_api.context import Context
+from graphql_api.graphiql import EXAMPLE_QUERY, graphiql_html, mount_static
+from graphql_api.http import GraphQLEndpoint
+from graphql_api.ratelimit import RateLimiter
 from graphql_api.schema import build_schema
 from graphql_api.settings import Settings, load_settings
 from loaders import Loaders
@@ -32,6 +36,9 @@ class MarketRouter(GraphQLRouter[Context, None]):
 
     def decode_json(self, data: str | bytes) -> object:
         return orjson.loads(data)
+
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
+        return HTMLResponse(graphiql_html(EXAMPLE_QUERY))  # assets served by this app, no CDN
 
 
 async def _readiness(engine: AsyncEngine, settings: Settings, head: str | None) -> dict[str, Any]:
@@ -57,34 +64,89 @@ async def _readiness(engine: AsyncEngine, settings: Settings, head: str | None) 
     return checks
 
 
+def _schema_extensions(settings: Settings) -> list[Any]:
+    from strawberry.extensions import (
+        MaxAliasesLimiter,
+        MaxTokensLimiter,
+        ParserCache,
+        QueryDepthLimiter,
+        ValidationCache,
+    )
+
+    # Factories, not instances: extension instances keep per-request state (GUIDE.md).
+    return [
+        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
+        lambda: ParserCache(maxsize=512),
+        lambda: ValidationCache(maxsize=512),
+    ]
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the application; the engine opens in the lifespan and closes with it."""
+    """Build the application; connections open in the lifespan and close with it."""
     settings = settings or load_settings()
     head = db.head_revision(settings)
-    state: dict[str, AsyncEngine] = {}
+    state: dict[str, Any] = {}
+    schema = build_schema(extensions=_schema_extensions(settings))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state["engine"] = db.create_engine(settings)
-        app.state.engine = state["engine"]
+        engine = db.create_engine(settings)
+        redis = None
+        if settings.redis_url:
+            from redis.asyncio import Redis
+
+            # Short timeouts: a slow or absent Redis must not stall requests (they degrade).
+            redis = Redis.from_url(
+                settings.redis_url, socket_timeout=0.25, socket_connect_timeout=0.25
+            )
+        limiter = (
+            RateLimiter(settings.rate_limit_cost_per_minute, 60.0, redis)
+            if settings.rate_limit_cost_per_minute > 0
+            else None
+        )
+        state["engine"] = app.state.engine = engine
+        state["endpoint"] = GraphQLEndpoint(
+            schema,
+            settings,
+            context_factory,
+            KeyStore(engine, settings.api_key_cache_seconds),
+            limiter,
+        )
         try:
             yield
         finally:
-            await state["engine"].dispose()
+            if redis is not None:
+                await redis.aclose()
+            await engine.dispose()
+
+    async def context_factory(request: Request, principal: Principal) -> Context:
+        engine = state["engine"]
+        context = Context(settings, engine, Loaders.create(engine))
+        context.request = request
+        context.extras["principal"] = principal
+        return context
 
     async def context_getter() -> Context:
         engine = state["engine"]
         return Context(settings, engine, Loaders.create(engine))
 
-    app = FastAPI(
-        title="market-graphql",
-        lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
-    )
+    app = FastAPI(title="market-graphql", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.add_middleware(GZipMiddleware, minimum_size=1000)
-    router = MarketRouter(build_schema(), context_getter=context_getter, graphql_ide="graphiql")
+    router = MarketRouter(schema, context_getter=context_getter, graphql_ide="graphiql")
+
+    # Registered before the router so these answer GET/POST; the router keeps GraphiQL's page
+    # and the WebSocket transport.
+    @app.api_route("/graphql", methods=["GET", "POST"], include_in_schema=False)
+    async def graphql_http(request: Request) -> Response:
+        if request.method == "GET" and _wants_html(request):
+            return await router.render_graphql_ide(request)
+        endpoint: GraphQLEndpoint = state["endpoint"]
+        return await endpoint.handle(request)
+
     app.include_router(router, prefix="/graphql")
+    mount_static(app)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -100,3 +162,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     return app
+
+
+def _wants_html(request: Request) -> bool:
+    """A browser navigating to /graphql (no query in the URL) gets GraphiQL."""
+    accept = request.headers.get("accept", "")
+    return "text/html" in accept and "query" not in request.query_params

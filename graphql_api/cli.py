@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -113,6 +113,76 @@ def serve(
         if embedded is not None:
             embedded.stop()
             console.print("embedded PostgreSQL stopped")
+
+
+keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+async def _with_engine(settings: Settings, work: Any) -> Any:
+    from graphql_api.db import create_engine
+
+    engine = create_engine(settings, pool=False)
+    try:
+        return await work(engine)
+    finally:
+        await engine.dispose()
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="Who or what the key is for.")],
+    scope: Annotated[list[str], typer.Option(help="read, ingest or admin; repeat for several.")] = [
+        "read"
+    ],  # noqa: B006 - typer needs a literal default
+) -> None:
+    """Create a key and print it once (only its hash is stored)."""
+    from graphql_api.auth import Scope, create_key
+
+    try:
+        scopes = [Scope(s) for s in scope]
+    except ValueError:
+        console.print(f"[red]error:[/] scopes are {', '.join(s.value for s in Scope)}")
+        raise typer.Exit(2) from None
+    settings = _require_database(_settings())
+    created = asyncio.run(_with_engine(settings, lambda e: create_key(e, name, scopes)))
+    console.print(f"key {created.id} ({created.prefix}), scopes {', '.join(scope)}:")
+    print(created.token)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List keys (never their secrets)."""
+    from rich.table import Table
+
+    from graphql_api.auth import list_keys
+
+    settings = _require_database(_settings())
+    keys = asyncio.run(_with_engine(settings, list_keys))
+    table = Table("id", "prefix", "name", "scopes", "created", "revoked", "last used")
+    for k in keys:
+        table.add_row(
+            str(k.id),
+            k.prefix,
+            k.name,
+            ",".join(k.scopes),
+            str(k.created_at),
+            str(k.revoked_at or ""),
+            str(k.last_used_at or ""),
+        )
+    Console().print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(ident: Annotated[str, typer.Argument(help="Key id or prefix.")]) -> None:
+    """Revoke a key; requests with it fail from then on."""
+    from graphql_api.auth import revoke_key
+
+    settings = _require_database(_settings())
+    if not asyncio.run(_with_engine(settings, lambda e: revoke_key(e, ident))):
+        console.print(f"[red]error:[/] no live key {ident!r}")
+        raise typer.Exit(1)
+    console.print(f"revoked {ident}")
 
 
 app.command()(worker)

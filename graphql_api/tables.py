@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -118,3 +119,19 @@ def include_name(name: str | None, type_: str, parent_names: object) -> bool:
     if type_ == "table" and name is not None:
         return not (name.startswith(BAR_PARTITION_PREFIX) or name.startswith("procrastinate"))
     return True
+
+
+# API keys: only a SHA-256 of the secret part is stored (keys are 256-bit random, so a
+# slow hash buys nothing); the public prefix finds the row without revealing the key.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("prefix", String(16), nullable=False, unique=True),
+    Column("secret_hash", String(64), nullable=False),
+    Column("name", Text, nullable=False, server_default=""),
+    Column("scopes", ARRAY(String(16)), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
+)

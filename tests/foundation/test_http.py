@@ -33,7 +33,9 @@ def test_response_is_json(client: TestClient) -> None:
     response = client.post("/graphql", json={"query": '{ symbol(ticker: "IBM") { ticker } }'})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/json")
-    assert response.json() == {"data": {"symbol": {"ticker": "IBM"}}}
+    body = response.json()
+    assert body["data"] == {"symbol": {"ticker": "IBM"}}
+    assert body["extensions"]["cost"] == 2
 
 
 def test_get_query_works_for_api_clients(client: TestClient) -> None:

@@ -1,0 +1,116 @@
+"""Query cost analysis before execution, from literals and variables alike.
+
+The cost approximates the number of objects a query can return: every field costs one per
+parent object, and list fields multiply what is below them by the page size they ask for
+(`first`/`last`, `maxPoints`, the number of `ids`) or by the default page size. A generated
+client sends `first` as a variable, so arguments are read through the operation's variables
+(GUIDE.md: a third-party analyser crashed exactly there).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    ValueNode,
+    VariableNode,
+    value_from_ast_untyped,
+)
+
+
+@dataclass(frozen=True)
+class CostRules:
+    """How list fields size their children."""
+
+    default_page_size: int
+    default_series_points: int = 1000
+    #: Fields that return a page of objects when no size argument is given.
+    paged_fields: frozenset[str] = frozenset({"symbols", "bars", "ingestJobs"})
+    #: Fields whose size comes from `maxPoints` (columnar series and indicators).
+    point_fields: frozenset[str] = frozenset({"series"})
+
+
+def _arg(node: FieldNode, name: str, variables: dict[str, Any]) -> Any:
+    for arg in node.arguments or ():
+        if arg.name.value == name:
+            value: ValueNode = arg.value
+            if isinstance(value, VariableNode):
+                return variables.get(value.name.value)
+            return value_from_ast_untyped(value, variables)
+    return None
+
+
+def _size(node: FieldNode, rules: CostRules, variables: dict[str, Any]) -> int:
+    name = node.name.value
+    for arg in ("first", "last"):
+        value = _arg(node, arg, variables)
+        if isinstance(value, int) and value >= 0:
+            return value
+    if name in rules.point_fields:
+        value = _arg(node, "maxPoints", variables)
+        return value if isinstance(value, int) and value > 0 else rules.default_series_points
+    if name == "nodes":
+        ids = _arg(node, "ids", variables)
+        if isinstance(ids, list):
+            return len(ids)
+    if name in rules.paged_fields:
+        return rules.default_page_size
+    return 1
+
+
+def _selection_cost(
+    selection_set: SelectionSetNode | None,
+    multiplier: int,
+    fragments: dict[str, FragmentDefinitionNode],
+    rules: CostRules,
+    variables: dict[str, Any],
+    seen: frozenset[str],
+) -> int:
+    if selection_set is None:
+        return 0
+    total = 0
+    for sel in selection_set.selections:
+        if isinstance(sel, FieldNode):
+            if sel.name.value.startswith("__"):
+                total += multiplier
+                continue
+            size = _size(sel, rules, variables)
+            total += multiplier
+            total += _selection_cost(
+                sel.selection_set, multiplier * max(size, 1), fragments, rules, variables, seen
+            )
+        elif isinstance(sel, InlineFragmentNode):
+            total += _selection_cost(
+                sel.selection_set, multiplier, fragments, rules, variables, seen
+            )
+        elif isinstance(sel, FragmentSpreadNode):
+            name = sel.name.value
+            fragment = fragments.get(name)
+            if fragment is not None and name not in seen:  # cycles are a validation error
+                total += _selection_cost(
+                    fragment.selection_set, multiplier, fragments, rules, variables, seen | {name}
+                )
+    return total
+
+
+def query_cost(
+    document: DocumentNode,
+    operation: OperationDefinitionNode,
+    variables: dict[str, Any] | None,
+    rules: CostRules,
+) -> int:
+    """The cost of running `operation` of `document` with `variables`."""
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    return _selection_cost(
+        operation.selection_set, 1, fragments, rules, variables or {}, frozenset()
+    )

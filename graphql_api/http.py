@@ -1,0 +1,417 @@
+"""GraphQL over HTTP (graphql.github.io/graphql-over-http): the request/response protocol.
+
+Strawberry's router answers `application/json` with 200 for every GraphQL error and always
+writes `"data": null`; this endpoint follows the spec instead: media-type negotiation,
+4xx for request errors with no `data` key, 405 for a mutation over GET, 415/406 for
+unsupported media types. Per-request state lives on `request.state`, never on shared objects.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import orjson
+from fastapi import Request
+from fastapi.responses import Response
+from graphql import (
+    DocumentNode,
+    GraphQLError,
+    GraphQLSyntaxError,
+    OperationDefinitionNode,
+    OperationType,
+    get_operation_ast,
+    parse,
+)
+from graphql.validation import NoSchemaIntrospectionCustomRule, validate
+from strawberry import Schema
+from strawberry.types.execution import PreExecutionError
+from strawberry.types.graphql import OperationType as StrawberryOperation
+
+from graphql_api.auth import KeyStore, Principal, Scope
+from graphql_api.cost import CostRules, query_cost
+from graphql_api.error_format import format_error
+from graphql_api.errors import ApiError, Forbidden, Unauthenticated
+from graphql_api.ratelimit import Decision, RateLimiter
+from graphql_api.settings import Settings
+
+log = logging.getLogger(__name__)
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+JSON = "application/json"
+_DOCUMENT_ERRORS = frozenset({"GRAPHQL_PARSE_FAILED", "QUERY_TOO_COSTLY"})
+
+
+class RequestError(Exception):
+    """A request that cannot be executed; answered with `status` and a GraphQL error."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str,
+        headers: dict[str, str] | None = None,
+        extensions: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.headers = headers or {}
+        self.extensions = extensions or {}
+
+
+@dataclass
+class Params:
+    """The GraphQL request parameters."""
+
+    query: str | None
+    variables: dict[str, Any] | None
+    operation_name: str | None
+    extensions: dict[str, Any] | None
+
+
+@dataclass
+class Outcome:
+    """What an endpoint run produced, for the response and for the extension hooks."""
+
+    body: dict[str, Any]
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _accepted_media_type(accept: str | None) -> str | None:
+    """The response media type for an Accept header; None when nothing we serve is acceptable."""
+    if not accept:
+        return JSON  # the spec's legacy default
+    ranges: list[tuple[str, float]] = []
+    for part in accept.split(","):
+        kind, *params = (p.strip() for p in part.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        ranges.append((kind.lower(), q))
+    best: tuple[float, str] | None = None
+    for kind, q in ranges:
+        if q <= 0:
+            continue
+        if kind == GRAPHQL_RESPONSE:
+            candidate = (q + 0.001, GRAPHQL_RESPONSE)  # preferred at equal weight
+        elif kind in (JSON, "application/*", "*/*"):
+            candidate = (q, JSON)
+        else:
+            continue
+        if best is None or candidate[0] > best[0]:
+            best = candidate
+    return best[1] if best else None
+
+
+def _json_param(value: str | None, name: str) -> dict[str, Any] | None:
+    if value is None or value == "":
+        return None
+    try:
+        decoded = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        raise RequestError(400, f"`{name}` is not valid JSON", "BAD_REQUEST") from None
+    if decoded is not None and not isinstance(decoded, dict):
+        raise RequestError(400, f"`{name}` must be a JSON object", "BAD_REQUEST")
+    return decoded
+
+
+def _params_from(data: Any) -> Params:
+    if isinstance(data, list):
+        raise RequestError(400, "batched requests are not supported", "BAD_REQUEST")
+    if not isinstance(data, dict):
+        raise RequestError(400, "the request body must be a JSON object", "BAD_REQUEST")
+    query = data.get("query")
+    if query is not None and not isinstance(query, str):
+        raise RequestError(400, "`query` must be a string", "BAD_REQUEST")
+    variables, op_name, extensions = (
+        data.get("variables"),
+        data.get("operationName"),
+        data.get("extensions"),
+    )
+    if variables is not None and not isinstance(variables, dict):
+        raise RequestError(400, "`variables` must be an object", "BAD_REQUEST")
+    if op_name is not None and not isinstance(op_name, str):
+        raise RequestError(400, "`operationName` must be a string", "BAD_REQUEST")
+    if extensions is not None and not isinstance(extensions, dict):
+        raise RequestError(400, "`extensions` must be an object", "BAD_REQUEST")
+    return Params(query, variables, op_name, extensions)
+
+
+async def read_params(request: Request) -> Params:
+    """Parameters from a GET query string or a POST JSON body."""
+    if request.method == "GET":
+        qp = request.query_params
+        return _params_from(
+            {
+                "query": qp.get("query"),
+                "variables": _json_param(qp.get("variables"), "variables"),
+                "operationName": qp.get("operationName") or None,
+                "extensions": _json_param(qp.get("extensions"), "extensions"),
+            }
+        )
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != JSON:
+        raise RequestError(
+            415, "send the request as `content-type: application/json`", "UNSUPPORTED_MEDIA_TYPE"
+        )
+    body = await request.body()
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise RequestError(400, "the request body is not valid JSON", "BAD_REQUEST") from None
+    return _params_from(data)
+
+
+@lru_cache(maxsize=512)
+def parse_cached(query: str) -> DocumentNode:
+    """Parse with a cache: the same documents come again and again (generated clients)."""
+    return parse(query, max_tokens=100_000)
+
+
+def operation_of(document: DocumentNode, name: str | None) -> OperationDefinitionNode:
+    """The operation to run; a request error when it is ambiguous or missing."""
+    operation = get_operation_ast(document, name)
+    if operation is None:
+        if name:
+            raise RequestError(400, f"unknown operation named {name!r}", "BAD_REQUEST")
+        raise RequestError(400, "operationName is required with several operations", "BAD_REQUEST")
+    return operation
+
+
+Hook = Callable[[Request, Params, "RequestInfo"], Awaitable[Outcome | None]]
+
+
+@dataclass
+class RequestInfo:
+    """What the endpoint learned about a request before executing it."""
+
+    request_id: str
+    media_type: str
+    principal: Principal
+    document: DocumentNode | None = None
+    operation: OperationDefinitionNode | None = None
+    cost: int = 0
+    rate: Decision | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+
+class GraphQLEndpoint:
+    """Runs GraphQL requests over HTTP with authentication, cost limits and rate limiting."""
+
+    def __init__(
+        self,
+        schema: Schema,
+        settings: Settings,
+        context_factory: Callable[[Request, Principal], Awaitable[Any]],
+        keys: KeyStore,
+        limiter: RateLimiter | None,
+    ) -> None:
+        self.schema = schema
+        self.settings = settings
+        self.context_factory = context_factory
+        self.keys = keys
+        self.limiter = limiter
+        self.rules = CostRules(default_page_size=settings.default_page_size)
+
+    async def handle(self, request: Request) -> Response:
+        """Answer one GraphQL request."""
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request.state.request_id = request_id
+        media_type = _accepted_media_type(request.headers.get("accept"))
+        if media_type is None:
+            return self._respond(
+                Outcome(
+                    {
+                        "errors": [
+                            _error(
+                                "accept application/graphql-response+json or application/json",
+                                "NOT_ACCEPTABLE",
+                            )
+                        ]
+                    },
+                    406,
+                ),
+                JSON,
+                request_id,
+            )
+        try:
+            outcome = await self._run(request, request_id, media_type)
+        except RequestError as exc:
+            # Legacy `application/json` clients get document-level errors with 200 (the spec's
+            # compatibility rule); everything else keeps its 4xx.
+            legacy = media_type == JSON and exc.code in _DOCUMENT_ERRORS
+            status = 200 if legacy else exc.status
+            outcome = Outcome(
+                {"errors": [_error(exc.message, exc.code, exc.extensions)]}, status, exc.headers
+            )
+        return self._respond(outcome, media_type, request_id)
+
+    def _respond(self, outcome: Outcome, media_type: str, request_id: str) -> Response:
+        headers = {"x-request-id": request_id, **outcome.headers}
+        return Response(
+            orjson.dumps(outcome.body),
+            status_code=outcome.status,
+            media_type=media_type,
+            headers=headers,
+        )
+
+    async def _authenticate(self, request: Request) -> Principal:
+        client = request.client.host if request.client else "unknown"
+        try:
+            return await self.keys.principal(request.headers.get("authorization"), client)
+        except Unauthenticated as exc:
+            raise RequestError(
+                401, exc.message, exc.code, {"www-authenticate": 'Bearer realm="market-graphql"'}
+            ) from None
+
+    async def _run(self, request: Request, request_id: str, media_type: str) -> Outcome:
+        principal = await self._authenticate(request)
+        params = await read_params(request)
+        info = RequestInfo(request_id, media_type, principal)
+        if not params.query:
+            raise RequestError(400, "no GraphQL query in the request", "BAD_REQUEST")
+        try:
+            document = parse_cached(params.query)
+        except GraphQLSyntaxError as exc:
+            raise RequestError(
+                400,
+                exc.message,
+                "GRAPHQL_PARSE_FAILED",
+                extensions={"locations": [loc._asdict() for loc in exc.locations or []]},
+            ) from None
+        operation = operation_of(document, params.operation_name)
+        info.document, info.operation = document, operation
+        self._authorize(request, operation, principal, document)
+        info.cost = query_cost(document, operation, params.variables, self.rules)
+        if info.cost > self.settings.max_query_cost:
+            raise RequestError(
+                400,
+                f"query cost {info.cost} exceeds the limit of {self.settings.max_query_cost}; "
+                "ask for smaller pages or fewer fields",
+                "QUERY_TOO_COSTLY",
+                extensions={"cost": info.cost, "limit": self.settings.max_query_cost},
+            )
+        if self.limiter is not None:
+            info.rate = await self.limiter.take(principal.rate_key, info.cost)
+            if not info.rate.allowed:
+                raise RequestError(
+                    429,
+                    f"rate limit exceeded; retry in {info.rate.retry_after} s",
+                    "RATE_LIMITED",
+                    _rate_headers(info.rate) | {"retry-after": str(info.rate.retry_after)},
+                    extensions={"cost": info.cost, "retryAfter": info.rate.retry_after},
+                )
+        outcome = await self._execute(request, params, info)
+        if info.rate is not None:
+            outcome.headers.update(_rate_headers(info.rate))
+        return outcome
+
+    def _authorize(
+        self,
+        request: Request,
+        operation: OperationDefinitionNode,
+        principal: Principal,
+        document: DocumentNode,
+    ) -> None:
+        op = operation.operation
+        if request.method == "GET" and op != OperationType.QUERY:
+            raise RequestError(
+                405,
+                f"{op.value}s are only accepted over POST",
+                "METHOD_NOT_ALLOWED",
+                {"allow": "POST"},
+            )
+        if op == OperationType.MUTATION and not (
+            principal.has(Scope.INGEST) or self.settings.allow_anonymous_ingest
+        ):
+            if not principal.authenticated:
+                raise RequestError(
+                    401,
+                    "mutations need an API key with the `ingest` or `admin` scope",
+                    "UNAUTHENTICATED",
+                    {"www-authenticate": 'Bearer realm="market-graphql"'},
+                )
+            raise RequestError(403, "this API key lacks the `ingest` scope", "FORBIDDEN")
+        if (
+            self.settings.require_read_key
+            and not principal.has(Scope.READ)
+            and not (principal.has(Scope.INGEST))
+        ):
+            if not principal.authenticated:
+                raise RequestError(
+                    401,
+                    "reads need an API key with the `read` scope",
+                    "UNAUTHENTICATED",
+                    {"www-authenticate": 'Bearer realm="market-graphql"'},
+                )
+            raise RequestError(403, "this API key lacks the `read` scope", "FORBIDDEN")
+        mode = self.settings.introspection
+        if mode == "off" or (mode == "admin" and not principal.has(Scope.ADMIN)):
+            errors = validate(self.schema._schema, document, [NoSchemaIntrospectionCustomRule])
+            if errors:
+                raise RequestError(403, "introspection is disabled for this client", "FORBIDDEN")
+
+    async def _execute(self, request: Request, params: Params, info: RequestInfo) -> Outcome:
+        context = await self.context_factory(request, info.principal)
+        allowed = (
+            {StrawberryOperation.QUERY}
+            if request.method == "GET"
+            else {StrawberryOperation.QUERY, StrawberryOperation.MUTATION}
+        )
+        result = await self.schema.execute(
+            params.query,
+            variable_values=params.variables,
+            context_value=context,
+            operation_name=params.operation_name,
+            allowed_operation_types=allowed,
+        )
+        errors = [format_error(e, info.request_id) for e in result.errors or []]
+        request_error = isinstance(result, PreExecutionError) or (
+            result.data is None and bool(result.errors) and all(not e.path for e in result.errors or [])
+        )
+        if request_error:
+            for e in errors:
+                e.setdefault("extensions", {})["code"] = e.get("extensions", {}).get(
+                    "code", "GRAPHQL_VALIDATION_FAILED"
+                )
+            status = 400 if info.media_type == GRAPHQL_RESPONSE else 200
+            return Outcome({"errors": errors}, status)
+        body: dict[str, Any] = {"data": result.data}
+        if errors:
+            body["errors"] = errors
+        body["extensions"] = {"cost": info.cost}
+        return Outcome(body)
+
+
+def _error(message: str, code: str, extensions: dict[str, Any] | None = None) -> dict[str, Any]:
+    ext = {"code": code, **(extensions or {})}
+    locations = ext.pop("locations", None)
+    error: dict[str, Any] = {"message": message}
+    if locations:
+        error["locations"] = locations
+    error["extensions"] = ext
+    return error
+
+
+def _rate_headers(decision: Decision) -> dict[str, str]:
+    return {
+        "ratelimit-limit": str(decision.limit),
+        "ratelimit-remaining": str(decision.remaining),
+        "ratelimit-reset": str(decision.reset_seconds),
+    }
+
+
+__all__ = ["ApiError", "Forbidden", "GraphQLEndpoint", "GraphQLError", "RequestError"]
