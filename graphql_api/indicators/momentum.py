@@ -1,0 +1,150 @@
+"""Momentum indicators: RSI, ROC, MACD, STOCH, with TA-Lib's defaults and conventions."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from graphql_api.indicators._common import FloatArray, apply, as_series, check_int, nans
+from graphql_api.indicators._kernels import (
+    CHUNK,
+    Smoother,
+    smooth,
+    window_extreme,
+    window_sum,
+)
+
+
+def _rsi_ratio(gain: FloatArray, loss: FloatArray, out: FloatArray) -> None:
+    np.add(gain, loss, out=out)
+    # No movement at all would be 0/0: TA-Lib gives 0 (not 50), so leave the 0 sum in place.
+    np.divide(gain, out, out=out, where=out != 0.0)
+    out *= 100.0
+
+
+def _rsi_core(x: FloatArray, n: int) -> tuple[FloatArray]:
+    m = len(x)
+    if m <= n:
+        return (nans(m),)
+    out = np.empty(m)
+    out[:n] = np.nan
+    # Wilder smoothing seeded with the mean gain and mean loss of the first n changes.
+    first = np.diff(x[: n + 1])
+    gain0 = np.maximum(first, 0.0).mean(keepdims=True)
+    loss0 = np.maximum(-first, 0.0).mean(keepdims=True)
+    _rsi_ratio(gain0, loss0, out[n : n + 1])
+    gains, losses = Smoother(1.0 / n, float(gain0[0])), Smoother(1.0 / n, float(loss0[0]))
+    for lo in range(n + 1, m, CHUNK):
+        hi = min(m, lo + CHUNK)
+        change = x[lo:hi] - x[lo - 1 : hi - 1]
+        gain = gains.feed(np.maximum(change, 0.0))
+        np.negative(change, out=change)
+        loss = losses.feed(np.maximum(change, 0.0, out=change))
+        _rsi_ratio(gain, loss, out[lo:hi])
+    return (out,)
+
+
+def _roc_core(x: FloatArray, n: int) -> tuple[FloatArray]:
+    m = len(x)
+    if m <= n:
+        return (nans(m),)
+    out = np.empty(m)
+    out[:n] = np.nan
+    prev, res = x[:-n], out[n:]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.divide(x[n:], prev, out=res)
+    res -= 1.0
+    res *= 100.0
+    res[prev == 0.0] = 0.0  # TA-Lib's choice for a zero base
+    return (out,)
+
+
+def _macd_core(x: FloatArray, fast: int, slow: int, signal: int) -> tuple[FloatArray, ...]:
+    m = len(x)
+    lookback = slow - 1 + signal - 1
+    if m <= lookback:
+        return nans(m), nans(m), nans(m)
+    # TA-Lib starts the fast EMA late (slow - fast bars in) so both are seeded on bar slow-1.
+    line = smooth(x, 2.0 / (fast + 1), slow - 1, float(x[slow - fast : slow].mean()))
+    hist = smooth(x, 2.0 / (slow + 1), slow - 1, float(x[:slow].mean()))
+    line -= hist
+    tail = line[slow - 1 :]
+    sig = np.empty(m)
+    sig[: slow - 1] = np.nan
+    smooth(tail, 2.0 / (signal + 1), signal - 1, float(tail[:signal].mean()), out=sig[slow - 1 :])
+    line[:lookback] = np.nan
+    np.subtract(line, sig, out=hist)
+    return line, sig, hist
+
+
+def _stoch_core(
+    high: FloatArray, low: FloatArray, close: FloatArray, fastk: int, slowk: int, slowd: int
+) -> tuple[FloatArray, FloatArray]:
+    m = len(close)
+    lookback = fastk - 1 + slowk - 1 + slowd - 1
+    if m <= lookback:
+        return nans(m), nans(m)
+    out_k, out_d = np.empty(m), np.empty(m)
+    out_k[:lookback] = np.nan
+    out_d[:lookback] = np.nan
+    # Chunks of output bars [lo, hi) read raw bars from lo - lookback: temporaries stay small.
+    for lo in range(lookback, m, CHUNK):
+        hi = min(m, lo + CHUNK)
+        first = lo - lookback
+        highest = window_extreme(high[first:hi], fastk, np.maximum)
+        lowest = window_extreme(low[first:hi], fastk, np.minimum)
+        span = highest
+        span -= lowest
+        span /= 100.0  # same operation order as TA-Lib
+        fast = close[first + fastk - 1 : hi] - lowest
+        with np.errstate(divide="ignore", invalid="ignore"):
+            fast /= span
+        fast[span == 0.0] = 0.0  # TA-Lib: a window with high == low gives 0
+        k_line = window_sum(fast, slowk, 1.0 / slowk)
+        out_k[lo:hi] = k_line[slowd - 1 :]
+        window_sum(k_line, slowd, 1.0 / slowd, out=out_d[lo:hi])
+    return out_k, out_d
+
+
+def rsi(close: ArrayLike, timeperiod: int = 14) -> FloatArray:
+    """Wilder's relative strength index; the first timeperiod values are NaN (TA-Lib RSI)."""
+    n = check_int("timeperiod", timeperiod, 2)
+    series = as_series(close, names=("close",))
+    return apply(lambda x: _rsi_core(x, n), series, propagates=True)[0]
+
+
+def roc(close: ArrayLike, timeperiod: int = 10) -> FloatArray:
+    """Rate of change in percent, (x / x[-n] - 1) * 100; 0 when x[-n] is 0 (TA-Lib ROC)."""
+    n = check_int("timeperiod", timeperiod, 1)
+    return apply(lambda x: _roc_core(x, n), as_series(close, names=("close",)), poison=False)[0]
+
+
+def macd(
+    close: ArrayLike, fastperiod: int = 12, slowperiod: int = 26, signalperiod: int = 9
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """MACD line, signal line and histogram, NaN for the first slow+signal-2 bars (TA-Lib MACD)."""
+    fast = check_int("fastperiod", fastperiod, 2)
+    slow = check_int("slowperiod", slowperiod, 2)
+    signal = check_int("signalperiod", signalperiod, 1)
+    if fast >= slow:
+        raise ValueError(f"fastperiod ({fast}) must be less than slowperiod ({slow})")
+    series = as_series(close, names=("close",))
+    line, sig, hist = apply(lambda x: _macd_core(x, fast, slow, signal), series, propagates=True)
+    return line, sig, hist
+
+
+def stoch(
+    high: ArrayLike,
+    low: ArrayLike,
+    close: ArrayLike,
+    fastk_period: int = 5,
+    slowk_period: int = 3,
+    slowd_period: int = 3,
+) -> tuple[FloatArray, FloatArray]:
+    """Slow stochastic %K and %D with SMA smoothing (TA-Lib STOCH with its default MA types)."""
+    fk = check_int("fastk_period", fastk_period, 1)
+    sk = check_int("slowk_period", slowk_period, 1)
+    sd = check_int("slowd_period", slowd_period, 1)
+    series = as_series(high, low, close, names=("high", "low", "close"))
+    k_line, d_line = apply(lambda h, lo, c: _stoch_core(h, lo, c, fk, sk, sd), series)
+    return k_line, d_line

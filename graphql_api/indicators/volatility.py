@@ -1,0 +1,83 @@
+"""Volatility indicators: Bollinger Bands and Average True Range, as TA-Lib defines them."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from graphql_api.indicators._common import (
+    FloatArray,
+    apply,
+    as_series,
+    check_float,
+    check_int,
+    nans,
+)
+from graphql_api.indicators._kernels import CHUNK, Smoother, window_mean_var
+
+#: Bounds for the band widths, in standard deviations (TA-Lib takes any real number).
+MAX_NBDEV = 10.0
+
+
+def _bbands_core(
+    x: FloatArray, n: int, up: float, down: float
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    m = len(x)
+    if m < n:
+        return nans(m), nans(m), nans(m)
+    upper, middle, lower = np.empty(m), np.empty(m), np.empty(m)
+    for band in (upper, middle, lower):
+        band[: n - 1] = np.nan
+    mean, std = middle[n - 1 :], upper[n - 1 :]
+    window_mean_var(x, n, mean_out=mean, var_out=std)
+    np.maximum(std, 0.0, out=std)
+    np.sqrt(std, out=std)
+    low = lower[n - 1 :]
+    np.multiply(std, -down, out=low)
+    low += mean
+    std *= up
+    std += mean
+    return upper, middle, lower
+
+
+def _true_range(high: FloatArray, low: FloatArray, prev_close: FloatArray) -> FloatArray:
+    tr = high - low
+    np.maximum(tr, np.abs(high - prev_close), out=tr)
+    np.maximum(tr, np.abs(low - prev_close), out=tr)
+    return tr
+
+
+def _atr_core(high: FloatArray, low: FloatArray, close: FloatArray, n: int) -> tuple[FloatArray]:
+    m = len(close)
+    if m <= n:
+        return (nans(m),)
+    out = np.empty(m)
+    out[:n] = np.nan
+    # Wilder smoothing seeded with the mean true range of bars 1..n (bar 0 has none).
+    seed = float(_true_range(high[1 : n + 1], low[1 : n + 1], close[:n]).mean())
+    out[n] = seed
+    smoother = Smoother(1.0 / n, seed)
+    for lo in range(n + 1, m, CHUNK):
+        hi = min(m, lo + CHUNK)
+        out[lo:hi] = smoother.feed(_true_range(high[lo:hi], low[lo:hi], close[lo - 1 : hi - 1]))
+    return (out,)
+
+
+def bbands(
+    close: ArrayLike, timeperiod: int = 5, nbdevup: float = 2.0, nbdevdn: float = 2.0
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Upper, middle (SMA) and lower Bollinger band, population standard deviation (TA-Lib)."""
+    n = check_int("timeperiod", timeperiod, 2)
+    up = check_float("nbdevup", nbdevup, 0.0, MAX_NBDEV)
+    down = check_float("nbdevdn", nbdevdn, 0.0, MAX_NBDEV)
+    upper, middle, lower = apply(
+        lambda x: _bbands_core(x, n, up, down), as_series(close, names=("close",))
+    )
+    return upper, middle, lower
+
+
+def atr(high: ArrayLike, low: ArrayLike, close: ArrayLike, timeperiod: int = 14) -> FloatArray:
+    """Average true range, Wilder-smoothed, NaN for the first timeperiod bars (TA-Lib ATR)."""
+    n = check_int("timeperiod", timeperiod, 1)
+    series = as_series(high, low, close, names=("high", "low", "close"))
+    return apply(lambda h, lo, c: _atr_core(h, lo, c, n), series)[0]

@@ -1,0 +1,128 @@
+"""Volume indicators: On-Balance Volume (as TA-Lib) and VWAP (not in TA-Lib).
+
+VWAP is the volume-weighted mean of the typical price (high + low + close) / 3, either over the
+whole input ("cumulative") or restarting at 00:00 UTC of every day ("session"). It is NaN while
+the volume summed so far is 0. In session mode a NaN bar makes the rest of its own day NaN and
+the next day starts clean, since a session's value depends on nothing before it; in cumulative
+mode the package-wide policy applies (leading NaN skipped, NaN from the first later NaN on).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from graphql_api.indicators._common import FloatArray, apply, as_series, nans
+from graphql_api.indicators._kernels import cumsum_blocked, segmented_cumsum
+
+TimeUnit = Literal["s", "ms", "us", "ns"]
+
+ANCHORS = ("session", "cumulative")
+_PER_DAY = {"s": 86_400, "ms": 86_400_000, "us": 86_400_000_000, "ns": 86_400_000_000_000}
+
+
+def _obv_core(close: FloatArray, volume: FloatArray) -> tuple[FloatArray]:
+    m = len(close)
+    out = np.empty(m)
+    if m == 0:
+        return (out,)
+    out[0] = volume[0]  # TA-Lib: the first value is that bar's volume
+    signed = out[1:]
+    np.subtract(close[1:], close[:-1], out=signed)
+    np.sign(signed, out=signed)
+    signed *= volume[1:]
+    return (cumsum_blocked(out, out=out),)
+
+
+def _vwap_cumulative_core(
+    high: FloatArray, low: FloatArray, close: FloatArray, volume: FloatArray
+) -> tuple[FloatArray]:
+    out = high + low
+    out += close
+    out /= 3.0
+    out *= volume
+    cumsum_blocked(out, out=out)
+    den = cumsum_blocked(volume)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out /= den
+    out[den == 0.0] = np.nan
+    return (out,)
+
+
+def utc_days(times: ArrayLike, time_unit: TimeUnit = "ms") -> NDArray[np.int64]:
+    """Days since 1970-01-01 UTC of each time: datetime64, or integer epoch in `time_unit`."""
+    t = np.asarray(times)
+    if np.issubdtype(t.dtype, np.datetime64):
+        if np.isnat(t).any():
+            raise ValueError("times must not contain NaT")
+        days: NDArray[np.int64] = t.astype("datetime64[D]").astype(np.int64)
+        return days
+    if not np.issubdtype(t.dtype, np.integer):
+        raise ValueError(f"times must be datetime64 or integer epoch values, got dtype {t.dtype}")
+    if time_unit not in _PER_DAY:
+        raise ValueError(f"time_unit must be one of {sorted(_PER_DAY)}, got {time_unit!r}")
+    result: NDArray[np.int64] = np.floor_divide(t.astype(np.int64), _PER_DAY[time_unit])
+    return result
+
+
+def _vwap_session(
+    high: FloatArray,
+    low: FloatArray,
+    close: FloatArray,
+    volume: FloatArray,
+    days: NDArray[np.int64],
+) -> FloatArray:
+    n = len(close)
+    if len(days) != n:
+        raise ValueError(f"times must have the same length as the prices, got {len(days)} and {n}")
+    if n == 0:
+        return nans(0)
+    if np.any(days[1:] < days[:-1]):
+        raise ValueError("times must be in ascending order")
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(days) != 0) + 1)).astype(np.intp)
+    sums = np.empty((2, n))
+    np.multiply((high + low + close) / 3.0, volume, out=sums[0])
+    sums[1] = volume
+    bad = np.isnan(sums).any(axis=0)
+    if bad.any():
+        sums[:, bad] = 0.0
+    num, den = segmented_cumsum(sums, starts)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out: FloatArray = num / den
+    out[den == 0.0] = np.nan
+    if bad.any():
+        seg = np.zeros(n, dtype=np.intp)
+        seg[starts[1:]] = 1
+        np.cumsum(seg, out=seg)
+        last_bad = np.maximum.accumulate(np.where(bad, seg, -1))
+        out[last_bad == seg] = np.nan
+    return out
+
+
+def obv(close: ArrayLike, volume: ArrayLike) -> FloatArray:
+    """On-balance volume: running sum of volume signed by the close's direction (TA-Lib OBV)."""
+    series = as_series(close, volume, names=("close", "volume"))
+    return apply(_obv_core, series, propagates=True)[0]
+
+
+def vwap(
+    high: ArrayLike,
+    low: ArrayLike,
+    close: ArrayLike,
+    volume: ArrayLike,
+    times: ArrayLike | None = None,
+    anchor: str = "session",
+    time_unit: TimeUnit = "ms",
+) -> FloatArray:
+    """Volume-weighted typical price reset at each UTC day (needs `times`), or cumulative."""
+    if anchor not in ANCHORS:
+        raise ValueError(f"anchor must be one of {', '.join(ANCHORS)}, got {anchor!r}")
+    series = as_series(high, low, close, volume, names=("high", "low", "close", "volume"))
+    if anchor == "cumulative":
+        return apply(_vwap_cumulative_core, series, propagates=True)[0]
+    if times is None:
+        raise ValueError("times is required when anchor is 'session'")
+    high_, low_, close_, volume_ = series
+    return _vwap_session(high_, low_, close_, volume_, utc_days(times, time_unit))
