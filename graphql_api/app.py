@@ -17,6 +17,7 @@ from strawberry.fastapi import GraphQLRouter
 
 from graphql_api import db
 from graphql_api.auth import KeyStore, Principal
+from graphql_api.cache import FieldCache
 from graphql_api.context import Context
 from graphql_api.graphiql import EXAMPLE_QUERY, graphiql_html, mount_static
 from graphql_api.http import GraphQLEndpoint
@@ -106,24 +107,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.rate_limit_cost_per_minute > 0
             else None
         )
+        cache = (
+            FieldCache(settings.redis_url, timeout=settings.cache_timeout_seconds)
+            if settings.cache_enabled
+            else None
+        )
         state["engine"] = app.state.engine = engine
+        state["cache"] = app.state.cache = cache
         state["endpoint"] = GraphQLEndpoint(
             schema,
             settings,
             context_factory,
             KeyStore(engine, settings.api_key_cache_seconds),
             limiter,
+            cache,
+            engine,
         )
         try:
             yield
         finally:
+            if cache is not None:
+                await cache.close()
             if redis is not None:
                 await redis.aclose()
             await engine.dispose()
 
     async def context_factory(request: Request, principal: Principal) -> Context:
         engine = state["engine"]
-        context = Context(settings, engine, Loaders.create(engine))
+        context = Context(settings, engine, Loaders.create(engine, state["cache"]))
         context.request = request
         context.extras["principal"] = principal
         return context

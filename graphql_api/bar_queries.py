@@ -64,7 +64,7 @@ def plan_bars(
         return None
     stored = base.timeframe == interval
     lo, hi = bucket_range(interval, stored, start, end)
-    count_key = CountKey(symbol.id, base.timeframe, interval, lo, hi)
+    count_key = CountKey(symbol.id, base.timeframe, interval, lo, hi, base.version)
     after = parse_bar_cursor(page.after, interval) if page.after else None
     before = parse_bar_cursor(page.before, interval) if page.before else None
     # "after" means further along the list; in a newest-first list that is older.
@@ -74,9 +74,11 @@ def plan_bars(
     if newer_than is not None:
         lo = max(lo, after_bucket(interval, stored, newer_than))
     descending = newest_first != page.from_end
-    window = BarWindow(interval, base.timeframe, page.size, descending)
+    window = BarWindow(interval, base.timeframe, descending)
     return BarPlan(
-        BarKey(symbol.id, lo, hi, stored_end(base), window), count_key, reverse=page.from_end
+        BarKey(symbol.id, lo, hi, stored_end(base), window, page.size, base.version),
+        count_key,
+        reverse=page.from_end,
     )
 
 
@@ -132,4 +134,4 @@ def plan_series(
         )
     stored = base.timeframe == chosen
     lo, hi = bucket_range(chosen, stored, start, end)
-    return SeriesKey(symbol.id, base.timeframe, chosen, lo, hi, newest_end)
+    return SeriesKey(symbol.id, base.timeframe, chosen, lo, hi, newest_end, base.version)

@@ -132,13 +132,14 @@ async def _with_engine(settings: Settings, work: Any) -> Any:
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Option(help="Who or what the key is for.")],
-    scope: Annotated[list[str], typer.Option(help="read, ingest or admin; repeat for several.")] = [
-        "read"
-    ],  # noqa: B006 - typer needs a literal default
+    scope: Annotated[
+        list[str] | None, typer.Option(help="read, ingest or admin; repeat for several.")
+    ] = None,
 ) -> None:
     """Create a key and print it once (only its hash is stored)."""
     from graphql_api.auth import Scope, create_key
 
+    scope = scope or ["read"]
     try:
         scopes = [Scope(s) for s in scope]
     except ValueError:

@@ -29,21 +29,27 @@ from graphql import (
     parse,
 )
 from graphql.validation import NoSchemaIntrospectionCustomRule, validate
+from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry import Schema
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType as StrawberryOperation
 
 from graphql_api.auth import KeyStore, Principal, Scope
+from graphql_api.cache import FieldCache
 from graphql_api.cost import CostRules, query_cost
-from graphql_api.error_format import format_error
+from graphql_api.error_format import classify, format_error
 from graphql_api.errors import ApiError, Forbidden, Unauthenticated
+from graphql_api.persisted import PersistedQueries, PersistedQueryError
 from graphql_api.ratelimit import Decision, RateLimiter
+from graphql_api.response_cache import data_version, etag, matches
 from graphql_api.settings import Settings
 
 log = logging.getLogger(__name__)
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
+#: Whole responses are keyed on the data version, so this only bounds memory.
+RESPONSE_TTL = 3600.0
 _DOCUMENT_ERRORS = frozenset({"GRAPHQL_PARSE_FAILED", "QUERY_TOO_COSTLY"})
 
 
@@ -78,11 +84,12 @@ class Params:
 
 @dataclass
 class Outcome:
-    """What an endpoint run produced, for the response and for the extension hooks."""
+    """What an endpoint run produced: a body to encode, or bytes (a cached body), or nothing."""
 
-    body: dict[str, Any]
+    body: dict[str, Any] | None
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes | None = None
 
 
 def _accepted_media_type(accept: str | None) -> str | None:
@@ -218,12 +225,21 @@ class GraphQLEndpoint:
         context_factory: Callable[[Request, Principal], Awaitable[Any]],
         keys: KeyStore,
         limiter: RateLimiter | None,
+        cache: FieldCache | None = None,
+        engine: AsyncEngine | None = None,
     ) -> None:
         self.schema = schema
         self.settings = settings
         self.context_factory = context_factory
         self.keys = keys
         self.limiter = limiter
+        self.cache = cache
+        self.engine = engine
+        self.persisted = (
+            PersistedQueries(cache, settings.persisted_queries)
+            if cache is not None and settings.persisted_queries != "off"
+            else None
+        )
         self.rules = CostRules(default_page_size=settings.default_page_size)
 
     async def handle(self, request: Request) -> Response:
@@ -261,8 +277,11 @@ class GraphQLEndpoint:
 
     def _respond(self, outcome: Outcome, media_type: str, request_id: str) -> Response:
         headers = {"x-request-id": request_id, **outcome.headers}
+        if outcome.status == 304:
+            return Response(status_code=304, headers=headers)
+        content = outcome.raw if outcome.raw is not None else orjson.dumps(outcome.body)
         return Response(
-            orjson.dumps(outcome.body),
+            content,
             status_code=outcome.status,
             media_type=media_type,
             headers=headers,
@@ -281,6 +300,13 @@ class GraphQLEndpoint:
         principal = await self._authenticate(request)
         params = await read_params(request)
         info = RequestInfo(request_id, media_type, principal)
+        if self.persisted is not None:
+            try:
+                params.query = await self.persisted.resolve(
+                    params.query, params.extensions, may_register=principal.has(Scope.ADMIN)
+                )
+            except PersistedQueryError as exc:
+                raise RequestError(exc.status, exc.message, exc.code) from None
         if not params.query:
             raise RequestError(400, "no GraphQL query in the request", "BAD_REQUEST")
         try:
@@ -365,6 +391,44 @@ class GraphQLEndpoint:
                 raise RequestError(403, "introspection is disabled for this client", "FORBIDDEN")
 
     async def _execute(self, request: Request, params: Params, info: RequestInfo) -> Outcome:
+        assert params.query is not None and info.operation is not None
+        if (
+            self.cache is None
+            or self.engine is None
+            or info.operation.operation != OperationType.QUERY
+        ):
+            return await self._execute_uncached(request, params, info)
+        try:
+            version = await data_version(self.engine)
+        except Exception as exc:
+            known = classify(exc)
+            if known is None:
+                raise
+            raise RequestError(503, known[1], known[0]) from None
+        tag = etag(params.query, params.operation_name, params.variables, version, info.media_type)
+        headers = {}
+        if request.method == "GET":
+            visibility = "private" if request.headers.get("authorization") else "public"
+            headers = {
+                "etag": tag,
+                "cache-control": f"{visibility}, max-age={self.settings.http_cache_max_age}",
+            }
+            if matches(request.headers.get("if-none-match"), tag):
+                return Outcome(None, 304, headers)
+        key = self.cache.key("resp", tag.removeprefix("W/").strip('"'))
+        (cached,) = await self.cache.get_many([key])
+        if cached is not None:
+            return Outcome(None, 200, headers, raw=cached)
+        outcome = await self._execute_uncached(request, params, info)
+        outcome.headers.update(headers)
+        if outcome.status == 200 and outcome.body is not None and "errors" not in outcome.body:
+            outcome.raw = orjson.dumps(outcome.body)
+            await self.cache.set_many({key: outcome.raw}, RESPONSE_TTL)
+        return outcome
+
+    async def _execute_uncached(
+        self, request: Request, params: Params, info: RequestInfo
+    ) -> Outcome:
         context = await self.context_factory(request, info.principal)
         allowed = (
             {StrawberryOperation.QUERY}
@@ -380,7 +444,9 @@ class GraphQLEndpoint:
         )
         errors = [format_error(e, info.request_id) for e in result.errors or []]
         request_error = isinstance(result, PreExecutionError) or (
-            result.data is None and bool(result.errors) and all(not e.path for e in result.errors or [])
+            result.data is None
+            and bool(result.errors)
+            and all(not e.path for e in result.errors or [])
         )
         if request_error:
             for e in errors:

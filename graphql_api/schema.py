@@ -135,6 +135,9 @@ class MarketSchema(strawberry.Schema):
         import logging
 
         log = logging.getLogger("graphql_api.errors")
+        context = getattr(execution_context, "context", None)
+        if getattr(context, "request", None) is not None:
+            return  # the HTTP endpoint formats and logs errors itself, with the request id
         for error in errors:
             original = error.original_error
             if original is None or isinstance(original, ApiError):

@@ -49,6 +49,19 @@ class Settings(BaseSettings):
     )
     load_demo_data: bool = Field(default=True, description="Load demo data on first embedded run.")
 
+    # Caching
+    cache_enabled: bool = Field(default=True, description="Field and response caching.")
+    cache_timeout_seconds: float = Field(
+        default=0.25, gt=0, description="Redis calls slower than this degrade to a miss."
+    )
+    http_cache_max_age: int = Field(
+        default=5, ge=0, description="Cache-Control max-age of GET query responses (seconds)."
+    )
+    persisted_queries: Literal["off", "apq", "registered"] = Field(
+        default="apq",
+        description="Automatic persisted queries, or only registered ones (admins register).",
+    )
+
     # Security and limits
     require_read_key: bool = Field(default=False, description="Reads need a key with `read`.")
     introspection: Literal["on", "admin", "off"] = Field(

@@ -82,8 +82,8 @@ bar_changes = Table(
 )
 Index("bar_changes_symbol_idx", bar_changes.c.symbol_id, bar_changes.c.id)
 
-# Per symbol and stored timeframe: the time range of its bars and a data version (the newest
-# bar_changes id), maintained by a trigger on bar_changes.
+# Per symbol and stored timeframe: the time range of its bars and a data version (a counter
+# bumped by every committed change), maintained by a trigger on bar_changes.
 bar_series = Table(
     "bar_series",
     metadata,

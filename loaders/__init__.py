@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from graphql_api.cache import FieldCache
 from loaders.bars import BarCountLoader, BarPageLoader, SeriesLoader
 from loaders.symbols import SymbolByIdLoader, SymbolByTickerLoader
 
@@ -21,12 +22,12 @@ class Loaders:
     series: SeriesLoader
 
     @classmethod
-    def create(cls, engine: AsyncEngine) -> Loaders:
-        """Fresh loaders for one request."""
+    def create(cls, engine: AsyncEngine, cache: FieldCache | None = None) -> Loaders:
+        """Fresh loaders for one request (sharing the process's field cache)."""
         return cls(
             symbol_by_ticker=SymbolByTickerLoader(engine),
             symbol_by_id=SymbolByIdLoader(engine),
-            bar_page=BarPageLoader(engine),
+            bar_page=BarPageLoader(engine, cache),
             bar_count=BarCountLoader(engine),
-            series=SeriesLoader(engine),
+            series=SeriesLoader(engine, cache),
         )

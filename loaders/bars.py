@@ -15,7 +15,9 @@ from typing import Any
 from aiodataloader import DataLoader
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from graphql_api.cache import FieldCache
 from graphql_api.intervals import Interval
+from loaders.codec import decode_page, decode_series, encode_page, encode_series
 from loaders.rows import BarPage, BarRow, SeriesColumns
 from loaders.sql import fetch
 
@@ -45,7 +47,6 @@ class BarWindow:
 
     interval: Interval
     base: Interval
-    limit: int  # bars to return; one more is fetched to learn whether more exist
     descending: bool
 
 
@@ -58,15 +59,18 @@ class BarKey:
     hi: datetime
     newest_base_end: datetime  # end of the newest stored base bar: later buckets are forming
     window: BarWindow
+    limit: int  # bars to return; one more is fetched to learn whether more exist
+    version: int = 0  # data version of the base series: part of the cache key
 
 
 _STORED = """
 SELECT k.idx, b.ts, b.open, b.high, b.low, b.close, b.volume
-FROM unnest($1::int[], $2::timestamptz[], $3::timestamptz[]) WITH ORDINALITY AS k(sid, lo, hi, idx)
+FROM unnest($1::int[], $2::timestamptz[], $3::timestamptz[], $5::int[])
+     WITH ORDINALITY AS k(sid, lo, hi, lim, idx)
 CROSS JOIN LATERAL (
     SELECT ts, open, high, low, close, volume FROM bars
     WHERE symbol_id = k.sid AND timeframe = $4 AND ts >= k.lo AND ts < k.hi
-    ORDER BY ts {order} LIMIT $5
+    ORDER BY ts {order} LIMIT k.lim
 ) b
 """
 
@@ -75,7 +79,8 @@ CROSS JOIN LATERAL (
 # dropped when the read hit its row limit.
 _RESAMPLED = """
 SELECT k.idx, g.bucket, g.open, g.high, g.low, g.close, g.volume, g.fetched
-FROM unnest($1::int[], $2::timestamptz[], $3::timestamptz[]) WITH ORDINALITY AS k(sid, lo, hi, idx)
+FROM unnest($1::int[], $2::timestamptz[], $3::timestamptz[], $5::int[])
+     WITH ORDINALITY AS k(sid, lo, hi, lim, idx)
 CROSS JOIN LATERAL (
     SELECT r.bucket, (array_agg(r.open ORDER BY r.ts))[1] AS open, max(r.high) AS high,
            min(r.low) AS low, (array_agg(r.close ORDER BY r.ts DESC))[1] AS close,
@@ -83,7 +88,7 @@ CROSS JOIN LATERAL (
     FROM (
         SELECT {bucket} AS bucket, ts, open, high, low, close, volume FROM bars
         WHERE symbol_id = k.sid AND timeframe = $4 AND ts >= k.lo AND ts < k.hi
-        ORDER BY ts {order} LIMIT $5
+        ORDER BY ts {order} LIMIT k.lim
     ) r
     GROUP BY r.bucket
 ) g
@@ -92,13 +97,30 @@ ORDER BY k.idx, g.bucket {order}
 
 
 class BarPageLoader(DataLoader[BarKey, BarPage]):
-    """Pages of bars for many symbols: one statement per BarWindow."""
+    """Pages of bars for many symbols: one statement per BarWindow (for the cache misses)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, cache: FieldCache | None = None) -> None:
         super().__init__()
         self.engine = engine
+        self.field_cache = cache
 
     async def batch_load_fn(self, keys: list[BarKey]) -> list[BarPage]:
+        if self.field_cache is None:
+            return await self._load_all(keys)
+        cache = self.field_cache
+        fresh: dict[int, Any] = {}
+
+        async def compute(indexes: list[int]) -> list[bytes]:
+            pages = await self._load_all([keys[i] for i in indexes])
+            fresh.update(zip(indexes, pages, strict=True))
+            return [encode_page(p) for p in pages]
+
+        raw = await cache.read_through(
+            [_page_key(cache, k) for k in keys], compute, [_page_ttl(k) for k in keys]
+        )
+        return [fresh[i] if i in fresh else decode_page(b) for i, b in enumerate(raw)]
+
+    async def _load_all(self, keys: list[BarKey]) -> list[BarPage]:
         groups: dict[BarWindow, list[int]] = defaultdict(list)
         for i, key in enumerate(keys):
             groups[key.window].append(i)
@@ -119,23 +141,25 @@ class BarPageLoader(DataLoader[BarKey, BarPage]):
         ]
         per: list[list[Any]] = [[] for _ in keys]
         if w.base == w.interval:
-            rows = await fetch(self.engine, _STORED.format(order=order), *args, w.limit + 1)
+            limits = [k.limit + 1 for k in keys]
+            rows = await fetch(self.engine, _STORED.format(order=order), *args, limits)
             for r in rows:
                 per[r[0] - 1].append(r)
             return [
                 BarPage(
-                    [BarRow(r[1], r[2], r[3], r[4], r[5], r[6], True) for r in rs[: w.limit]],
-                    len(rs) > w.limit,
+                    [BarRow(r[1], r[2], r[3], r[4], r[5], r[6], True) for r in rs[: k.limit]],
+                    len(rs) > k.limit,
                 )
-                for rs in per
+                for k, rs in zip(keys, per, strict=True)
             ]
-        row_limit = (w.limit + 2) * rows_per_bucket(w.base, w.interval)
+        ratio = rows_per_bucket(w.base, w.interval)
+        row_limits = [(k.limit + 2) * ratio for k in keys]
         sql = _RESAMPLED.format(order=order, bucket=bucket_sql(w.interval))
-        rows = await fetch(self.engine, sql, *args, row_limit)
+        rows = await fetch(self.engine, sql, *args, row_limits)
         for r in rows:
             per[r[0] - 1].append(r)
         pages = []
-        for key, rs in zip(keys, per, strict=True):
+        for key, row_limit, rs in zip(keys, row_limits, per, strict=True):
             if rs and rs[0][7] >= row_limit:
                 rs = rs[:-1]  # the far bucket may be missing base bars beyond the limit
             bars = [
@@ -148,9 +172,9 @@ class BarPageLoader(DataLoader[BarKey, BarPage]):
                     r[6],
                     closed=w.interval.bucket_end(r[1]) <= key.newest_base_end,
                 )
-                for r in rs[: w.limit]
+                for r in rs[: key.limit]
             ]
-            pages.append(BarPage(bars, len(rs) > w.limit))
+            pages.append(BarPage(bars, len(rs) > key.limit))
         return pages
 
 
@@ -163,6 +187,7 @@ class CountKey:
     interval: Interval
     lo: datetime
     hi: datetime
+    version: int = 0
 
 
 class BarCountLoader(DataLoader[CountKey, int]):
@@ -212,16 +237,47 @@ class SeriesKey:
     lo: datetime
     hi: datetime
     newest_base_end: datetime
+    version: int = 0
 
 
 class SeriesLoader(DataLoader[SeriesKey, SeriesColumns]):
     """Chart series for many symbols: one statement per (base, interval); columns built in SQL."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, cache: FieldCache | None = None) -> None:
         super().__init__()
         self.engine = engine
+        self.field_cache = cache
 
     async def batch_load_fn(self, keys: list[SeriesKey]) -> list[SeriesColumns]:
+        if self.field_cache is None:
+            return await self._load_all(keys)
+        cache = self.field_cache
+        fresh: dict[int, Any] = {}
+
+        async def compute(indexes: list[int]) -> list[bytes]:
+            series = await self._load_all([keys[i] for i in indexes])
+            fresh.update(zip(indexes, series, strict=True))
+            return [encode_series(s) for s in series]
+
+        raw = await cache.read_through(
+            [
+                cache.key(
+                    "series",
+                    k.symbol_id,
+                    k.base.value,
+                    k.version,
+                    k.interval.value,
+                    _us(k.lo),
+                    _us(k.hi),
+                )
+                for k in keys
+            ],
+            compute,
+            [LONG_TTL] * len(keys),
+        )
+        return [fresh[i] if i in fresh else decode_series(b) for i, b in enumerate(raw)]
+
+    async def _load_all(self, keys: list[SeriesKey]) -> list[SeriesColumns]:
         groups: dict[tuple[Interval, Interval], list[int]] = defaultdict(list)
         for i, key in enumerate(keys):
             groups[(key.base, key.interval)].append(i)
@@ -275,6 +331,35 @@ class SeriesLoader(DataLoader[SeriesKey, SeriesColumns]):
                     interval, ts, r[2] or [], r[3] or [], r[4] or [], r[5] or [], r[6] or [], closed
                 )
         return out  # type: ignore[return-value]
+
+
+#: Cache lifetimes: keys carry the data version, so these only bound memory, except that
+#: pages touching the newest bars turn over faster (they are what changes).
+LONG_TTL = 24 * 3600.0
+SHORT_TTL = 60.0
+
+
+def _us(ts: datetime) -> int:
+    return int(ts.timestamp()) * 1_000_000 + ts.microsecond
+
+
+def _page_key(cache: FieldCache, k: BarKey) -> str:
+    w = k.window
+    return cache.key(
+        "bars",
+        k.symbol_id,
+        w.base.value,
+        k.version,
+        w.interval.value,
+        _us(k.lo),
+        _us(k.hi),
+        k.limit,
+        int(w.descending),
+    )
+
+
+def _page_ttl(k: BarKey) -> float:
+    return SHORT_TTL if k.hi >= k.newest_base_end else LONG_TTL
 
 
 def align_up(interval: Interval, ts: datetime) -> datetime:

@@ -186,7 +186,7 @@ class Symbol(Node):
             return None
         lo, hi = bucket_range(core, base.timeframe == core, None, None)
         key = BarKey(
-            self.row.id, lo, hi, stored_end(base), BarWindow(core, base.timeframe, 1, True)
+            self.row.id, lo, hi, stored_end(base), BarWindow(core, base.timeframe, True), 1
         )
         page = await info.context.loaders.bar_page.load(key)
         if not page.rows:

@@ -56,11 +56,13 @@ TRACK_SERIES = """
 CREATE FUNCTION track_bar_series() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO bar_series AS s (symbol_id, timeframe, first_ts, last_ts, version, updated_at)
-    VALUES (NEW.symbol_id, NEW.timeframe, NEW.first_ts, NEW.last_ts, NEW.id, now())
+    VALUES (NEW.symbol_id, NEW.timeframe, NEW.first_ts, NEW.last_ts, 1, now())
     ON CONFLICT (symbol_id, timeframe) DO UPDATE SET
         first_ts = least(s.first_ts, EXCLUDED.first_ts),
         last_ts = greatest(s.last_ts, EXCLUDED.last_ts),
-        version = greatest(s.version, EXCLUDED.version),
+        -- A counter, not the change id: ids are handed out before commit, so a later
+        -- commit can carry a smaller id; +1 under the row lock orders versions by commit.
+        version = s.version + 1,
         updated_at = now();
     RETURN NULL;
 END $$

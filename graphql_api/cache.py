@@ -1,0 +1,166 @@
+"""The field cache: cashews over Redis (when configured) or memory, holding serialized bytes.
+
+Values are bytes we encode ourselves (orjson): never pickle from Redis (GUIDE.md: a planted
+pickle executes code on read) and never live objects (the memory backend hands back the
+stored object itself). Keys carry a data version, so a commit makes the next read miss
+instead of relying on deletes. With Redis down or slow, every call degrades to a miss or a
+no-op within `timeout`, and the failure is counted and logged (at most once a minute).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from cashews import Cache
+
+log = logging.getLogger(__name__)
+
+#: Bumped when the shape of cached values changes, so old entries are never decoded.
+SCHEMA_VERSION = "1"
+
+
+@dataclass
+class CacheStats:
+    """Counters for metrics and tests."""
+
+    hits: int = 0
+    misses: int = 0
+    errors: int = 0
+    computed: int = 0
+
+
+class FieldCache:
+    """get_many / set_many / single-flight over one cashews backend."""
+
+    def __init__(self, redis_url: str | None, *, timeout: float = 0.25, prefix: str = "mg") -> None:
+        self.backend = Cache()
+        self.redis = redis_url is not None
+        if redis_url:
+            self.backend.setup(
+                redis_url,
+                pickle_type="null",  # bytes in, bytes out
+                suppress=False,  # we count and degrade ourselves
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+            )
+        else:
+            self.backend.setup("mem://", size=100_000)
+        self.prefix = f"{prefix}:{SCHEMA_VERSION}"
+        self.timeout = timeout
+        self.stats = CacheStats()
+        self._last_warning = 0.0
+
+    def key(self, *parts: object) -> str:
+        """A namespaced cache key."""
+        return ":".join((self.prefix, *(str(p) for p in parts)))
+
+    def _failed(self, exc: BaseException) -> None:
+        self.stats.errors += 1
+        now = time.monotonic()
+        if now - self._last_warning > 60:
+            self._last_warning = now
+            log.warning("cache unavailable, serving from PostgreSQL: %r", exc)
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """Values for `keys` (None for misses, or for all when the backend fails)."""
+        if not keys:
+            return []
+        try:
+            values = await asyncio.wait_for(self.backend.get_many(*keys), self.timeout * 2)
+        except Exception as exc:
+            self._failed(exc)
+            self.stats.misses += len(keys)
+            return [None] * len(keys)
+        out = [v if isinstance(v, bytes) else None for v in values]
+        hits = sum(v is not None for v in out)
+        self.stats.hits += hits
+        self.stats.misses += len(out) - hits
+        return out
+
+    async def set_many(self, items: dict[str, bytes], ttl: float) -> None:
+        """Store values (pipelined); failures are counted, not raised."""
+        if not items:
+            return
+        try:
+            await asyncio.wait_for(self.backend.set_many(items, expire=ttl), self.timeout * 2)
+        except Exception as exc:
+            self._failed(exc)
+
+    async def _lock(self, key: str, token: str, ttl: float) -> bool:
+        try:
+            return bool(
+                await asyncio.wait_for(
+                    self.backend.set_lock(f"{key}:lock", token, expire=ttl), self.timeout * 2
+                )
+            )
+        except Exception as exc:
+            self._failed(exc)
+            return True  # no cache, no coordination: compute
+
+    async def _unlock(self, key: str, token: str) -> None:
+        try:
+            await asyncio.wait_for(self.backend.unlock(f"{key}:lock", token), self.timeout * 2)
+        except Exception as exc:
+            self._failed(exc)
+
+    async def read_through(
+        self,
+        keys: Sequence[str],
+        compute: Callable[[list[int]], Awaitable[list[bytes]]],
+        ttls: Sequence[float],
+        *,
+        wait: float = 2.0,
+    ) -> list[bytes]:
+        """Values for `keys`: hits from one MGET, misses computed once across processes.
+
+        `compute(indexes)` computes the values at those indexes of `keys` (one SQL statement
+        for all of them). A miss whose lock another caller holds is awaited for up to `wait`
+        seconds, then computed here anyway: a stuck peer must not stall the request.
+        """
+        values = await self.get_many(keys)
+        missing = [i for i, v in enumerate(values) if v is None]
+        if not missing:
+            return values  # type: ignore[return-value]
+        token = secrets.token_hex(8)
+        locks = await asyncio.gather(*(self._lock(keys[i], token, wait * 2) for i in missing))
+        mine = [i for i, got in zip(missing, locks, strict=True) if got]
+        theirs = [i for i, got in zip(missing, locks, strict=True) if not got]
+        if mine:
+            try:
+                computed = await compute(mine)
+                self.stats.computed += len(mine)
+                for i, value in zip(mine, computed, strict=True):
+                    values[i] = value
+                by_ttl: dict[float, dict[str, bytes]] = {}
+                for i, value in zip(mine, computed, strict=True):
+                    by_ttl.setdefault(ttls[i], {})[keys[i]] = value
+                for ttl, items in by_ttl.items():
+                    await self.set_many(items, ttl)
+            finally:
+                await asyncio.gather(*(self._unlock(keys[i], token) for i in mine))
+        deadline = time.monotonic() + wait
+        while theirs and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+            got = await self.get_many([keys[i] for i in theirs])
+            for i, found in zip(list(theirs), got, strict=True):
+                if found is not None:
+                    values[i] = found
+                    theirs.remove(i)
+        if theirs:
+            computed = await compute(theirs)
+            self.stats.computed += len(theirs)
+            for i, value in zip(theirs, computed, strict=True):
+                values[i] = value
+        return values  # type: ignore[return-value]
+
+    async def close(self) -> None:
+        """Release the backend's connections."""
+        try:
+            await self.backend.close()
+        except Exception as exc:
+            self._failed(exc)

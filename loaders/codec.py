@@ -1,0 +1,58 @@
+"""Compact byte encodings of loader results for the field cache (orjson, never pickle)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import orjson
+
+from graphql_api.intervals import Interval
+from loaders.rows import BarPage, BarRow, SeriesColumns
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _us(ts: datetime) -> int:
+    return (ts - _EPOCH) // timedelta(microseconds=1)
+
+
+def _ts(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def encode_page(page: BarPage) -> bytes:
+    """A bars page as bytes."""
+    return orjson.dumps(
+        [
+            page.has_more,
+            [[_us(r.ts), r.open, r.high, r.low, r.close, r.volume, r.closed] for r in page.rows],
+        ]
+    )
+
+
+def decode_page(data: bytes) -> BarPage:
+    """The page `encode_page` encoded."""
+    has_more, rows = orjson.loads(data)
+    return BarPage([BarRow(_ts(r[0]), *r[1:]) for r in rows], has_more)
+
+
+def encode_series(cols: SeriesColumns) -> bytes:
+    """A columnar series as bytes."""
+    return orjson.dumps(
+        [
+            cols.interval.value,
+            [_us(t) for t in cols.ts],
+            cols.open,
+            cols.high,
+            cols.low,
+            cols.close,
+            cols.volume,
+            cols.closed,
+        ]
+    )
+
+
+def decode_series(data: bytes) -> SeriesColumns:
+    """The series `encode_series` encoded."""
+    interval, ts, o, h, lo, c, v, closed = orjson.loads(data)
+    return SeriesColumns(Interval(interval), [_ts(t) for t in ts], o, h, lo, c, v, closed)
