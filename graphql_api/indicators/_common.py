@@ -6,10 +6,13 @@ NaN policy (what `apply` implements):
   indicator starts at the first bar where every input is a number, and its lookback counts
   from there.
 * From the first NaN after that start, every output is NaN ("poisoned"). TA-Lib does the same
-  for SMA, EMA, WMA, BBANDS, MACD (its running sums and recursions carry the NaN forward);
-  for RSI, ATR (NaN close), STOCH (NaN high/low) and OBV (NaN close) TA-Lib's result is an
-  artefact of NaN comparisons being false (RSI turns into 0 forever, the others silently skip
-  the bar). We poison those too, so a missing value never turns into a plausible number.
+  for SMA, EMA, BBANDS, MACD, STOCH (NaN close), ATR (NaN high/low) and OBV (NaN volume): its
+  running sums and recursions carry the NaN forward. Elsewhere TA-Lib's result is an artefact:
+  NaN comparisons are false, so RSI turns into 0 for ever and ATR (NaN close), STOCH (NaN
+  high/low) and OBV (NaN close) skip the bar or go NaN some bars later depending on the data;
+  TA-Lib 0.6's WMA resynchronises its running sums and resumes some bars later; STOCH never
+  reads its first fastk_period-1 closes. We poison those too, so a missing value never turns
+  into a plausible number.
 * Indicators that are pointwise in their inputs (ROC) skip leading NaN but are not poisoned:
   a NaN only affects the outputs that read it, exactly like TA-Lib.
 """

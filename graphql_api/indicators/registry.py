@@ -267,7 +267,7 @@ INDICATORS: dict[str, Indicator] = {
             description="Bollinger bands: SMA plus and minus population standard deviations.",
             inputs=("close",),
             params=(
-                _period("timeperiod", 5, 2, _TP),
+                _period("timeperiod", 20, 2, _TP),
                 Param("nbdevup", 2.0, 0.0, MAX_NBDEV, description="Deviations above."),
                 Param("nbdevdn", 2.0, 0.0, MAX_NBDEV, description="Deviations below."),
             ),

@@ -64,9 +64,12 @@ def _atr_core(high: FloatArray, low: FloatArray, close: FloatArray, n: int) -> t
 
 
 def bbands(
-    close: ArrayLike, timeperiod: int = 5, nbdevup: float = 2.0, nbdevdn: float = 2.0
+    close: ArrayLike, timeperiod: int = 20, nbdevup: float = 2.0, nbdevdn: float = 2.0
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Upper, middle (SMA) and lower Bollinger band, population standard deviation (TA-Lib)."""
+    """Upper, middle (SMA) and lower Bollinger band, population standard deviation (TA-Lib).
+
+    The default period is 20, as in the TA-Lib 0.6 C library (older TA-Lib releases used 5).
+    """
     n = check_int("timeperiod", timeperiod, 2)
     up = check_float("nbdevup", nbdevup, 0.0, MAX_NBDEV)
     down = check_float("nbdevdn", nbdevdn, 0.0, MAX_NBDEV)
