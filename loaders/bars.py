@@ -60,7 +60,7 @@ class BarKey:
     newest_base_end: datetime  # end of the newest stored base bar: later buckets are forming
     window: BarWindow
     limit: int  # bars to return; one more is fetched to learn whether more exist
-    version: int = 0  # data version of the base series: part of the cache key
+    version: int  # data version of the base series: part of the cache key
 
 
 _STORED = """
@@ -187,7 +187,7 @@ class CountKey:
     interval: Interval
     lo: datetime
     hi: datetime
-    version: int = 0
+    version: int
 
 
 class BarCountLoader(DataLoader[CountKey, int]):
@@ -237,7 +237,7 @@ class SeriesKey:
     lo: datetime
     hi: datetime
     newest_base_end: datetime
-    version: int = 0
+    version: int
 
 
 class SeriesLoader(DataLoader[SeriesKey, SeriesColumns]):

@@ -185,9 +185,8 @@ class Symbol(Node):
         if base is None:
             return None
         lo, hi = bucket_range(core, base.timeframe == core, None, None)
-        key = BarKey(
-            self.row.id, lo, hi, stored_end(base), BarWindow(core, base.timeframe, True), 1
-        )
+        window = BarWindow(core, base.timeframe, True)
+        key = BarKey(self.row.id, lo, hi, stored_end(base), window, 1, base.version)
         page = await info.context.loaders.bar_page.load(key)
         if not page.rows:
             return None
