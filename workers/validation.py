@@ -136,8 +136,10 @@ def validate_chunk(
             reasons.add(finite & (arr <= 0), f"{field} is not positive")
     o, h, lo, c, v = (values[f] for f in (*PRICES, "volume"))
     with np.errstate(invalid="ignore"):
-        reasons.add(h < np.maximum(o, c), "high below max(open, close)")
-        reasons.add(lo > np.minimum(o, c), "low above min(open, close)")
+        # Consistency only among valid prices: one bad price is reported once, not thrice.
+        prices_ok = (o > 0) & (h > 0) & (lo > 0) & (c > 0)
+        reasons.add(prices_ok & (h < np.maximum(o, c)), "high below max(open, close)")
+        reasons.add(prices_ok & (lo > np.minimum(o, c)), "low above min(open, close)")
         reasons.add(v < 0, "volume is negative")
 
     good = ~reasons.any
