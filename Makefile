@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint schema bench clean
+.PHONY: run test lint schema bench clean browser-deps
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,18 @@ run: $(BIN)/.installed
 	$(BIN)/market-graphql serve
 
 ## Lint, type-check and run the whole test suite
-test: $(BIN)/.installed lint
+test: $(BIN)/.installed browser-deps lint
 	$(BIN)/python -m pytest
+
+## Debian's Chromium and ChromeDriver for the browser test (installed when missing and root)
+browser-deps:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	  else \
+	    echo "browser test needs: sudo apt-get install chromium chromium-driver"; \
+	  fi; \
+	fi
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
