@@ -9,6 +9,7 @@ from graphql_api.indicators._common import FloatArray, apply, as_series, check_i
 from graphql_api.indicators._kernels import (
     CHUNK,
     Smoother,
+    mean_of,
     smooth,
     window_extreme,
     window_sum,
@@ -65,13 +66,13 @@ def _macd_core(x: FloatArray, fast: int, slow: int, signal: int) -> tuple[FloatA
     if m <= lookback:
         return nans(m), nans(m), nans(m)
     # TA-Lib starts the fast EMA late (slow - fast bars in) so both are seeded on bar slow-1.
-    line = smooth(x, 2.0 / (fast + 1), slow - 1, float(x[slow - fast : slow].mean()))
-    hist = smooth(x, 2.0 / (slow + 1), slow - 1, float(x[:slow].mean()))
+    line = smooth(x, 2.0 / (fast + 1), slow - 1, mean_of(x[slow - fast : slow]))
+    hist = smooth(x, 2.0 / (slow + 1), slow - 1, mean_of(x[:slow]))
     line -= hist
     tail = line[slow - 1 :]
     sig = np.empty(m)
     sig[: slow - 1] = np.nan
-    smooth(tail, 2.0 / (signal + 1), signal - 1, float(tail[:signal].mean()), out=sig[slow - 1 :])
+    smooth(tail, 2.0 / (signal + 1), signal - 1, mean_of(tail[:signal]), out=sig[slow - 1 :])
     line[:lookback] = np.nan
     np.subtract(line, sig, out=hist)
     return line, sig, hist

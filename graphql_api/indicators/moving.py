@@ -6,7 +6,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from graphql_api.indicators._common import FloatArray, apply, as_series, check_int, nans
-from graphql_api.indicators._kernels import smooth, window_sum, window_weighted_sum
+from graphql_api.indicators._kernels import mean_of, smooth, window_sum, window_weighted_sum
 
 
 def _sma_core(x: FloatArray, n: int) -> tuple[FloatArray]:
@@ -21,7 +21,7 @@ def _sma_core(x: FloatArray, n: int) -> tuple[FloatArray]:
 def _ema_core(x: FloatArray, n: int) -> tuple[FloatArray]:
     if len(x) < n:
         return (nans(len(x)),)
-    return (smooth(x, 2.0 / (n + 1), n - 1, float(x[:n].mean())),)
+    return (smooth(x, 2.0 / (n + 1), n - 1, mean_of(x[:n])),)
 
 
 def _wma_core(x: FloatArray, n: int) -> tuple[FloatArray]:

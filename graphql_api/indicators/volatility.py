@@ -13,7 +13,7 @@ from graphql_api.indicators._common import (
     check_int,
     nans,
 )
-from graphql_api.indicators._kernels import CHUNK, Smoother, window_mean_var
+from graphql_api.indicators._kernels import CHUNK, Smoother, mean_of, window_mean_var
 
 #: Bounds for the band widths, in standard deviations (TA-Lib takes any real number).
 MAX_NBDEV = 10.0
@@ -54,7 +54,7 @@ def _atr_core(high: FloatArray, low: FloatArray, close: FloatArray, n: int) -> t
     out = np.empty(m)
     out[:n] = np.nan
     # Wilder smoothing seeded with the mean true range of bars 1..n (bar 0 has none).
-    seed = float(_true_range(high[1 : n + 1], low[1 : n + 1], close[:n]).mean())
+    seed = mean_of(_true_range(high[1 : n + 1], low[1 : n + 1], close[:n]))
     out[n] = seed
     smoother = Smoother(1.0 / n, seed)
     for lo in range(n + 1, m, CHUNK):
