@@ -135,3 +135,27 @@ def plan_series(
     stored = base.timeframe == chosen
     lo, hi = bucket_range(chosen, stored, start, end)
     return SeriesKey(symbol.id, base.timeframe, chosen, lo, hi, newest_end, base.version)
+
+
+def plan_indicators(
+    symbol: SymbolRow,
+    interval: Interval,
+    start: datetime | None,
+    end: datetime | None,
+    settings: Settings,
+) -> tuple[StoredSeries | None, datetime, datetime]:
+    """The base series and bucket bounds for indicators; refuses ranges with too many bars."""
+    time_range(start, end)
+    base = symbol.base_for(interval)
+    if base is None:
+        return None, MIN_TS, MAX_TS
+    lo, hi = bucket_range(interval, base.timeframe == interval, start, end)
+    newest_end = stored_end(base)
+    span_lo, span_hi = max(lo, base.first_ts), min(hi, newest_end)
+    limit = settings.max_series_points
+    if span_hi > span_lo and _bucket_estimate(interval, span_lo, span_hi) > limit:
+        raise BadUserInput(
+            f"the range can hold more than {limit} {interval.value} bars: narrow `from`/`to` "
+            "or use a coarser interval"
+        )
+    return base, lo, hi

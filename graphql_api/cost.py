@@ -25,6 +25,9 @@ from graphql import (
     value_from_ast_untyped,
 )
 
+#: The largest cost reported (2**53 - 1, exact in every JSON client); larger costs are capped.
+MAX_REPORTED_COST = 2**53 - 1
+
 
 @dataclass(frozen=True)
 class CostRules:
@@ -35,7 +38,22 @@ class CostRules:
     #: Fields that return a page of objects when no size argument is given.
     paged_fields: frozenset[str] = frozenset({"symbols", "bars", "ingestJobs"})
     #: Fields whose size comes from `maxPoints` (columnar series and indicators).
-    point_fields: frozenset[str] = frozenset({"series"})
+    point_fields: frozenset[str] = frozenset(
+        {
+            "series",
+            "sma",
+            "ema",
+            "wma",
+            "rsi",
+            "roc",
+            "atr",
+            "obv",
+            "vwap",
+            "macd",
+            "bbands",
+            "stoch",
+        }
+    )
 
 
 def _arg(node: FieldNode, name: str, variables: dict[str, Any]) -> Any:
@@ -73,6 +91,7 @@ def _selection_cost(
     rules: CostRules,
     variables: dict[str, Any],
     seen: frozenset[str],
+    memo: dict[str, int],
 ) -> int:
     if selection_set is None:
         return 0
@@ -85,19 +104,30 @@ def _selection_cost(
             size = _size(sel, rules, variables)
             total += multiplier
             total += _selection_cost(
-                sel.selection_set, multiplier * max(size, 1), fragments, rules, variables, seen
+                sel.selection_set,
+                multiplier * max(size, 1),
+                fragments,
+                rules,
+                variables,
+                seen,
+                memo,
             )
         elif isinstance(sel, InlineFragmentNode):
             total += _selection_cost(
-                sel.selection_set, multiplier, fragments, rules, variables, seen
+                sel.selection_set, multiplier, fragments, rules, variables, seen, memo
             )
         elif isinstance(sel, FragmentSpreadNode):
             name = sel.name.value
             fragment = fragments.get(name)
             if fragment is not None and name not in seen:  # cycles are a validation error
-                total += _selection_cost(
-                    fragment.selection_set, multiplier, fragments, rules, variables, seen | {name}
-                )
+                # The cost is linear in the multiplier: each fragment is walked once per
+                # document (a fragment spreading the next one twice would otherwise take
+                # 2**n steps before any limit is checked).
+                if name not in memo:
+                    memo[name] = _selection_cost(
+                        fragment.selection_set, 1, fragments, rules, variables, seen | {name}, memo
+                    )
+                total += multiplier * memo[name]
     return total
 
 
@@ -111,6 +141,13 @@ def query_cost(
     fragments = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }
-    return _selection_cost(
-        operation.selection_set, 1, fragments, rules, variables or {}, frozenset()
-    )
+    # A variable the request leaves out takes its default (`$n: Int = 5000`), as in execution.
+    values = {
+        d.variable.name.value: value_from_ast_untyped(d.default_value)
+        for d in operation.variable_definitions or ()
+        if d.default_value is not None
+    }
+    values.update(variables or {})
+    cost = _selection_cost(operation.selection_set, 1, fragments, rules, values, frozenset(), {})
+    # Beyond any limit; capped so the figure stays a JSON-safe integer in the error.
+    return min(cost, MAX_REPORTED_COST)

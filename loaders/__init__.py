@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from graphql_api.cache import FieldCache
 from loaders.bars import BarCountLoader, BarPageLoader, SeriesLoader
+from loaders.indicators import IndicatorLoader
 from loaders.symbols import SymbolByIdLoader, SymbolByTickerLoader
 
 
@@ -20,6 +21,7 @@ class Loaders:
     bar_page: BarPageLoader
     bar_count: BarCountLoader
     series: SeriesLoader
+    indicators: IndicatorLoader
 
     @classmethod
     def create(cls, engine: AsyncEngine, cache: FieldCache | None = None) -> Loaders:
@@ -30,4 +32,5 @@ class Loaders:
             bar_page=BarPageLoader(engine, cache),
             bar_count=BarCountLoader(engine),
             series=SeriesLoader(engine, cache),
+            indicators=IndicatorLoader(engine),
         )

@@ -7,11 +7,18 @@ from typing import Annotated
 
 import strawberry
 
-from graphql_api.bar_queries import bucket_range, plan_bars, plan_series, stored_end
+from graphql_api.bar_queries import (
+    bucket_range,
+    plan_bars,
+    plan_indicators,
+    plan_series,
+    stored_end,
+)
 from graphql_api.context import Info
 from graphql_api.cursors import bar_cursor, symbol_cursor
 from graphql_api.types.bars import Bar, BarConnection, BarEdge, BarSeries, empty_connection
 from graphql_api.types.common import BarOrder, Interval, Node, PageInfo, global_id
+from graphql_api.types.indicators import IndicatorSet
 from graphql_api.validation import page_args
 from loaders.bars import BarKey, BarWindow
 from loaders.rows import SymbolRow
@@ -250,6 +257,29 @@ class Symbol(Node):
             volume=cols.volume,
             closed=cols.closed,
         )
+
+    @strawberry.field(
+        description="Technical indicators over this symbol's bars at `interval` (resampled like "
+        "`bars`), for bars starting in [from, to). Values equal a whole-history computation."
+    )
+    def indicators(
+        self,
+        info: Info,
+        interval: Annotated[
+            Interval, strawberry.argument(description="Bar interval (default D1).")
+        ] = Interval.D1,
+        from_: Annotated[
+            datetime | None,
+            strawberry.argument(name="from", description="Inclusive lower bound on bar start."),
+        ] = None,
+        to: Annotated[
+            datetime | None,
+            strawberry.argument(description="Exclusive upper bound on bar start."),
+        ] = None,
+    ) -> IndicatorSet:
+        core = interval.core
+        base, lo, hi = plan_indicators(self.row, core, from_, to, info.context.settings)
+        return IndicatorSet(interval=interval, symbol_id=self.row.id, base=base, lo=lo, hi=hi)
 
 
 @strawberry.type(description="A symbol and its cursor.")

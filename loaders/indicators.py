@@ -1,0 +1,187 @@
+"""Indicators for many symbols: bars with warm-up in one SQL statement, computed in one batch.
+
+A value at a bar of [lo, hi) must equal the value computed over the symbol's whole history
+(TA-Lib's recursions are seeded at the start of the input), so each key reads enough bars
+before `lo`: the indicator's warm-up, or everything when it is cumulative (OBV), or the bars
+since the start of the UTC day (session VWAP). Computation runs in a worker thread when the
+batch is large, so other requests keep being served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from aiodataloader import DataLoader
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from graphql_api.indicators import get_indicator
+from graphql_api.intervals import Interval
+from loaders.bars import bucket_sql, rows_per_bucket
+from loaders.sql import fetch
+
+#: Above this many input points in one batch, compute off the event loop.
+THREAD_THRESHOLD = 20_000
+#: LIMIT standing for "all of the history before lo".
+ALL_HISTORY = 2**31 - 1
+
+ParamsKey = tuple[tuple[str, Any], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class IndicatorKey:
+    """One indicator over one symbol's bars at `interval` whose start lies in [lo, hi)."""
+
+    symbol_id: int
+    base: Interval
+    interval: Interval
+    lo: datetime
+    hi: datetime
+    version: int
+    name: str
+    params: ParamsKey
+
+
+@dataclass(frozen=True, slots=True)
+class IndicatorResult:
+    """Times of the bars in range, and each output with None where it is undefined."""
+
+    time: list[datetime]
+    outputs: dict[str, list[float | None]]
+    valid_from: datetime | None
+
+
+def _warm_rows(key: IndicatorKey) -> tuple[int, datetime]:
+    """(base rows to read before the returned floor, floor) for one key."""
+    spec = get_indicator(key.name)
+    params = dict(key.params)
+    if spec.warmup_to_session_start(params):
+        day = key.lo.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        return 0, min(day, key.lo)
+    bars = spec.warmup_bars(params)
+    if bars is None:
+        return ALL_HISTORY, key.lo
+    # One more bucket than needed: the oldest bucket read may be cut short.
+    return (bars + 1) * rows_per_bucket(key.base, key.interval), key.lo
+
+
+def _sql(base: Interval, interval: Interval) -> str:
+    if base == interval:
+        inner = """
+            SELECT ts AS bucket, open, high, low, close, volume FROM bars
+            WHERE symbol_id = k.sid AND timeframe = $6 AND ts >= w.start AND ts < k.hi
+        """
+    else:
+        inner = f"""
+            SELECT {bucket_sql(interval)} AS bucket,
+                   (array_agg(open ORDER BY ts))[1] AS open, max(high) AS high,
+                   min(low) AS low, (array_agg(close ORDER BY ts DESC))[1] AS close,
+                   sum(volume) AS volume
+            FROM bars
+            WHERE symbol_id = k.sid AND timeframe = $6 AND ts >= w.start AND ts < k.hi
+            GROUP BY 1
+        """
+    return f"""
+    SELECT k.idx, c.t, c.o, c.h, c.l, c.c, c.v
+    FROM unnest($1::int[], $2::timestamptz[], $3::timestamptz[], $4::timestamptz[], $5::int[])
+         WITH ORDINALITY AS k(sid, lo, floor, hi, warm, idx)
+    CROSS JOIN LATERAL (
+        SELECT coalesce(min(ts), k.floor) AS start FROM (
+            SELECT ts FROM bars
+            WHERE symbol_id = k.sid AND timeframe = $6 AND ts < k.floor
+            ORDER BY ts DESC LIMIT k.warm
+        ) before
+    ) w
+    CROSS JOIN LATERAL (
+        SELECT array_agg(bucket ORDER BY bucket) AS t,
+               array_agg(open ORDER BY bucket) AS o, array_agg(high ORDER BY bucket) AS h,
+               array_agg(low ORDER BY bucket) AS l, array_agg(close ORDER BY bucket) AS c,
+               array_agg(volume ORDER BY bucket) AS v
+        FROM ({inner}) q
+    ) c
+    """
+
+
+def _nullable(values: np.ndarray) -> list[float | None]:
+    return [None if v != v else v for v in values.tolist()]  # NaN is the only x != x
+
+
+def _compute(
+    keys: list[IndicatorKey], columns: list[dict[str, np.ndarray]], lows: list[datetime]
+) -> list[IndicatorResult]:
+    results = []
+    for key, cols, lo in zip(keys, columns, lows, strict=True):
+        spec = get_indicator(key.name)
+        times: np.ndarray = cols["time"]
+        data = {**cols, "time": times.astype("datetime64[ms]").astype(np.int64)}
+        outputs = spec.compute(data, dict(key.params)) if len(times) else {}
+        start = int(np.searchsorted(times, np.datetime64(lo.replace(tzinfo=None), "us")))
+        kept_times = [
+            datetime.fromtimestamp(t / 1e6, tz=UTC)
+            for t in times[start:].astype("datetime64[us]").astype(np.int64).tolist()
+        ]
+        trimmed = {name: _nullable(arr[start:]) for name, arr in outputs.items()}
+        first_valid = None
+        if trimmed:
+            defined = np.ones(len(kept_times), dtype=bool)
+            for arr in outputs.values():
+                defined &= ~np.isnan(arr[start:])
+            hits = np.flatnonzero(defined)
+            first_valid = kept_times[int(hits[0])] if len(hits) else None
+        if not trimmed:
+            trimmed = {name: [] for name in spec.outputs}
+        results.append(IndicatorResult(kept_times, trimmed, first_valid))
+    return results
+
+
+class IndicatorLoader(DataLoader[IndicatorKey, IndicatorResult]):
+    """Indicators for many symbols: one statement per (base, interval), one compute batch."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__()
+        self.engine = engine
+
+    async def batch_load_fn(self, keys: list[IndicatorKey]) -> list[IndicatorResult]:
+        # Bars are read once per (symbol, range) with the longest warm-up its indicators need.
+        reads: dict[tuple[int, Interval, Interval, datetime, datetime], tuple[int, datetime]] = {}
+        for key in keys:
+            rk = (key.symbol_id, key.base, key.interval, key.lo, key.hi)
+            warm, floor = _warm_rows(key)
+            old = reads.get(rk)
+            reads[rk] = (max(warm, old[0]), min(floor, old[1])) if old else (warm, floor)
+        groups: dict[tuple[Interval, Interval], list[tuple[Any, ...]]] = defaultdict(list)
+        for rk in reads:
+            groups[(rk[1], rk[2])].append(rk)
+        bars: dict[tuple[Any, ...], dict[str, np.ndarray]] = {}
+        for (base, interval), rks in groups.items():
+            rows = await fetch(
+                self.engine,
+                _sql(base, interval),
+                [rk[0] for rk in rks],
+                [rk[3] for rk in rks],
+                [reads[rk][1] for rk in rks],
+                [rk[4] for rk in rks],
+                [reads[rk][0] for rk in rks],
+                base.value,
+            )
+            for r in rows:
+                rk = rks[r[0] - 1]
+                t = [x.replace(tzinfo=None) for x in (r[1] or [])]
+                bars[rk] = {
+                    "time": np.array(t, dtype="datetime64[us]"),
+                    "open": np.array(r[2] or [], dtype=np.float64),
+                    "high": np.array(r[3] or [], dtype=np.float64),
+                    "low": np.array(r[4] or [], dtype=np.float64),
+                    "close": np.array(r[5] or [], dtype=np.float64),
+                    "volume": np.array(r[6] or [], dtype=np.float64),
+                }
+        columns = [bars[(k.symbol_id, k.base, k.interval, k.lo, k.hi)] for k in keys]
+        lows = [k.lo for k in keys]
+        points = sum(len(c["time"]) for c in columns)
+        if points > THREAD_THRESHOLD:
+            return await asyncio.to_thread(_compute, keys, columns, lows)
+        return _compute(keys, columns, lows)
