@@ -21,8 +21,12 @@ from fastapi import Request
 from fastapi.responses import Response
 from graphql import (
     DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
     GraphQLError,
     GraphQLSyntaxError,
+    InlineFragmentNode,
     OperationDefinitionNode,
     OperationType,
     get_operation_ast,
@@ -295,6 +299,13 @@ class GraphQLEndpoint:
             raise RequestError(
                 401, exc.message, exc.code, {"www-authenticate": 'Bearer realm="market-graphql"'}
             ) from None
+        except Exception as exc:
+            # The key lookup needs the database: down or timed out is a 503, not a 500.
+            known = classify(exc)
+            if known is None:
+                raise
+            log.warning("API key lookup failed: %s: %s", known[0], exc)
+            raise RequestError(503, known[1], known[0]) from None
 
     async def _run(self, request: Request, request_id: str, media_type: str) -> Outcome:
         principal = await self._authenticate(request)
@@ -396,6 +407,7 @@ class GraphQLEndpoint:
             self.cache is None
             or self.engine is None
             or info.operation.operation != OperationType.QUERY
+            or not _root_fields(info.document, info.operation).isdisjoint(UNCACHEABLE)
         ):
             return await self._execute_uncached(request, params, info)
         try:
@@ -460,6 +472,33 @@ class GraphQLEndpoint:
             body["errors"] = errors
         body["extensions"] = {"cost": info.cost}
         return Outcome(body)
+
+
+#: Root fields whose answers depend on who asks or change without a data version bump.
+UNCACHEABLE = frozenset({"ingestJobs"})
+
+
+def _root_fields(document: DocumentNode | None, operation: OperationDefinitionNode) -> set[str]:
+    """Names of the root fields an operation selects (through fragments too)."""
+    fragments = {
+        d.name.value: d
+        for d in (document.definitions if document else ())
+        if isinstance(d, FragmentDefinitionNode)
+    }
+    names: set[str] = set()
+    stack = [operation.selection_set]
+    seen: set[str] = set()
+    while stack:
+        for sel in stack.pop().selections:
+            if isinstance(sel, FieldNode):
+                names.add(sel.name.value)
+            elif isinstance(sel, InlineFragmentNode):
+                stack.append(sel.selection_set)
+            elif isinstance(sel, FragmentSpreadNode) and sel.name.value not in seen:
+                seen.add(sel.name.value)
+                if sel.name.value in fragments:
+                    stack.append(fragments[sel.name.value].selection_set)
+    return names
 
 
 def _error(message: str, code: str, extensions: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from graphql_api.context import Info
 from graphql_api.cursors import parse_symbol_cursor, symbol_cursor
 from graphql_api.errors import ApiError, BadUserInput
 from graphql_api.types.common import Node, PageInfo, parse_global_id
+from graphql_api.types.jobs import IngestJobConnection, Mutation, ingest_jobs
 from graphql_api.types.symbol_connection import SymbolConnection
 from graphql_api.types.symbols import Symbol, SymbolEdge, SymbolFilter
 from graphql_api.validation import page_args
@@ -41,6 +42,11 @@ def _filter_args(f: SymbolFilter | None) -> SymbolFilterArgs:
 
 @strawberry.type(description="Read market data: symbols, bars at any interval, chart series.")
 class Query:
+    ingest_jobs: IngestJobConnection = strawberry.field(
+        resolver=ingest_jobs,
+        description="Ingest jobs, newest first (needs an `ingest` or `admin` key).",
+    )
+
     @strawberry.field(description="Fetch any object by its global ID (Relay).")
     async def node(
         self,
@@ -147,7 +153,7 @@ class MarketSchema(strawberry.Schema):
 
 def build_schema(**kwargs: Any) -> strawberry.Schema:
     """The schema with the given extensions and configuration."""
-    return MarketSchema(query=Query, types=[Symbol], **kwargs)
+    return MarketSchema(query=Query, mutation=Mutation, types=[Symbol], **kwargs)
 
 
 schema = build_schema()

@@ -1,0 +1,102 @@
+"""Ingest jobs over GraphQL: requestIngest queues a job, ingestJobs shows it, keys guard both."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import asyncpg
+import pytest
+from fastapi.testclient import TestClient
+
+from graphql_api import db
+from graphql_api.app import create_app
+from graphql_api.auth import Scope, create_key
+from tests.conftest import migrated_settings
+
+REQUEST = """mutation($t: [String!]!) { requestIngest(provider: "binance", tickers: $t,
+  timeframe: M1, from: "2024-01-01T00:00:00Z", to: "2024-01-02T00:00:00Z") { jobId } }"""
+JOBS = "{ ingestJobs(first: 10) { edges { node { jobId status provider tickers timeframe } } } }"
+
+
+@pytest.fixture(scope="module")
+def env(make_database: Callable[[], str]) -> Iterator[tuple[TestClient, dict[str, str], str]]:
+    settings = migrated_settings(make_database())
+    db.upgrade(settings)
+    with TestClient(create_app(settings)) as client:
+        engine = client.app.state.engine  # type: ignore[attr-defined]
+        tokens = {
+            scope.value: client.portal.call(create_key, engine, scope.value, [scope]).token  # type: ignore[union-attr]
+            for scope in Scope
+        }
+        yield client, tokens, settings.asyncpg_dsn
+
+
+def _post(client: TestClient, query: str, token: str | None = None, **variables: Any) -> Any:
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    return client.post("/graphql", json={"query": query, "variables": variables}, headers=headers)
+
+
+def test_request_ingest_needs_an_ingest_key(env: tuple[TestClient, dict[str, str], str]) -> None:
+    client, tokens, _ = env
+    anonymous = _post(client, REQUEST, t=["BTCUSDT"])
+    assert anonymous.status_code == 401
+    assert anonymous.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    reader = _post(client, REQUEST, tokens["read"], t=["BTCUSDT"])
+    assert reader.status_code == 403
+    assert reader.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+def test_requested_job_is_listed_and_status_is_never_cached(
+    env: tuple[TestClient, dict[str, str], str],
+) -> None:
+    client, tokens, dsn = env
+    body = _post(client, REQUEST, tokens["ingest"], t=["btcusdt", "ETHUSDT"]).json()
+    job_id = body["data"]["requestIngest"]["jobId"]
+    listed = _post(client, JOBS, tokens["admin"]).json()["data"]["ingestJobs"]["edges"]
+    job = next(e["node"] for e in listed if e["node"]["jobId"] == job_id)
+    assert job == {
+        "jobId": job_id,
+        "status": "TODO",
+        "provider": "binance",
+        "tickers": ["BTCUSDT", "ETHUSDT"],
+        "timeframe": "M1",
+    }
+
+    async def cancel() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(
+                "UPDATE procrastinate_jobs SET status = 'cancelled' WHERE id = $1", int(job_id)
+            )
+        finally:
+            await conn.close()
+
+    asyncio.run(cancel())
+    listed = _post(client, JOBS, tokens["admin"]).json()["data"]["ingestJobs"]["edges"]
+    assert next(e["node"] for e in listed if e["node"]["jobId"] == job_id)["status"] == "CANCELLED"
+
+
+def test_job_listing_is_not_served_to_anonymous_from_cache(
+    env: tuple[TestClient, dict[str, str], str],
+) -> None:
+    client, tokens, _ = env
+    assert "errors" not in _post(client, JOBS, tokens["ingest"]).json()
+    anonymous = _post(client, JOBS).json()
+    assert anonymous["data"] is None
+    assert anonymous["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+@pytest.mark.parametrize(
+    ("provider", "tickers", "fragment"),
+    [("nasdaq-feed", ["X"], "unknown provider"), ("binance", [], "at least one ticker")],
+)
+def test_bad_requests_are_bad_user_input(
+    env: tuple[TestClient, dict[str, str], str], provider: str, tickers: list[str], fragment: str
+) -> None:
+    client, tokens, _ = env
+    query = REQUEST.replace('"binance"', f'"{provider}"')
+    error = _post(client, query, tokens["ingest"], t=tickers).json()["errors"][0]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert fragment in error["message"]
