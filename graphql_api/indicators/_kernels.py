@@ -9,6 +9,7 @@ The work is done in chunks so the temporaries stay in cache.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -47,25 +48,37 @@ def window_sum(
         mc = hi - lo
         oc = out[lo:hi]
         level: FloatArray = x[lo : hi + n - 1]
-        width, offset, remaining, first, which = 1, 0, n, True, 0
+        # The first block waits (as a view) for a second one to be added to it straight into
+        # `oc`, saving a copy, unless the buffer it lives in is about to be reused.
+        pending: FloatArray | None = None
+        pending_buf, started = -1, False
+        level_buf, width, offset, remaining, which = -1, 1, 0, n, 0
         while True:
             if remaining & 1:
                 block = level[offset : offset + mc]
-                if first:
-                    np.copyto(oc, block)
-                    first = False
-                else:
+                if started:
                     np.add(oc, block, out=oc)
+                elif pending is None:
+                    pending, pending_buf = block, level_buf
+                else:
+                    np.add(pending, block, out=oc)
+                    started = True
                 offset += width
             remaining >>= 1
             if not remaining:
                 break
+            if pending is not None and not started and pending_buf == which:
+                np.copyto(oc, pending)
+                started = True
             size = len(level) - width
             nxt = bufs[which, :size]
-            which ^= 1
+            level_buf, which = which, which ^ 1
             np.add(level[:size], level[width:], out=nxt)
             level, width = nxt, width * 2
-        if scale != 1.0:
+        if not started:  # n is a power of two: one block, scaled on the way out
+            assert pending is not None
+            np.multiply(pending, scale, out=oc)
+        elif scale != 1.0:
             np.multiply(oc, scale, out=oc)
     return out
 
@@ -183,23 +196,27 @@ def smooth(
 ) -> FloatArray:
     """Exponential smoothing: y[seed_at] = seed, then y += k * (x - y); NaN before seed_at.
 
-    `lfilter` runs chunk by chunk with its state carried over, so the only large array is the
-    output: fresh multi-megabyte temporaries cost more in page faults than the arithmetic.
+    One `lfilter` pass over the whole input, whose output is the result array (no copy); its
+    state before `seed_at` is meaningless, so the difference to the seed is added back with
+    its own decay: the recursion is linear, so that is exact, and it only touches the bars
+    where a**i still counts. A NaN anywhere in x still reaches the last value.
     """
     n = len(x)
+    a = 1.0 - k
     if out is None:
-        out = np.empty(n)
+        out = lfilter(np.array([k]), np.array([1.0, -a]), x)
+    else:
+        out[:] = lfilter(np.array([k]), np.array([1.0, -a]), x)
     if seed_at >= n:
         out[:] = np.nan
         return out
-    out[:seed_at] = np.nan
+    if a > 0.0:
+        # a**span < 2**-64: below one ulp of the seed difference after that.
+        span = min(n - seed_at, math.ceil(-64 * math.log(2) / math.log(a)) + 1)
+        delta = seed - out[seed_at]
+        out[seed_at : seed_at + span] += delta * a ** np.arange(span, dtype=np.float64)
     out[seed_at] = seed
-    a = 1.0 - k
-    num, den = np.array([k]), np.array([1.0, -a])
-    state = np.array([a * seed])
-    for lo in range(seed_at + 1, n, CHUNK):
-        hi = min(n, lo + CHUNK)
-        out[lo:hi], state = lfilter(num, den, x[lo:hi], zi=state)
+    out[:seed_at] = np.nan
     return out
 
 

@@ -15,11 +15,16 @@ from graphql_api.indicators._kernels import (
     window_sum,
 )
 
+_TINY = float(np.finfo(np.float64).tiny)
+
 
 def _rsi_ratio(gain: FloatArray, loss: FloatArray, out: FloatArray) -> None:
     np.add(gain, loss, out=out)
-    # No movement at all would be 0/0: TA-Lib gives 0 (not 50), so leave the 0 sum in place.
-    np.divide(gain, out, out=out, where=out != 0.0)
+    # No movement at all would be 0/0: TA-Lib gives 0 (not 50). The gain is 0 whenever the
+    # sum is, so dividing by max(sum, tiny) gives that 0 without a masked division, and only
+    # sums below ~2e-308 (subnormal) are affected at all. NaN still propagates.
+    np.maximum(out, _TINY, out=out)
+    np.divide(gain, out, out=out)
     out *= 100.0
 
 
@@ -31,17 +36,16 @@ def _rsi_core(x: FloatArray, n: int) -> tuple[FloatArray]:
     out[:n] = np.nan
     # Wilder smoothing seeded with the mean gain and mean loss of the first n changes.
     first = np.diff(x[: n + 1])
-    gain0 = np.maximum(first, 0.0).mean(keepdims=True)
-    loss0 = np.maximum(-first, 0.0).mean(keepdims=True)
-    _rsi_ratio(gain0, loss0, out[n : n + 1])
-    gains, losses = Smoother(1.0 / n, float(gain0[0])), Smoother(1.0 / n, float(loss0[0]))
+    gain0 = np.maximum(first, 0.0)
+    loss0 = gain0 - first
+    _rsi_ratio(gain0.mean(keepdims=True), loss0.mean(keepdims=True), out[n : n + 1])
+    gains, losses = Smoother(1.0 / n, mean_of(gain0)), Smoother(1.0 / n, mean_of(loss0))
     for lo in range(n + 1, m, CHUNK):
         hi = min(m, lo + CHUNK)
         change = x[lo:hi] - x[lo - 1 : hi - 1]
-        gain = gains.feed(np.maximum(change, 0.0))
-        np.negative(change, out=change)
-        loss = losses.feed(np.maximum(change, 0.0, out=change))
-        _rsi_ratio(gain, loss, out[lo:hi])
+        gain = np.maximum(change, 0.0)
+        loss = np.subtract(gain, change, out=change)  # exactly max(-change, 0)
+        _rsi_ratio(gains.feed(gain), losses.feed(loss), out[lo:hi])
     return (out,)
 
 
