@@ -15,7 +15,6 @@ import struct
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import cast
 
 import asyncpg
 import numpy as np
@@ -25,7 +24,14 @@ import pandas as pd
 from graphql_api.intervals import Interval
 from workers.events import BarChange, record_changes
 
-__all__ = ["BAR_COLUMNS", "BarChange", "frame_records", "upsert_bars", "upsert_frame"]
+__all__ = [
+    "BAR_COLUMNS",
+    "BarChange",
+    "frame_records",
+    "upsert_bars",
+    "upsert_columns",
+    "upsert_frame",
+]
 
 BAR_COLUMNS = ("symbol_id", "timeframe", "ts", "open", "high", "low", "close", "volume")
 PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
@@ -112,16 +118,49 @@ async def upsert_frame(
     Rows repeating a (symbol_id, timeframe, ts) within the batch keep the last one. The
     returned changes, one per series that changed, carry their new data version (`id`).
     """
-    series = _split_series(frame)
+    if frame.empty:
+        return []
+    missing = [c for c in BAR_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"bar frame lacks columns: {', '.join(missing)}")
+    timeframes = frame["timeframe"].to_numpy(dtype=object)
+    series: list[_Series] = []
+    for timeframe in sorted(set(timeframes.tolist())):
+        rows = frame[timeframes == timeframe] if len(set(timeframes.tolist())) > 1 else frame
+        series += _split_series(
+            rows["symbol_id"].to_numpy(dtype=np.int64),
+            str(timeframe),
+            pd.DatetimeIndex(rows["ts"]),
+            [rows[c].to_numpy(dtype=np.float64) for c in PRICE_COLUMNS],
+        )
+    return await _write(conn, series, source)
+
+
+async def upsert_columns(
+    conn: asyncpg.Connection,
+    symbol_ids: npt.ArrayLike,
+    timeframe: str,
+    ts: pd.DatetimeIndex,
+    values: Sequence[npt.ArrayLike],
+    *,
+    source: str = "",
+) -> list[BarChange]:
+    """Like `upsert_frame` for one timeframe, from arrays (no frame to build on the hot path).
+
+    `values` are the open, high, low, close and volume arrays; naive times are UTC.
+    """
+    ids = np.asarray(symbol_ids, dtype=np.int64)
+    arrays = [np.asarray(v, dtype=np.float64) for v in values]
+    return await _write(conn, _split_series(ids, timeframe, ts, arrays), source)
+
+
+async def _write(conn: asyncpg.Connection, series: list[_Series], source: str) -> list[BarChange]:
     if not series:
         return []
     async with conn.transaction():
-        await _ensure_partitions(conn, series)
-        await conn.execute(
-            "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT unnest($1::bigint[]) AS k "
-            "ORDER BY 1) AS keys",  # a fixed order, so two batches cannot deadlock
-            [_lock_key(s) for s in series],
-        )
+        await _lock_and_ensure_partitions(conn, series)
+        # Read only now, under the locks: a statement started before them could miss bars
+        # that a concurrent writer committed while we waited.
         newest = await _newest(conn, series)
         appended: list[_Series] = []
         staged: list[_Series] = []
@@ -143,34 +182,39 @@ async def upsert_frame(
         return await record_changes(conn, list(merged.values()), source=source)
 
 
-def _split_series(frame: pd.DataFrame) -> list[_Series]:
-    if frame.empty:
+def _split_series(
+    symbol_ids: npt.NDArray[np.int64],
+    timeframe: str,
+    ts: pd.DatetimeIndex,
+    values: Sequence[npt.NDArray[np.float64]],
+) -> list[_Series]:
+    """The batch cut into series, each sorted by time with repeated times removed (last wins)."""
+    if timeframe not in _TIMEFRAME_INDEX:
+        raise ValueError(f"unknown timeframe {timeframe!r}")
+    if len(symbol_ids) == 0:
         return []
-    missing = [c for c in BAR_COLUMNS if c not in frame.columns]
-    if missing:
-        raise ValueError(f"bar frame lacks columns: {', '.join(missing)}")
-    ts = pd.DatetimeIndex(frame["ts"])
     ts = ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")
     ts_us = ts.as_unit("us").asi8 - _PG_EPOCH_US
-    values = np.vstack([frame[c].to_numpy(dtype=np.float64) for c in PRICE_COLUMNS])
-    if not np.isfinite(values).all():
+    matrix = np.vstack([np.asarray(v, dtype=np.float64) for v in values])
+    if not np.isfinite(matrix).all():
         # NaN passes the table's checks (NaN > 0 is true in PostgreSQL), so stop it here.
         raise ValueError("bar values must be finite numbers")
+    symbol_ids = np.asarray(symbol_ids, dtype=np.int64)
+    if symbol_ids.min() == symbol_ids.max():
+        groups = [np.arange(len(symbol_ids))]
+    else:
+        order = np.argsort(symbol_ids, kind="stable")
+        groups = np.split(order, np.flatnonzero(np.diff(symbol_ids[order])) + 1)
     out = []
-    groups = frame.groupby(["symbol_id", "timeframe"], sort=True).indices
-    for key, idx in groups.items():
-        symbol_id, timeframe = cast(tuple[int, str], key)
-        if timeframe not in _TIMEFRAME_INDEX:
-            raise ValueError(f"unknown timeframe {timeframe!r}")
-        t = ts_us[idx]
-        v = values[:, idx]
+    for idx in groups:
+        t, v = ts_us[idx], matrix[:, idx]
         if len(t) > 1 and not bool(np.all(t[1:] > t[:-1])):
             # Stable sort, then keep the last of equal times: a later row is the newer revision.
             order = np.argsort(t, kind="stable")
             t, v = t[order], v[:, order]
             keep = np.append(t[1:] != t[:-1], True)
             t, v = t[keep], v[:, keep]
-        out.append(_Series(int(symbol_id), str(timeframe), t, v))
+        out.append(_Series(int(symbol_ids[idx[0]]), timeframe, t, v))
     return out
 
 
@@ -182,15 +226,21 @@ def _from_pg_us(us: int | np.int64) -> datetime:
     return datetime.fromtimestamp((int(us) + _PG_EPOCH_US) / 1_000_000, tz=UTC)
 
 
-async def _ensure_partitions(conn: asyncpg.Connection, series: list[_Series]) -> None:
+async def _lock_and_ensure_partitions(conn: asyncpg.Connection, series: list[_Series]) -> None:
     first = min(int(s.ts_us[0]) for s in series)
     last = max(int(s.ts_us[-1]) for s in series)
     years = list(range(_from_pg_us(first).year, _from_pg_us(last).year + 1))
-    # A catalog lookup costs nothing; ensure_bar_partitions takes a lock held until commit,
-    # which would serialise every concurrent batch, so it runs only when a year is missing.
-    missing = await conn.fetchval(
-        "SELECT count(*) FROM unnest($1::int[]) AS y "
-        "WHERE to_regclass(format('public.bars_y%s', y)) IS NULL",
+    # Locks in a fixed order, so two batches cannot deadlock. The partition lookup is a
+    # catalog read; ensure_bar_partitions takes a lock held until commit, which would
+    # serialise every concurrent batch, so it runs only when a year is missing.
+    _locked, missing = await conn.fetchrow(
+        """
+        SELECT (SELECT count(pg_advisory_xact_lock(k))
+                FROM (SELECT unnest($1::bigint[]) AS k ORDER BY 1) AS keys),
+               (SELECT count(*) FROM unnest($2::int[]) AS y
+                WHERE to_regclass(format('public.bars_y%s', y)) IS NULL)
+        """,
+        sorted({_lock_key(s) for s in series}),
         years,
     )
     if missing:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import asyncpg
+import numpy as np
 import pandas as pd
 
 from graphql_api.intervals import Interval
 from workers.events import BarChange
 from workers.runs import RunRecorder
 from workers.symbols import SymbolInfo, upsert_symbols
-from workers.upsert import upsert_frame
+from workers.upsert import PRICE_COLUMNS, upsert_columns
 
 _SOURCE_MAX = 64  # bar_changes.source is varchar(64)
 
@@ -68,16 +69,13 @@ class BarWriter:
         written = 0
         if not bars.empty:
             await self._resolve_symbols(bars)
-        frame = pd.DataFrame(
-            {
-                "symbol_id": bars["ticker"].map(self.ids).to_numpy(),
-                "timeframe": self.timeframe,
-                "ts": bars["ts"].to_numpy(),
-                **{c: bars[c].to_numpy() for c in ("open", "high", "low", "close", "volume")},
-            }
-        )
+        symbol_ids = bars["ticker"].map(self.ids).to_numpy(dtype=np.int64)
+        values = [bars[c].to_numpy(dtype=np.float64) for c in PRICE_COLUMNS]
+        ts = pd.DatetimeIndex(bars["ts"])
         async with self.conn.transaction():
-            changes = await upsert_frame(self.conn, frame, source=self.source)
+            changes = await upsert_columns(
+                self.conn, symbol_ids, self.timeframe, ts, values, source=self.source
+            )
             written = sum(c.rows for c in changes)
             if self.recorder is not None:
                 await self.recorder.add(written, rejected)
