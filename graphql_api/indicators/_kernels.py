@@ -261,24 +261,20 @@ def cumsum_blocked(x: FloatArray, out: FloatArray | None = None, block: int = 40
 def segmented_cumsum(x: FloatArray, starts: NDArray[np.intp]) -> FloatArray:
     """Cumulative sums of x (shape (k, n)) restarting at each index in `starts` (sorted, from 0).
 
-    Subtracting a running total at each restart would lose the small sums that follow a big
-    segment (a day with 1 share traded after a year of millions). Instead a reset slot holding
-    minus the previous segment's total is inserted before each segment: the running value
-    then returns to about zero, and what is left over (the accumulated rounding, r) is read at
-    the slot and subtracted, so each segment's sums carry only their own rounding.
+    Subtracting the running total at each restart would lose the small sums that follow a big
+    segment (a day with 1 share traded after a year of millions): the running total carries
+    rounding of the size of everything before. Instead the previous segment's total is taken
+    off the first value of each segment, so the running sum drops back to about zero; what is
+    left over there (the residual: accumulated rounding, about eps times the sums so far) is
+    read at the segment start and subtracted, which costs only rounding of the residual's own
+    size. Meant for non-negative values (volumes, price times volume).
     """
-    k, n = x.shape
-    ns = len(starts)
+    n = x.shape[1]
     lengths = np.diff(np.append(starts, n))
-    seg = np.repeat(np.arange(ns), lengths)
-    pos = np.arange(n) + seg + 1
-    slots = starts + np.arange(ns)
     totals = np.add.reduceat(x, starts, axis=1)
-    ext = np.empty((k, n + ns))
-    ext[:, pos] = x
-    ext[:, slots[0]] = 0.0
-    ext[:, slots[1:]] = -totals[:, :-1]
-    np.cumsum(ext, axis=1, out=ext)
-    residual = ext[:, slots]
-    result: FloatArray = ext[:, pos] - residual[:, seg]
-    return result
+    y = x.copy()
+    y[:, starts[1:]] -= totals[:, :-1]
+    np.cumsum(y, axis=1, out=y)
+    residual = y[:, starts] - x[:, starts]
+    y -= np.repeat(residual, lengths, axis=1)
+    return y
