@@ -24,6 +24,7 @@ from graphql_api.http import GraphQLEndpoint
 from graphql_api.ratelimit import RateLimiter
 from graphql_api.schema import build_schema
 from graphql_api.settings import Settings, load_settings
+from graphql_api.telemetry import Telemetry
 from loaders import Loaders
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     head = db.head_revision(settings)
     state: dict[str, Any] = {}
     schema = build_schema(extensions=_schema_extensions(settings))
+    telemetry = Telemetry(settings)  # metrics registry of this app, request logs, traces
+    telemetry.instrument_schema(schema)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -114,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         state["engine"] = app.state.engine = engine
         state["cache"] = app.state.cache = cache
+        telemetry.attach(engine, cache)
         state["endpoint"] = GraphQLEndpoint(
             schema,
             settings,
@@ -130,6 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await cache.close()
             if redis is not None:
                 await redis.aclose()
+            telemetry.detach()
             await engine.dispose()
 
     async def context_factory(request: Request, principal: Principal) -> Context:
@@ -144,6 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return Context(settings, engine, Loaders.create(engine))
 
     app = FastAPI(title="market-graphql", lifespan=lifespan, docs_url=None, redoc_url=None)
+    telemetry.mount(app)
     app.add_middleware(GZipMiddleware, minimum_size=1000)
     router = MarketRouter(schema, context_getter=context_getter, graphql_ide="graphiql")
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 from cashews import Cache
 
+from graphql_api import reqstats
+
 log = logging.getLogger(__name__)
 
 #: Bumped when the shape of cached values changes, so old entries are never decoded.
@@ -61,6 +63,7 @@ class FieldCache:
 
     def _failed(self, exc: BaseException) -> None:
         self.stats.errors += 1
+        reqstats.add_cache_error()
         now = time.monotonic()
         if now - self._last_warning > 60:
             self._last_warning = now
@@ -75,11 +78,13 @@ class FieldCache:
         except Exception as exc:
             self._failed(exc)
             self.stats.misses += len(keys)
+            reqstats.add_cache(0, len(keys))
             return [None] * len(keys)
         out = [v if isinstance(v, bytes) else None for v in values]
         hits = sum(v is not None for v in out)
         self.stats.hits += hits
         self.stats.misses += len(out) - hits
+        reqstats.add_cache(hits, len(out) - hits)  # per request, for its log line
         return out
 
     async def set_many(self, items: dict[str, bytes], ttl: float) -> None:

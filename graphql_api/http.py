@@ -45,8 +45,10 @@ from graphql_api.error_format import classify, format_error
 from graphql_api.errors import ApiError, Forbidden, Unauthenticated
 from graphql_api.persisted import PersistedQueries, PersistedQueryError
 from graphql_api.ratelimit import Decision, RateLimiter
+from graphql_api.reqstats import note_outcome, note_request
 from graphql_api.response_cache import data_version, etag, matches
 from graphql_api.settings import Settings
+from graphql_api.telemetry import observe_request
 
 log = logging.getLogger(__name__)
 
@@ -247,9 +249,12 @@ class GraphQLEndpoint:
         self.rules = CostRules(default_page_size=settings.default_page_size)
 
     async def handle(self, request: Request) -> Response:
-        """Answer one GraphQL request."""
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        request.state.request_id = request_id
+        """Answer one GraphQL request, observed (metrics, one log line, a trace span)."""
+        request.state.request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        return await observe_request(request, self._handle)
+
+    async def _handle(self, request: Request) -> Response:
+        request_id: str = request.state.request_id
         media_type = _accepted_media_type(request.headers.get("accept"))
         if media_type is None:
             return self._respond(
@@ -280,6 +285,7 @@ class GraphQLEndpoint:
         return self._respond(outcome, media_type, request_id)
 
     def _respond(self, outcome: Outcome, media_type: str, request_id: str) -> Response:
+        note_outcome(outcome.status, outcome.body)
         headers = {"x-request-id": request_id, **outcome.headers}
         if outcome.status == 304:
             return Response(status_code=304, headers=headers)
@@ -311,6 +317,7 @@ class GraphQLEndpoint:
         principal = await self._authenticate(request)
         params = await read_params(request)
         info = RequestInfo(request_id, media_type, principal)
+        note_request(info)
         if self.persisted is not None:
             try:
                 params.query = await self.persisted.resolve(

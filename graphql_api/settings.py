@@ -78,6 +78,52 @@ class Settings(BaseSettings):
         default=5_000_000, ge=0, description="Cost units per key (or IP) per minute; 0 = off."
     )
 
+    # Operability: metrics, logs, traces (graphql_api.metrics, .logging_setup, .tracing)
+    metrics_enabled: bool = Field(default=True, description="Prometheus metrics at /metrics.")
+    metrics_operation_names: str = Field(
+        default="",
+        description="Comma-separated operation names used as metric labels (others: `other`); "
+        "empty: the first METRICS_MAX_OPERATIONS names seen.",
+    )
+    metrics_max_operations: int = Field(default=50, ge=0, le=1000)
+    metrics_lag_tickers: str = Field(
+        default="", description="Comma-separated tickers whose ingest lag is exported (max 100)."
+    )
+    metrics_db_refresh_seconds: float = Field(
+        default=10.0, ge=0, description="How long scrape-time readings (lag, job queue) are reused."
+    )
+    worker_metrics_port: int = Field(
+        default=0, ge=0, le=65535, description="Port of the worker's /metrics; 0: none."
+    )
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto", description="Log lines as JSON or for a terminal (auto: console on a TTY)."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_requests: bool = Field(default=True, description="Log each GraphQL request once.")
+    slow_request_ms: float = Field(
+        default=1000.0, ge=0, description="Requests this slow are logged at WARNING."
+    )
+    slow_sql_ms: float = Field(
+        default=250.0, ge=0, description="Statements this slow are logged at WARNING."
+    )
+    slow_sql_explain: bool = Field(
+        default=False, description="Log the EXPLAIN plan of slow statements of requests."
+    )
+    tracing_enabled: bool = Field(
+        default=False, description="OpenTelemetry traces (needs the `tracing` extra)."
+    )
+    tracing_exporter: Literal["otlp", "console"] = "otlp"
+    tracing_endpoint: str | None = Field(
+        default=None, description="OTLP/HTTP traces URL (default: OTEL_EXPORTER_OTLP_ENDPOINT)."
+    )
+    tracing_service_name: str = "market-graphql"
+    tracing_sample_ratio: float = Field(default=1.0, ge=0, le=1)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
     # Ingest workers
     ingest_batch_rows: int = Field(
         default=100_000, ge=1, description="Rows per write transaction (and per file chunk)."

@@ -7,6 +7,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from graphql_api.tracing import loader_span
+
 
 async def fetch(engine: AsyncEngine, sql: str, *args: Any) -> Sequence[Any]:
     """Run `sql` (with $1… parameters) and return all rows.
@@ -14,6 +16,10 @@ async def fetch(engine: AsyncEngine, sql: str, *args: Any) -> Sequence[Any]:
     Each call checks out its own connection: loader batches of one request resolve
     concurrently, and one connection cannot serve two statements at a time.
     """
-    async with engine.connect() as conn:
-        result = await conn.exec_driver_sql(sql, args)
-        return result.all()
+    with loader_span() as span:  # a no-op unless tracing is on
+        async with engine.connect() as conn:
+            result = await conn.exec_driver_sql(sql, args)
+            rows = result.all()
+        if span is not None:
+            span.set_attribute("db.response.returned_rows", len(rows))
+        return rows
