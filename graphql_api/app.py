@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.fastapi import GraphQLRouter
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from graphql_api import db
 from graphql_api.auth import KeyStore, Principal
@@ -21,6 +22,8 @@ from graphql_api.cache import FieldCache
 from graphql_api.context import Context
 from graphql_api.graphiql import EXAMPLE_QUERY, graphiql_html, mount_static
 from graphql_api.http import GraphQLEndpoint
+from graphql_api.live import create_hub
+from graphql_api.live.ws import LiveTransportWSHandler, allowed_origins, authenticate
 from graphql_api.ratelimit import RateLimiter
 from graphql_api.schema import build_schema
 from graphql_api.settings import Settings, load_settings
@@ -33,11 +36,18 @@ log = logging.getLogger(__name__)
 class MarketRouter(GraphQLRouter[Context, None]):
     """Strawberry's router with orjson encoding (json.dumps is ~10x slower on large results)."""
 
-    def encode_json(self, data: object) -> bytes:
-        return orjson.dumps(data)
+    # Only WebSocket messages use the router's encoding (HTTP goes through GraphQLEndpoint):
+    # text, since graphql-transport-ws clients reject binary frames.
+    def encode_json(self, data: object) -> str:
+        return orjson.dumps(data).decode()
 
     def decode_json(self, data: str | bytes) -> object:
         return orjson.loads(data)
+
+    graphql_transport_ws_handler_class = LiveTransportWSHandler
+
+    async def on_ws_connect(self, context: Context) -> None:
+        await authenticate(context)  # the key of `connection_init`; refusals close the socket
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         return HTMLResponse(graphiql_html(EXAMPLE_QUERY))  # assets served by this app, no CDN
@@ -90,7 +100,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     head = db.head_revision(settings)
     state: dict[str, Any] = {}
-    schema = build_schema(extensions=_schema_extensions(settings))
+    schema = build_schema(fast_path=settings.fast_path, extensions=_schema_extensions(settings))
+    reference = (
+        build_schema(fast_path=False, extensions=_schema_extensions(settings))
+        if settings.verify_fast_path
+        else None
+    )
     telemetry = Telemetry(settings)  # metrics registry of this app, request logs, traces
     telemetry.instrument_schema(schema)
 
@@ -126,10 +141,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             limiter,
             cache,
             engine,
+            reference,
         )
+        live = app.state.live = create_hub(settings, engine)
+        await live.start()
         try:
             yield
         finally:
+            await live.stop()
             if cache is not None:
                 await cache.close()
             if redis is not None:
@@ -151,7 +170,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="market-graphql", lifespan=lifespan, docs_url=None, redoc_url=None)
     telemetry.mount(app)
     app.add_middleware(GZipMiddleware, minimum_size=1000)
-    router = MarketRouter(schema, context_getter=context_getter, graphql_ide="graphiql")
+    router = MarketRouter(
+        schema,
+        context_getter=context_getter,
+        graphql_ide="graphiql",
+        subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+        max_subscriptions_per_connection=settings.live_max_subscriptions_per_connection,
+        allowed_origins=allowed_origins(settings),
+    )
 
     # Registered before the router so these answer GET/POST; the router keeps GraphiQL's page
     # and the WebSocket transport.

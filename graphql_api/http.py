@@ -233,8 +233,10 @@ class GraphQLEndpoint:
         limiter: RateLimiter | None,
         cache: FieldCache | None = None,
         engine: AsyncEngine | None = None,
+        reference_schema: Schema | None = None,
     ) -> None:
         self.schema = schema
+        self.reference_schema = reference_schema
         self.settings = settings
         self.context_factory = context_factory
         self.keys = keys
@@ -445,6 +447,19 @@ class GraphQLEndpoint:
             await self.cache.set_many({key: outcome.raw}, RESPONSE_TTL)
         return outcome
 
+    async def _verify(
+        self, request: Request, params: Params, info: RequestInfo, result: Any
+    ) -> None:
+        assert self.reference_schema is not None
+        context = await self.context_factory(request, info.principal)
+        reference = await self.reference_schema.execute(
+            params.query,
+            variable_values=params.variables,
+            context_value=context,
+            operation_name=params.operation_name,
+        )
+        await _compare_paths(result, reference)
+
     async def _execute_uncached(
         self, request: Request, params: Params, info: RequestInfo
     ) -> Outcome:
@@ -461,6 +476,8 @@ class GraphQLEndpoint:
             operation_name=params.operation_name,
             allowed_operation_types=allowed,
         )
+        if self.reference_schema is not None:
+            await self._verify(request, params, info, result)
         errors = [format_error(e, info.request_id) for e in result.errors or []]
         request_error = isinstance(result, PreExecutionError) or (
             result.data is None
@@ -506,6 +523,20 @@ def _root_fields(document: DocumentNode | None, operation: OperationDefinitionNo
                 if sel.name.value in fragments:
                     stack.append(fragments[sel.name.value].selection_set)
     return names
+
+
+async def _compare_paths(first: Any, second: Any) -> None:
+    """Fail loudly when the two execution paths disagree in data or errors."""
+
+    def shape(result: Any) -> bytes:
+        errors = [dict(e.formatted) for e in result.errors or []]
+        return orjson.dumps({"data": result.data, "errors": errors})
+
+    if shape(first) != shape(second):
+        raise AssertionError(
+            "fast path and normal path differ:\n"
+            f"fast:   {shape(first)[:2000]!r}\nnormal: {shape(second)[:2000]!r}"
+        )
 
 
 def _error(message: str, code: str, extensions: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -62,6 +62,13 @@ class Settings(BaseSettings):
         description="Automatic persisted queries, or only registered ones (admins register).",
     )
 
+    # Execution
+    fast_path: bool = Field(default=True, description="Complete plain record lists in one loop.")
+    verify_fast_path: bool = Field(
+        default=False,
+        description="Run every query on both execution paths and fail on any difference (tests).",
+    )
+
     # Security and limits
     require_read_key: bool = Field(default=False, description="Reads need a key with `read`.")
     introspection: Literal["on", "admin", "off"] = Field(
@@ -162,6 +169,32 @@ class Settings(BaseSettings):
     polygon_api_key: str | None = None
     polygon_base_url: str | None = None
     binance_base_url: str | None = None
+
+    # Live updates (GraphQL subscriptions over WebSocket; see graphql_api.live)
+    live_allowed_origins: str = Field(
+        default="",
+        description="Comma-separated origins whose pages may open WebSockets (`*`: any); "
+        "same-origin pages and non-browser clients always may.",
+    )
+    live_max_subscriptions_per_connection: int = Field(default=20, ge=1, le=1000)
+    live_max_symbols_per_subscription: int = Field(default=50, ge=1, le=10_000)
+    live_queue_size: int = Field(
+        default=256, ge=1, description="Updates queued per subscription before it is cut off."
+    )
+    live_max_replay_bars: int = Field(
+        default=5_000, ge=1, description="Most bars per symbol a `since` replay may send."
+    )
+    live_max_bars_per_change: int = Field(
+        default=1_000, ge=1, description="Newest bars sent for one ingest batch of one symbol."
+    )
+
+    @field_validator("live_allowed_origins")
+    @classmethod
+    def _check_origins(cls, value: str) -> str:
+        from strawberry.http.websocket_origin import normalize_allowed_origins
+
+        normalize_allowed_origins([o.strip() for o in value.split(",") if o.strip()])
+        return value
 
     @field_validator("database_url", "redis_url", mode="before")
     @classmethod

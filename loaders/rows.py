@@ -61,6 +61,11 @@ class BarRow:
     volume: float
     closed: bool
 
+    @property
+    def time(self) -> datetime:
+        """The bar start under the name the GraphQL Bar type reads."""
+        return self.ts
+
 
 @dataclass(frozen=True, slots=True)
 class BarPage:

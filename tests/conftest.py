@@ -22,6 +22,11 @@ from workers.demo import load_demo_data
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
+# Every query the suite sends runs on both execution paths (fast list completion and
+# graphql-core's own) and any difference fails the request: the fast path's equivalence test.
+# Subprocess servers started by tests inherit it.
+os.environ.setdefault("VERIFY_FAST_PATH", "1")
+
 
 def _reachable(url: str) -> bool:
     try:

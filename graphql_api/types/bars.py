@@ -11,6 +11,7 @@ from graphql_api.cursors import bar_cursor
 from graphql_api.intervals import Interval as CoreInterval
 from graphql_api.types.common import Interval, PageInfo
 from loaders.bars import CountKey
+from loaders.rows import BarRow
 
 
 @strawberry.type(description="One OHLCV bar.")
@@ -37,6 +38,16 @@ class BarEdge:
     @strawberry.field(description="Opaque keyset cursor of this bar, for `after`/`before`.")
     def cursor(self) -> str:
         return bar_cursor(self.interval, self.node.time)
+
+
+class RowEdge:
+    """A lightweight stand-in for BarEdge around a loaded row (BarEdge.cursor works on it)."""
+
+    __slots__ = ("interval", "node")
+
+    def __init__(self, node: BarRow, interval: CoreInterval) -> None:
+        self.node = node
+        self.interval = interval
 
 
 @strawberry.type(description="A page of bars (Relay connection), keyset-paginated.")
