@@ -80,8 +80,10 @@ def serve(
     import uvicorn
 
     from graphql_api import db
+    from graphql_api.logging_setup import configure_logging
 
     settings = _settings()
+    configure_logging(settings)
     embedded = None
     if settings.database_url is None:
         from graphql_api.embedded import EmbeddedPostgres
@@ -101,8 +103,10 @@ def serve(
         bind_host, bind_port = host or settings.host, port or settings.port
         console.print(f"GraphQL at http://{bind_host}:{bind_port}/graphql")
         uvicorn.run(
-            "graphql_api.app:create_app",
+            # Configures logging, then builds the app: in each worker process too.
+            "graphql_api.logging_setup:create_logged_app",
             factory=True,
+            log_config=None,  # uvicorn's loggers propagate to our structured handler
             host=bind_host,
             port=bind_port,
             workers=workers,

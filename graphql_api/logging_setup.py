@@ -33,7 +33,7 @@ _EXPLAINABLE = frozenset({"SELECT", "WITH", "INSERT", "UPDATE", "DELETE"})
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is output.
 _STANDARD_ATTRS = frozenset(
     logging.LogRecord("", 0, "", 0, "", (), None).__dict__.keys()
-    | {"message", "asctime", "taskName"}
+    | {"message", "asctime", "taskName", "color_message"}  # uvicorn: ANSI copy of msg
 )
 
 

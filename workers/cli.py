@@ -52,8 +52,12 @@ def worker(
 async def _run_worker(settings: Settings, concurrency: int, queues: list[str] | None) -> None:
     from procrastinate.app import WorkerOptions
 
+    from graphql_api.logging_setup import configure_logging
+    from graphql_api.metrics import start_worker_server
     from workers.queue import create_app
 
+    configure_logging(settings)  # JSON lines (or console) like the API's
+    start_worker_server(settings)  # ingest counters on WORKER_METRICS_PORT, when set
     app = create_app(settings)
     options: WorkerOptions = {
         "concurrency": concurrency,

@@ -22,6 +22,8 @@ from typing import Any
 
 import asyncpg
 
+from graphql_api import metrics
+
 #: The NOTIFY channel carrying bar change events.
 CHANNEL = "bar_changes"
 #: Version of the JSON payload; bumped on any incompatible change of its fields.
@@ -105,6 +107,9 @@ async def record_changes(
         CHANNEL,
         [c.to_payload() for c in recorded],
     )
+    # Counted here, the one place every writer records its changes (inside the transaction,
+    # so a batch whose commit then fails is over-counted: rare, and only a counter).
+    metrics.ingest_written(recorded)
     return recorded
 
 

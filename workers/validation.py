@@ -12,6 +12,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from graphql_api import metrics
+
 #: Accepted column names (compared case-insensitively, after trimming), in order of preference.
 ALIASES: dict[str, tuple[str, ...]] = {
     "time": ("time", "timestamp", "datetime", "date", "ts", "t"),
@@ -173,6 +175,7 @@ def validate_chunk(
         col = getattr(columns, field)
         if col is not None:
             rejected[field] = raw[col].to_numpy()[bad]
+    metrics.ingest_rejected(len(rejected))
     return ValidatedChunk(bars=bars, rejected=rejected)
 
 
