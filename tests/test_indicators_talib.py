@@ -549,3 +549,18 @@ def test_registry_lookup_and_description() -> None:
     }
     assert described["VWAP"]["params"][0]["choices"] == ["session", "cumulative"]
     assert get_indicator("SMA").validate({"timeperiod": np.int64(20)}) == {"timeperiod": 20}
+
+
+def test_inputs_are_left_untouched_and_any_numeric_input_works() -> None:
+    bars = random_walk(3000, 13)
+    before = {k: v.copy() for k, v in bars.items()}
+    results = {name: spec.compute(bars) for name, spec in INDICATORS.items()}
+    for key, value in before.items():
+        np.testing.assert_array_equal(bars[key], value, err_msg=key)
+    # Lists, integer volumes and pandas Series give the same numbers as float64 arrays.
+    as_list = {k: (v.tolist() if k != "time" else v) for k, v in bars.items()}
+    as_list["volume"] = bars["volume"].astype(np.int64)
+    as_list["close"] = pd.Series(bars["close"])
+    for name, spec in INDICATORS.items():
+        for out, value in spec.compute(as_list).items():
+            np.testing.assert_array_equal(value, results[name][out], err_msg=name)

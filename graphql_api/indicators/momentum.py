@@ -71,7 +71,7 @@ def _macd_core(x: FloatArray, fast: int, slow: int, signal: int) -> tuple[FloatA
         return nans(m), nans(m), nans(m)
     # TA-Lib starts the fast EMA late (slow - fast bars in) so both are seeded on bar slow-1.
     line = smooth(x, 2.0 / (fast + 1), slow - 1, mean_of(x[slow - fast : slow]))
-    hist = smooth(x, 2.0 / (slow + 1), slow - 1, mean_of(x[:slow]))
+    hist = smooth(x, 2.0 / (slow + 1), slow - 1, mean_of(x[:slow]))  # slow EMA, reused below
     line -= hist
     tail = line[slow - 1 :]
     sig = np.empty(m)

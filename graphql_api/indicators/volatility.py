@@ -29,8 +29,7 @@ def _bbands_core(
     for band in (upper, middle, lower):
         band[: n - 1] = np.nan
     mean, std = middle[n - 1 :], upper[n - 1 :]
-    window_mean_var(x, n, mean_out=mean, var_out=std)
-    np.maximum(std, 0.0, out=std)
+    window_mean_var(x, n, mean_out=mean, var_out=std)  # never negative, unlike E[x²]-E[x]²
     np.sqrt(std, out=std)
     low = lower[n - 1 :]
     np.multiply(std, -down, out=low)
