@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import strawberry
+from starlette.websockets import WebSocket
 
 from graphql_api.auth import Scope
 from graphql_api.context import Info
@@ -21,7 +22,9 @@ from graphql_api.validation import aware
 from workers.events import BarChange
 
 
-@strawberry.type(description="A new or revised bar of a subscribed symbol, at the subscribed interval.")
+@strawberry.type(
+    description="A new or revised bar of a subscribed symbol, at the subscribed interval."
+)
 class BarUpdate:
     ticker: str = strawberry.field(description="Ticker of the symbol.")
     interval: Interval = strawberry.field(description="Interval of the bar (as subscribed).")
@@ -81,8 +84,7 @@ def _check_read(info: Info) -> None:
 async def _cut_off(info: Info, sub: _Subscriber[Any]) -> None:
     """Close the connection of a slow consumer, then wait to be cancelled with it."""
     sub.acknowledged = True
-    reason = f"slow consumer: more than {sub.size} updates queued"
-    await info.context.request.close(code=SLOW_CONSUMER_CODE, reason=reason)
+    await _close_slow(info, sub)
     # Returning would make Strawberry send `complete` on a closed socket; the handler
     # cancels this operation when the close completes.
     await asyncio.Event().wait()
@@ -186,7 +188,11 @@ async def _replay(
             continue  # nothing stored can make these bars: live updates only
         try:
             read = await read_replay(
-                info.context.engine, row.id, base, sub.interval, since,
+                info.context.engine,
+                row.id,
+                base,
+                sub.interval,
+                since,
                 settings.live_max_replay_bars,
             )
         except ReplayTooLong as exc:
@@ -202,8 +208,10 @@ async def _replay(
 
 
 async def _close_slow(info: Info, sub: _Subscriber[Any]) -> None:
+    websocket = info.context.request
+    assert isinstance(websocket, WebSocket)
     reason = f"slow consumer: more than {sub.size} updates queued"
-    await info.context.request.close(code=SLOW_CONSUMER_CODE, reason=reason)
+    await websocket.close(code=SLOW_CONSUMER_CODE, reason=reason)
 
 
 async def _event(info: Info, change: BarChange) -> IngestEvent:

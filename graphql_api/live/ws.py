@@ -1,0 +1,133 @@
+"""The WebSocket side of live updates: graphql-transport-ws with our keys and limits.
+
+- `connection_init` carries the API key (`{"Authorization": "Bearer <key>"}`, any case of
+  the name; the handshake's Authorization header also works). A bad key, or no key when
+  reads need one, closes the socket with 4403 and a reason.
+- Only subscriptions run over the socket: queries and mutations go over HTTP, where cost
+  limits, rate limits and ingest scopes are enforced.
+- Origins are checked by Strawberry before the handshake is accepted (`allowed_origins`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphql import GraphQLError, OperationType, get_operation_ast
+from starlette.websockets import WebSocket
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ConnectionInitMessage,
+    SubscribeMessage,
+)
+
+from graphql_api.auth import Principal, Scope
+from graphql_api.context import Context, Info
+from graphql_api.errors import ServiceUnavailable, Unauthenticated
+from graphql_api.live.hub import LiveHub
+from graphql_api.settings import Settings
+
+#: Close code when the key lookup itself failed (the database is unreachable).
+TRY_AGAIN_LATER = 1013
+
+
+class Rejected(Exception):
+    """Refuse a connection at `connection_init` with this close code and reason."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def allowed_origins(settings: Settings) -> list[str]:
+    """The configured WebSocket origins (besides same-origin, always allowed)."""
+    return [o.strip() for o in settings.live_allowed_origins.split(",") if o.strip()]
+
+
+def hub_of(request: Any) -> LiveHub:
+    """The live hub of the application serving `request` (set in the app lifespan)."""
+    hub: LiveHub = request.app.state.live
+    return hub
+
+
+def principal_of(info: Info) -> Principal | None:
+    """The principal authenticated at `connection_init` (None before it)."""
+    principal: Principal | None = info.context.extras.get("principal")
+    return principal
+
+
+async def authenticate(context: Context) -> None:
+    """Resolve the key of `connection_init` into the context's principal, or reject."""
+    websocket = context.request
+    assert isinstance(websocket, WebSocket)
+    params = context.connection_params if isinstance(context.connection_params, dict) else {}
+    authorization = next(
+        (v for k, v in params.items() if k.lower() == "authorization" and isinstance(v, str)),
+        websocket.headers.get("authorization"),
+    )
+    client = websocket.client.host if websocket.client else "unknown"
+    try:
+        principal = await hub_of(websocket).keys.principal(authorization, client)
+    except Unauthenticated as exc:
+        raise Rejected(4403, f"Forbidden: {exc.message}") from None
+    except Exception:
+        raise Rejected(TRY_AGAIN_LATER, "API key lookup failed; try again later") from None
+    settings = context.settings
+    if settings.require_read_key and not (principal.has(Scope.READ) or principal.has(Scope.INGEST)):
+        raise Rejected(4403, "Forbidden: reads need an API key with the `read` scope")
+    context.extras["principal"] = principal
+
+
+class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """Strawberry's graphql-transport-ws handler, with our rejections and subscriptions only."""
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        """Authenticate (through the view's on_ws_connect); close with our code on refusal."""
+        try:
+            await super().handle_connection_init(message)
+        except Rejected as exc:
+            await self.websocket.close(code=exc.code, reason=exc.reason)
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        """Refuse queries and mutations here: they belong on HTTP, with its limits."""
+        kind = _operation_kind(message)
+        if (
+            self.connection_acknowledged
+            and message.get("id") not in self.operations
+            and kind is not None
+            and kind != OperationType.SUBSCRIPTION
+        ):
+            error = GraphQLError(
+                f"only subscriptions run over WebSocket; send {kind.value}s over HTTP",
+                extensions={"code": "BAD_REQUEST"},
+            )
+            await self.send_message(
+                {"id": message["id"], "type": "error", "payload": [error.formatted]}
+            )
+            return
+        await super().handle_subscribe(message)
+
+
+def _operation_kind(message: SubscribeMessage) -> OperationType | None:
+    """The type of the operation a subscribe message runs; None when it does not parse."""
+    from graphql_api.http import parse_cached
+
+    try:
+        payload = message["payload"]
+        document = parse_cached(payload["query"])
+    except Exception:
+        return None  # Strawberry reports malformed messages and syntax errors itself
+    operation = get_operation_ast(document, payload.get("operationName"))
+    return operation.operation if operation is not None else None
+
+
+__all__ = [
+    "LiveTransportWSHandler",
+    "Rejected",
+    "ServiceUnavailable",
+    "allowed_origins",
+    "authenticate",
+    "hub_of",
+]
