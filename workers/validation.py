@@ -113,15 +113,10 @@ def validate_chunk(
     """
     n = len(raw)
     reasons = _Reasons(n)
-    if ticker is not None:
-        tickers = np.full(n, ticker.strip().upper(), dtype=object)
-    else:
-        assert columns.ticker is not None
-        text = raw[columns.ticker].astype("string").fillna("").str.strip().str.upper()
-        tickers = text.to_numpy(dtype=object)
-    lengths = np.fromiter((len(t) for t in tickers), dtype=np.int64, count=n)
-    reasons.add(lengths == 0, "missing ticker")
-    reasons.add(lengths > MAX_TICKER_LENGTH, "ticker too long")
+    codes, tickers = _tickers(raw, columns, ticker)
+    lengths = np.array([len(t) for t in tickers], dtype=np.int64)  # per distinct ticker
+    reasons.add((lengths == 0)[codes], "missing ticker")
+    reasons.add((lengths > MAX_TICKER_LENGTH)[codes], "ticker too long")
 
     ts, unparseable, nonexistent = parse_times(raw[columns.time], tz)
     reasons.add(unparseable, "unparseable time")
@@ -145,22 +140,15 @@ def validate_chunk(
         reasons.add(v < 0, "volume is negative")
 
     good = ~reasons.any
-    keys = pd.DataFrame({"ticker": tickers, "ts": ts})
-    dup = good & keys.duplicated(keep=False).to_numpy()
-    if dup.any():
-        # Among good rows only: a bad row does not shadow a later good one.
-        sub = keys[dup].assign(line=lines[dup])
-        first = sub.groupby(["ticker", "ts"], sort=False)["line"].transform("min").to_numpy()
-        later = sub["line"].to_numpy() != first
-        idx = np.flatnonzero(dup)[later]
-        mask = np.zeros(n, dtype=bool)
-        mask[idx] = True
-        reasons.add_each(mask, [f"duplicate time (first on line {f})" for f in first[later]])
-        good &= ~mask
+    repeated, first_lines = _repeats(codes, ts, lines, good)
+    if repeated.any():
+        reasons.add_each(repeated, [f"duplicate time (first on line {f})" for f in first_lines])
+        good &= ~repeated
 
     bars = pd.DataFrame(
         {
-            "ticker": tickers[good],
+            # Categorical: one string per distinct ticker, not one per row.
+            "ticker": pd.Categorical.from_codes(codes[good], categories=pd.Index(tickers)),
             "ts": ts[good],
             **{f: values[f][good] for f in (*PRICES, "volume")},
         }
@@ -177,6 +165,44 @@ def validate_chunk(
             rejected[field] = raw[col].to_numpy()[bad]
     metrics.ingest_rejected(len(rejected))
     return ValidatedChunk(bars=bars, rejected=rejected)
+
+
+def _tickers(
+    raw: pd.DataFrame, columns: ColumnMap, ticker: str | None
+) -> tuple[npt.NDArray[np.intp], list[str]]:
+    """Per row the index of its ticker, and the distinct tickers (upper case, trimmed)."""
+    if ticker is not None:
+        return np.zeros(len(raw), dtype=np.intp), [ticker.strip().upper()]
+    assert columns.ticker is not None
+    text = raw[columns.ticker].astype("string").fillna("").str.strip().str.upper()
+    codes, uniques = pd.factorize(text)
+    return np.asarray(codes, dtype=np.intp), [str(u) for u in uniques]
+
+
+def _repeats(
+    codes: npt.NDArray[np.intp],
+    ts: pd.DatetimeIndex,
+    lines: npt.NDArray[np.int64],
+    good: npt.NDArray[np.bool_],
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
+    """Good rows repeating an earlier good row's (ticker, time), and that earlier row's line.
+
+    Among good rows only, so a bad row does not shadow a later good one.
+    """
+    rows = np.flatnonzero(good)
+    order = np.lexsort((ts.asi8[rows], codes[rows]))  # stable: earlier rows first among equals
+    c, t = codes[rows][order], ts.asi8[rows][order]
+    repeat = np.zeros(len(rows), dtype=bool)
+    repeat[1:] = (c[1:] == c[:-1]) & (t[1:] == t[:-1])
+    mask = np.zeros(len(codes), dtype=bool)
+    if not repeat.any():
+        return mask, np.zeros(0, dtype=np.int64)
+    group_start = np.maximum.accumulate(np.where(repeat, 0, np.arange(len(rows))))
+    later = rows[order[repeat]]
+    first = lines[rows[order[group_start[repeat]]]]
+    by_row = np.argsort(later)
+    mask[later] = True
+    return mask, first[by_row]
 
 
 def parse_times(

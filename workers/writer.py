@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from graphql_api.intervals import Interval
@@ -69,7 +70,7 @@ class BarWriter:
         written = 0
         if not bars.empty:
             await self._resolve_symbols(bars)
-        symbol_ids = bars["ticker"].map(self.ids).to_numpy(dtype=np.int64)
+        symbol_ids = self._symbol_ids(bars["ticker"])
         values = [bars[c].to_numpy(dtype=np.float64) for c in PRICE_COLUMNS]
         ts = pd.DatetimeIndex(bars["ts"])
         async with self.conn.transaction():
@@ -84,8 +85,23 @@ class BarWriter:
         self.totals.changes.extend(changes)
         return written
 
+    def _symbol_ids(self, tickers: pd.Series) -> npt.NDArray[np.int64]:
+        if isinstance(tickers.dtype, pd.CategoricalDtype):
+            # Looked up once per distinct ticker, then spread by the codes.
+            per_category = np.array(
+                [self.ids.get(t, -1) for t in tickers.cat.categories], dtype=np.int64
+            )
+            return per_category[tickers.cat.codes.to_numpy()]
+        return np.array([self.ids[t] for t in tickers], dtype=np.int64)
+
     async def _resolve_symbols(self, bars: pd.DataFrame) -> None:
-        new = bars[~bars["ticker"].isin(self.ids.keys())]
+        tickers = bars["ticker"]
+        distinct = (
+            tickers.cat.categories if isinstance(tickers.dtype, pd.CategoricalDtype) else None
+        )
+        if distinct is not None and all(t in self.ids for t in distinct):
+            return
+        new = bars[~tickers.isin(list(self.ids))]
         if new.empty:
             return
         firsts = new.drop_duplicates("ticker")

@@ -17,7 +17,7 @@ import pandas as pd
 from graphql_api.settings import Settings
 from workers.queue import create_app
 
-ROWS = 24_000
+ROWS = 12_000
 BATCH = 400
 
 
@@ -75,7 +75,7 @@ async def test_a_killed_workers_job_is_retried_and_every_bar_lands_once(
 
     first = start_worker(fresh, log)
     try:
-        await wait_for(conn, "SELECT count(*) FROM bars", lambda n: n >= 10 * BATCH, 60)
+        await wait_for(conn, "SELECT count(*) FROM bars", lambda n: n >= 5 * BATCH, 60)
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(10)
