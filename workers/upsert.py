@@ -6,15 +6,12 @@ into `bars`; older rows (revisions, re-runs) are COPYed into a staging table and
 one `INSERT … ON CONFLICT DO UPDATE` that leaves unchanged rows untouched. The lock makes
 the append path safe with several workers writing the same series (no one can store a newer
 bar between our "newest" lookup and our COPY) and keeps each series' change ids in commit
-order (see workers.events). The COPY payload is built from numpy arrays, not Python tuples.
+order (see workers.events). Both COPYs are binary, built from numpy arrays (workers.pgcopy).
 """
 
 from __future__ import annotations
 
-import struct
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
 
 import asyncpg
 import numpy as np
@@ -23,9 +20,19 @@ import pandas as pd
 
 from graphql_api.intervals import Interval
 from workers.events import BarChange, record_changes
+from workers.pgcopy import (
+    BAR_COLUMNS,
+    PRICE_COLUMNS,
+    Series,
+    copy_series,
+    from_pg_us,
+    split_series,
+    to_pg_us,
+)
 
 __all__ = [
     "BAR_COLUMNS",
+    "PRICE_COLUMNS",
     "BarChange",
     "frame_records",
     "upsert_bars",
@@ -33,18 +40,10 @@ __all__ = [
     "upsert_frame",
 ]
 
-BAR_COLUMNS = ("symbol_id", "timeframe", "ts", "open", "high", "low", "close", "volume")
-PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
-
-_PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 UTC, where PostgreSQL's binary timestamps start
-_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
-_COPY_TRAILER = struct.pack(">h", -1)
 _TIMEFRAME_INDEX = {i.value: n for n, i in enumerate(Interval)}
 # 'bars' in the high 32 bits keeps these keys apart from other advisory locks (hashtext()
 # keys such as ensure_bar_partitions' fit in 32 bits).
 _LOCK_NAMESPACE = int.from_bytes(b"bars") << 32
-_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-_ONE_US = timedelta(microseconds=1)
 
 _UPSERT_STAGED = """
 WITH written AS (
@@ -62,28 +61,6 @@ WITH written AS (
 SELECT symbol_id, timeframe, min(ts) AS first_ts, max(ts) AS last_ts, count(*) AS rows
 FROM written GROUP BY symbol_id, timeframe
 """
-
-
-@dataclass
-class _Series:
-    """One symbol/timeframe of a batch: times (µs since 2000, sorted, unique) and values."""
-
-    symbol_id: int
-    timeframe: str
-    ts_us: npt.NDArray[np.int64]
-    values: npt.NDArray[np.float64]  # shape (5, n): open, high, low, close, volume
-
-    def take(self, mask: npt.NDArray[np.bool_]) -> _Series:
-        return _Series(self.symbol_id, self.timeframe, self.ts_us[mask], self.values[:, mask])
-
-    def change(self, rows: int) -> BarChange:
-        return BarChange(
-            self.symbol_id,
-            self.timeframe,
-            _from_pg_us(self.ts_us[0]),
-            _from_pg_us(self.ts_us[-1]),
-            rows,
-        )
 
 
 def frame_records(frame: pd.DataFrame) -> list[tuple[object, ...]]:
@@ -124,10 +101,10 @@ async def upsert_frame(
     if missing:
         raise ValueError(f"bar frame lacks columns: {', '.join(missing)}")
     timeframes = frame["timeframe"].to_numpy(dtype=object)
-    series: list[_Series] = []
+    series: list[Series] = []
     for timeframe in sorted(set(timeframes.tolist())):
         rows = frame[timeframes == timeframe] if len(set(timeframes.tolist())) > 1 else frame
-        series += _split_series(
+        series += split_series(
             rows["symbol_id"].to_numpy(dtype=np.int64),
             str(timeframe),
             pd.DatetimeIndex(rows["ts"]),
@@ -149,12 +126,10 @@ async def upsert_columns(
 
     `values` are the open, high, low, close and volume arrays; naive times are UTC.
     """
-    ids = np.asarray(symbol_ids, dtype=np.int64)
-    arrays = [np.asarray(v, dtype=np.float64) for v in values]
-    return await _write(conn, _split_series(ids, timeframe, ts, arrays), source)
+    return await _write(conn, split_series(symbol_ids, timeframe, ts, values), source)
 
 
-async def _write(conn: asyncpg.Connection, series: list[_Series], source: str) -> list[BarChange]:
+async def _write(conn: asyncpg.Connection, series: list[Series], source: str) -> list[BarChange]:
     if not series:
         return []
     async with conn.transaction():
@@ -162,8 +137,8 @@ async def _write(conn: asyncpg.Connection, series: list[_Series], source: str) -
         # Read only now, under the locks: a statement started before them could miss bars
         # that a concurrent writer committed while we waited.
         newest = await _newest(conn, series)
-        appended: list[_Series] = []
-        staged: list[_Series] = []
+        appended: list[Series] = []
+        staged: list[Series] = []
         for s in series:
             last = newest.get((s.symbol_id, s.timeframe))
             after = s.ts_us > last if last is not None else np.ones(len(s.ts_us), dtype=bool)
@@ -172,8 +147,13 @@ async def _write(conn: asyncpg.Connection, series: list[_Series], source: str) -
             if not after.all():
                 staged.append(s.take(~after))
         if appended:
-            await _copy(conn, "bars", appended)
-        merged = {(s.symbol_id, s.timeframe): s.change(len(s.ts_us)) for s in appended}
+            await copy_series(conn, "bars", appended)
+        merged = {
+            (s.symbol_id, s.timeframe): BarChange(
+                s.symbol_id, s.timeframe, s.first, s.last, len(s.ts_us)
+            )
+            for s in appended
+        }
         if staged:
             for c in await _merge_staged(conn, staged):
                 key = (c.symbol_id, c.timeframe)
@@ -182,54 +162,14 @@ async def _write(conn: asyncpg.Connection, series: list[_Series], source: str) -
         return await record_changes(conn, list(merged.values()), source=source)
 
 
-def _split_series(
-    symbol_ids: npt.NDArray[np.int64],
-    timeframe: str,
-    ts: pd.DatetimeIndex,
-    values: Sequence[npt.NDArray[np.float64]],
-) -> list[_Series]:
-    """The batch cut into series, each sorted by time with repeated times removed (last wins)."""
-    if timeframe not in _TIMEFRAME_INDEX:
-        raise ValueError(f"unknown timeframe {timeframe!r}")
-    if len(symbol_ids) == 0:
-        return []
-    ts = ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")
-    ts_us = ts.as_unit("us").asi8 - _PG_EPOCH_US
-    matrix = np.vstack([np.asarray(v, dtype=np.float64) for v in values])
-    if not np.isfinite(matrix).all():
-        # NaN passes the table's checks (NaN > 0 is true in PostgreSQL), so stop it here.
-        raise ValueError("bar values must be finite numbers")
-    symbol_ids = np.asarray(symbol_ids, dtype=np.int64)
-    if symbol_ids.min() == symbol_ids.max():
-        groups = [np.arange(len(symbol_ids))]
-    else:
-        order = np.argsort(symbol_ids, kind="stable")
-        groups = np.split(order, np.flatnonzero(np.diff(symbol_ids[order])) + 1)
-    out = []
-    for idx in groups:
-        t, v = ts_us[idx], matrix[:, idx]
-        if len(t) > 1 and not bool(np.all(t[1:] > t[:-1])):
-            # Stable sort, then keep the last of equal times: a later row is the newer revision.
-            order = np.argsort(t, kind="stable")
-            t, v = t[order], v[:, order]
-            keep = np.append(t[1:] != t[:-1], True)
-            t, v = t[keep], v[:, keep]
-        out.append(_Series(int(symbol_ids[idx[0]]), timeframe, t, v))
-    return out
-
-
-def _lock_key(s: _Series) -> int:
+def _lock_key(s: Series) -> int:
     return _LOCK_NAMESPACE | (s.symbol_id << 4) | _TIMEFRAME_INDEX[s.timeframe]
 
 
-def _from_pg_us(us: int | np.int64) -> datetime:
-    return datetime.fromtimestamp((int(us) + _PG_EPOCH_US) / 1_000_000, tz=UTC)
-
-
-async def _lock_and_ensure_partitions(conn: asyncpg.Connection, series: list[_Series]) -> None:
+async def _lock_and_ensure_partitions(conn: asyncpg.Connection, series: list[Series]) -> None:
     first = min(int(s.ts_us[0]) for s in series)
     last = max(int(s.ts_us[-1]) for s in series)
-    years = list(range(_from_pg_us(first).year, _from_pg_us(last).year + 1))
+    years = list(range(from_pg_us(first).year, from_pg_us(last).year + 1))
     # Locks in a fixed order, so two batches cannot deadlock. The partition lookup is a
     # catalog read; ensure_bar_partitions takes a lock held until commit, which would
     # serialise every concurrent batch, so it runs only when a year is missing.
@@ -245,11 +185,11 @@ async def _lock_and_ensure_partitions(conn: asyncpg.Connection, series: list[_Se
     )
     if missing:
         await conn.execute(
-            "SELECT ensure_bar_partitions($1, $2)", _from_pg_us(first), _from_pg_us(last)
+            "SELECT ensure_bar_partitions($1, $2)", from_pg_us(first), from_pg_us(last)
         )
 
 
-async def _newest(conn: asyncpg.Connection, series: list[_Series]) -> dict[tuple[int, str], int]:
+async def _newest(conn: asyncpg.Connection, series: list[Series]) -> dict[tuple[int, str], int]:
     rows = await conn.fetch(
         """
         SELECT k.symbol_id, k.timeframe,
@@ -261,18 +201,18 @@ async def _newest(conn: asyncpg.Connection, series: list[_Series]) -> dict[tuple
         [s.timeframe for s in series],
     )
     return {
-        (r["symbol_id"], r["timeframe"]): (r["newest"] - _PG_EPOCH) // _ONE_US
+        (r["symbol_id"], r["timeframe"]): to_pg_us(r["newest"])
         for r in rows
         if r["newest"] is not None
     }
 
 
-async def _merge_staged(conn: asyncpg.Connection, staged: list[_Series]) -> list[BarChange]:
+async def _merge_staged(conn: asyncpg.Connection, staged: list[Series]) -> list[BarChange]:
     await conn.execute(
         "CREATE TEMP TABLE IF NOT EXISTS _stage_bars "
         "(LIKE bars INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
     )
-    await _copy(conn, "_stage_bars", staged)
+    await copy_series(conn, "_stage_bars", staged)
     rows = await conn.fetch(_UPSERT_STAGED)
     return [BarChange(**dict(r)) for r in rows]
 
@@ -285,40 +225,3 @@ def _union(a: BarChange, b: BarChange) -> BarChange:
         max(a.last_ts, b.last_ts),
         a.rows + b.rows,
     )
-
-
-async def _copy(conn: asyncpg.Connection, table: str, series: list[_Series]) -> None:
-    async def payload() -> AsyncIterator[bytes]:
-        # Bytes alone would be taken for a file path; an async iterable streams them as they are.
-        yield _COPY_HEADER
-        for s in series:
-            yield _copy_tuples(s)
-        yield _COPY_TRAILER
-
-    await conn.copy_to_table(table, source=payload(), columns=BAR_COLUMNS, format="binary")
-
-
-def _copy_tuples(s: _Series) -> bytes:
-    """The series' rows in PostgreSQL's binary COPY tuple format, built column-wise by numpy."""
-    tf = s.timeframe.encode()
-    fields: list[tuple[str, str]] = [
-        ("count", ">i2"),
-        ("symbol_id_len", ">i4"),
-        ("symbol_id", ">i4"),
-    ]
-    fields += [("timeframe_len", ">i4"), ("timeframe", f"S{len(tf)}")]
-    fields += [("ts_len", ">i4"), ("ts", ">i8")]
-    for name in PRICE_COLUMNS:
-        fields += [(f"{name}_len", ">i4"), (name, ">f8")]
-    rows = np.empty(len(s.ts_us), dtype=np.dtype(fields))
-    rows["count"] = len(BAR_COLUMNS)
-    rows["symbol_id_len"] = 4
-    rows["symbol_id"] = s.symbol_id
-    rows["timeframe_len"] = len(tf)
-    rows["timeframe"] = tf
-    rows["ts_len"] = 8
-    rows["ts"] = s.ts_us
-    for i, name in enumerate(PRICE_COLUMNS):
-        rows[f"{name}_len"] = 8
-        rows[name] = s.values[i]
-    return rows.tobytes()

@@ -1,0 +1,351 @@
+"""Ingest benchmark: the bulk write path against plain COPY of the same rows, in one run.
+
+    .venv/bin/python benchmarks/ingest.py               # 1,000,000 bars (a few minutes)
+    .venv/bin/python benchmarks/ingest.py --rows 50000  # quick run
+
+What it does, on a database of its own (created on the server at `--admin-url`, dropped at
+the end) migrated to head:
+
+1. Builds `--rows` deterministic one-minute bars (a seeded random walk) over `--symbols`
+   tickers, and their revision (every close and high moved by a cent).
+2. Times, in alternating rounds so that load from elsewhere on a shared machine falls on
+   all alike, each in batches of `--batch-rows` rows, one transaction per batch:
+   - copy (bare): binary COPY into an empty unpartitioned table without keys or checks;
+   - copy (keyed): the same into an empty unpartitioned table with the primary key and checks
+     of `bars` (what any bulk load into that schema must pay);
+   - stage upsert: COPY into a temp table plus one INSERT … ON CONFLICT DO UPDATE per batch,
+     into an empty keyed table (the reference method, ~136k rows/s in the field guide);
+   - (a) fresh: `upsert_columns` into the empty partitioned `bars` (the append path);
+   - (b) revised: `upsert_columns` of the revision over them (every row changes).
+   Copies use the same numpy-built binary payload as the ingest, so the ratios measure what
+   happens in the database, not how tuples are encoded.
+3. (c) csv via CLI: the bars written as one CSV, then `market-graphql ingest` in a
+   subprocess into an empty `bars` (wall time, process start-up included).
+4. Prints rows/s (median of the rounds), peak memory, and the ratios against the goals:
+   fresh ≥ 0.8 x plain COPY, revisions ≥ the stage upsert.
+
+Peak memory is the highest resident set size sampled while a step runs, above what the
+process held before it (the generated data); for the CLI, the subprocess's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import asyncpg
+import numpy as np
+import pandas as pd
+import psycopg
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from graphql_api import db  # noqa: E402
+from graphql_api.settings import load_settings  # noqa: E402
+from workers.pgcopy import PRICE_COLUMNS, copy_series, split_series  # noqa: E402
+from workers.symbols import SymbolInfo, upsert_symbols  # noqa: E402
+from workers.upsert import upsert_columns  # noqa: E402
+
+FIELD_GUIDE_STAGE_UPSERT = 136_000
+PAGE = 4096
+
+
+@dataclass
+class Dataset:
+    """Bars as columns: one batch per (symbol, slice), the way ingest batches arrive."""
+
+    tickers: list[str]
+    codes: np.ndarray  # per row, the index of its ticker
+    ts: pd.DatetimeIndex
+    values: list[np.ndarray]
+    revised: list[np.ndarray]
+    symbol_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    @property
+    def rows(self) -> int:
+        return len(self.ts)
+
+    def ids_of(self, cut: slice) -> np.ndarray:
+        """Database symbol ids of a slice of rows."""
+        return self.symbol_ids[self.codes[cut]]
+
+    def batches(
+        self, size: int, *, revised: bool = False
+    ) -> Iterator[tuple[slice, list[np.ndarray]]]:
+        values = self.revised if revised else self.values
+        for start in range(0, self.rows, size):
+            cut = slice(start, min(start + size, self.rows))
+            yield cut, [v[cut] for v in values]
+
+
+def make_dataset(rows: int, symbols: int) -> Dataset:
+    """Deterministic bars: each ticker a seeded random walk of rows/symbols minutes."""
+    per = rows // symbols
+    rng = np.random.default_rng(20240101)
+    ts = pd.date_range("2021-01-04", periods=per, freq="min", tz="UTC")
+    ids, cols = [], [[] for _ in PRICE_COLUMNS]
+    for n in range(symbols):
+        close = 50.0 * (n + 1) * np.exp(np.cumsum(rng.normal(0, 8e-4, per)))
+        open_ = np.concatenate([[close[0]], close[:-1]])
+        wiggle = np.abs(rng.normal(0, 5e-4, (2, per))) * close
+        high = np.maximum(open_, close) + wiggle[0]
+        low = np.minimum(open_, close) - wiggle[1]
+        volume = rng.integers(100, 5_000, per).astype(float)
+        for target, column in zip(cols, (open_, high, low, close, volume), strict=True):
+            target.append(np.round(column, 4))
+        ids.append(np.full(per, n))
+    values = [np.concatenate(c) for c in cols]
+    revised = [v.copy() for v in values]
+    revised[1] += 0.01  # high
+    revised[3] += 0.01  # close (still <= the new high)
+    return Dataset(
+        tickers=[f"BENCH{n:02d}" for n in range(symbols)],
+        codes=np.concatenate(ids),
+        ts=pd.DatetimeIndex(np.tile(ts.tz_localize(None).to_numpy(), symbols)).tz_localize("UTC"),
+        values=values,
+        revised=revised,
+    )
+
+
+class PeakMemory:
+    """Samples this process's RSS in a thread; `peak_mb` is the high-water mark above start."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self.start = self.peak = _rss()
+
+    def __enter__(self) -> PeakMemory:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, _rss())
+
+    @property
+    def peak_mb(self) -> float:
+        return (self.peak - self.start) / 2**20
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * PAGE
+
+
+@dataclass
+class Result:
+    name: str
+    rows: int
+    seconds: list[float] = field(default_factory=list)
+    peak_mb: list[float] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.rows / statistics.median(self.seconds)
+
+
+async def timed(result: Result, step: Callable[[], Awaitable[None]]) -> None:
+    with PeakMemory() as memory:
+        started = time.perf_counter()
+        await step()
+        result.seconds.append(time.perf_counter() - started)
+    result.peak_mb.append(memory.peak_mb)
+
+
+async def copy_into(conn: asyncpg.Connection, data: Dataset, table: str, batch: int) -> None:
+    for cut, values in data.batches(batch):
+        series = split_series(data.ids_of(cut), "M1", data.ts[cut], values)
+        async with conn.transaction():
+            await copy_series(conn, table, series)
+
+
+async def stage_upsert(conn: asyncpg.Connection, data: Dataset, table: str, batch: int) -> None:
+    await conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS bench_stage (LIKE bars INCLUDING DEFAULTS) "
+        "ON COMMIT DELETE ROWS"
+    )
+    for cut, values in data.batches(batch):
+        series = split_series(data.ids_of(cut), "M1", data.ts[cut], values)
+        async with conn.transaction():
+            await copy_series(conn, "bench_stage", series)
+            await conn.execute(
+                f"INSERT INTO {table} AS b SELECT * FROM bench_stage "
+                "ON CONFLICT (symbol_id, timeframe, ts) DO UPDATE SET open = EXCLUDED.open, "
+                "high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close, "
+                "volume = EXCLUDED.volume"
+            )
+
+
+async def ingest(
+    conn: asyncpg.Connection, data: Dataset, batch: int, written: list[int], revised: bool
+) -> None:
+    """The ingest write path over every batch; appends the rows it changed to `written`."""
+    total = 0
+    for cut, values in data.batches(batch, revised=revised):
+        changes = await upsert_columns(conn, data.ids_of(cut), "M1", data.ts[cut], values)
+        total += sum(c.rows for c in changes)
+    written.append(total)
+
+
+def run_cli_ingest(url: str, path: Path) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS (MB) and stderr of `market-graphql ingest` on the file."""
+    env = {**os.environ, "DATABASE_URL": url}
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "graphql_api", "ingest", str(path), "--timeframe", "M1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    assert proc.stderr is not None
+    # wait4 gives this child's own peak RSS; read stderr first so the pipe cannot fill.
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"ingest failed: {err.decode()}")
+    return seconds, usage.ru_maxrss / 1024, err.decode()
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    admin = args.admin_url
+    name = f"mg_bench_ingest_{secrets.token_hex(3)}"
+    with psycopg.connect(admin, autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(admin).set(database=name).render_as_string(hide_password=False)
+    try:
+        await run(url, args)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as c:
+            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def run(url: str, args: argparse.Namespace) -> None:
+    settings = load_settings(database_url=url)
+    await asyncio.to_thread(db.upgrade, settings)
+    print(f"generating {args.rows:,} bars over {args.symbols} tickers …", flush=True)
+    data = make_dataset(args.rows, args.symbols)
+    rows = data.rows
+    conn = await asyncpg.connect(settings.asyncpg_dsn)
+    try:
+        ids = await upsert_symbols(conn, [SymbolInfo(t) for t in data.tickers])
+        data.symbol_ids = np.array([ids[t] for t in data.tickers], dtype=np.int64)
+        await conn.execute("CREATE TABLE bench_bare (LIKE bars)")
+        await conn.execute("CREATE TABLE bench_keyed (LIKE bars INCLUDING ALL)")
+        await conn.execute("CREATE TABLE bench_staged (LIKE bars INCLUDING ALL)")
+        results = {
+            key: Result(label, rows)
+            for key, label in (
+                ("bare", "plain COPY, table without keys"),
+                ("keyed", "plain COPY, table with bars' key and checks"),
+                ("stage", "stage upsert (COPY to temp + ON CONFLICT)"),
+                ("fresh", "(a) fresh: upsert into bars"),
+                ("revised", "(b) revised: every row changes"),
+            )
+        }
+        batch = args.batch_rows
+        for round_ in range(1, args.rounds + 1):
+            print(f"round {round_}/{args.rounds} …", flush=True)
+            await conn.execute("TRUNCATE bench_bare, bench_keyed, bench_staged, bars, bar_changes")
+            await conn.execute("CHECKPOINT")
+            await timed(results["bare"], lambda: copy_into(conn, data, "bench_bare", batch))
+            await timed(results["keyed"], lambda: copy_into(conn, data, "bench_keyed", batch))
+            await timed(results["stage"], lambda: stage_upsert(conn, data, "bench_staged", batch))
+
+            written: list[int] = []
+            await timed(results["fresh"], partial(ingest, conn, data, batch, written, False))
+            await conn.execute("CHECKPOINT")
+            await timed(results["revised"], partial(ingest, conn, data, batch, written, True))
+            assert written == [rows, rows], written
+            assert await conn.fetchval("SELECT count(*) FROM bars") == rows
+
+        print("writing the CSV …", flush=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "bars.csv"
+            pd.DataFrame(
+                {
+                    "ticker": np.array(data.tickers)[data.codes],
+                    "time": data.ts,
+                    **{c: v for c, v in zip(PRICE_COLUMNS, data.values, strict=True)},
+                }
+            ).to_csv(path, index=False)
+            size_mb = path.stat().st_size / 2**20
+            await conn.execute("TRUNCATE bars, bar_changes")
+            await conn.execute("CHECKPOINT")
+            seconds, cli_peak, stderr = await asyncio.to_thread(run_cli_ingest, url, path)
+            assert await conn.fetchval("SELECT count(*) FROM bars") == rows, stderr
+        csv = Result(f"(c) CSV via CLI ({size_mb:,.0f} MB file)", rows, [seconds], [cli_peak])
+    finally:
+        await conn.close()
+    report(results, csv, args)
+
+
+def report(results: dict[str, Result], csv: Result, args: argparse.Namespace) -> None:
+    print()
+    print(
+        f"{args.rows:,} one-minute bars, {args.symbols} tickers, batches of "
+        f"{args.batch_rows:,} rows, median of {args.rounds} round(s)"
+    )
+    print(f"{'':<48}{'rows/s':>12}{'seconds':>10}{'peak MB':>10}")
+    for result in [*results.values(), csv]:
+        print(
+            f"{result.name:<48}{result.rate:>12,.0f}{statistics.median(result.seconds):>10.2f}"
+            f"{max(result.peak_mb):>10.0f}"
+        )
+    fresh, revised = results["fresh"].rate, results["revised"].rate
+    print()
+    print(
+        f"fresh / plain COPY (keyed table):      {fresh / results['keyed'].rate:.2f}  (goal ≥ 0.8)"
+    )
+    print(f"fresh / plain COPY (bare table):       {fresh / results['bare'].rate:.2f}")
+    print(
+        f"revised / stage upsert (this run):     {revised / results['stage'].rate:.2f}  (goal ≥ 1)"
+    )
+    print(f"revised / field guide's 136k rows/s:   {revised / FIELD_GUIDE_STAGE_UPSERT:.2f}")
+    print(f"CSV via CLI / fresh:                   {csv.rate / fresh:.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--symbols", type=int, default=10)
+    parser.add_argument("--batch-rows", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--admin-url",
+        default=os.environ.get(
+            "TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+        ),
+        help="A superuser URL; the benchmark creates and drops a database of its own there.",
+    )
+    args = parser.parse_args()
+    if args.rows < args.symbols:
+        parser.error("--rows must be at least --symbols")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""Bars as series of numpy columns, and PostgreSQL binary COPY of them (no Python tuples)."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from graphql_api.intervals import Interval
+
+BAR_COLUMNS = ("symbol_id", "timeframe", "ts", "open", "high", "low", "close", "volume")
+PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
+TIMEFRAMES = tuple(i.value for i in Interval)
+
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # where PostgreSQL's binary timestamps start
+_PG_EPOCH_US = int(_PG_EPOCH.timestamp()) * 1_000_000
+_ONE_US = timedelta(microseconds=1)
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+_COPY_TRAILER = struct.pack(">h", -1)
+
+
+@dataclass
+class Series:
+    """Bars of one symbol and timeframe: times (µs since 2000, sorted, unique) and values."""
+
+    symbol_id: int
+    timeframe: str
+    ts_us: npt.NDArray[np.int64]
+    values: npt.NDArray[np.float64]  # shape (5, n): open, high, low, close, volume
+
+    def take(self, mask: npt.NDArray[np.bool_]) -> Series:
+        """The rows where `mask` holds."""
+        return Series(self.symbol_id, self.timeframe, self.ts_us[mask], self.values[:, mask])
+
+    @property
+    def first(self) -> datetime:
+        """Time of the first bar."""
+        return from_pg_us(self.ts_us[0])
+
+    @property
+    def last(self) -> datetime:
+        """Time of the last bar."""
+        return from_pg_us(self.ts_us[-1])
+
+
+def from_pg_us(us: int | np.int64) -> datetime:
+    """An aware datetime from microseconds since 2000-01-01 UTC."""
+    return datetime.fromtimestamp((int(us) + _PG_EPOCH_US) / 1_000_000, tz=UTC)
+
+
+def to_pg_us(ts: datetime) -> int:
+    """Microseconds since 2000-01-01 UTC of an aware datetime."""
+    return (ts - _PG_EPOCH) // _ONE_US
+
+
+def split_series(
+    symbol_ids: npt.ArrayLike,
+    timeframe: str,
+    ts: pd.DatetimeIndex,
+    values: Sequence[npt.ArrayLike],
+) -> list[Series]:
+    """Rows cut into series, each sorted by time with repeated times removed (the last wins).
+
+    `values` are the open, high, low, close and volume columns; naive times are UTC.
+    """
+    if timeframe not in TIMEFRAMES:
+        raise ValueError(f"unknown timeframe {timeframe!r}")
+    ids = np.asarray(symbol_ids, dtype=np.int64)
+    if len(ids) == 0:
+        return []
+    ts = ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")
+    ts_us = ts.as_unit("us").asi8 - _PG_EPOCH_US
+    matrix = np.vstack([np.asarray(v, dtype=np.float64) for v in values])
+    if not np.isfinite(matrix).all():
+        # NaN passes the table's checks (NaN > 0 is true in PostgreSQL), so stop it here.
+        raise ValueError("bar values must be finite numbers")
+    if ids.min() == ids.max():
+        groups = [np.arange(len(ids))]
+    else:
+        order = np.argsort(ids, kind="stable")
+        groups = np.split(order, np.flatnonzero(np.diff(ids[order])) + 1)
+    out = []
+    for idx in groups:
+        t, v = ts_us[idx], matrix[:, idx]
+        if len(t) > 1 and not bool(np.all(t[1:] > t[:-1])):
+            # Stable sort, then keep the last of equal times: a later row is the newer revision.
+            order = np.argsort(t, kind="stable")
+            t, v = t[order], v[:, order]
+            keep = np.append(t[1:] != t[:-1], True)
+            t, v = t[keep], v[:, keep]
+        out.append(Series(int(ids[idx[0]]), timeframe, t, v))
+    return out
+
+
+async def copy_series(conn: asyncpg.Connection, table: str, series: Sequence[Series]) -> None:
+    """COPY the series into `table` (which has the BAR_COLUMNS) in binary format."""
+
+    async def payload() -> AsyncIterator[bytes]:
+        # Bytes alone would be taken for a file path; an async iterable streams them as they are.
+        yield _COPY_HEADER
+        for s in series:
+            yield _binary_tuples(s)
+        yield _COPY_TRAILER
+
+    await conn.copy_to_table(table, source=payload(), columns=BAR_COLUMNS, format="binary")
+
+
+def _binary_tuples(s: Series) -> bytes:
+    """The series' rows in PostgreSQL's binary COPY tuple format, built column-wise."""
+    tf = s.timeframe.encode()
+    fields: list[tuple[str, str]] = [
+        ("count", ">i2"),
+        ("symbol_id_len", ">i4"),
+        ("symbol_id", ">i4"),
+        ("timeframe_len", ">i4"),
+        ("timeframe", f"S{len(tf)}"),
+        ("ts_len", ">i4"),
+        ("ts", ">i8"),
+    ]
+    for name in PRICE_COLUMNS:
+        fields += [(f"{name}_len", ">i4"), (name, ">f8")]
+    rows = np.empty(len(s.ts_us), dtype=np.dtype(fields))
+    rows["count"] = len(BAR_COLUMNS)
+    rows["symbol_id_len"] = 4
+    rows["symbol_id"] = s.symbol_id
+    rows["timeframe_len"] = len(tf)
+    rows["timeframe"] = tf
+    rows["ts_len"] = 8
+    rows["ts"] = s.ts_us
+    for i, name in enumerate(PRICE_COLUMNS):
+        rows[f"{name}_len"] = 8
+        rows[name] = s.values[i]
+    return rows.tobytes()
