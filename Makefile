@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint schema bench clean browser-deps
+.PHONY: run test lint schema bench clean browser-deps codegen-tools
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,16 @@ run: $(BIN)/.installed
 	$(BIN)/market-graphql serve
 
 ## Lint, type-check and run the whole test suite
-test: $(BIN)/.installed browser-deps lint
+test: $(BIN)/.installed codegen-tools browser-deps lint
 	$(BIN)/python -m pytest
+
+## ariadne-codegen for the typed-client test, beside the venv: it pins graphql-core < 3.3,
+## which Strawberry's graphql-core >= 3.3 rules out inside it (clients/README.md)
+codegen-tools: $(VENV)/tools/ariadne-codegen/.installed
+$(VENV)/tools/ariadne-codegen/.installed: clients/python/codegen-requirements.txt $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet --no-warn-conflicts --upgrade \
+	  --target $(VENV)/tools/ariadne-codegen -r clients/python/codegen-requirements.txt
+	touch $@
 
 ## Debian's Chromium and ChromeDriver for the browser test (installed when missing and root)
 browser-deps:
