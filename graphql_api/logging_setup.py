@@ -54,6 +54,7 @@ def _timestamp(created: float) -> str:
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
+    # In the order they were given (a readable line starts with the request id).
     return {k: v for k, v in record.__dict__.items() if k not in _STANDARD_ATTRS and k[:1] != "_"}
 
 

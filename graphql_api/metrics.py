@@ -313,6 +313,7 @@ class AppMetrics:
             ["reading"],
             registry=r,
         )
+        self._children: dict[tuple[str, str], tuple[Any, Any, Any]] = {}
         self.pool = _PoolCollector()
         self.cache = _CacheCollector()
         self.readings = _DatabaseReadings(settings, self.refresh_failures)
@@ -340,10 +341,19 @@ class AppMetrics:
         sql_s: float,
     ) -> None:
         """Record one finished GraphQL request."""
-        label = self.operation_label(operation)
-        self.request_seconds.labels(label, outcome).observe(seconds)
-        self.request_sql_statements.labels(label).observe(sql_count)
-        self.request_sql_seconds.labels(label).observe(sql_s)
+        key = (self.operation_label(operation), outcome)
+        children = self._children.get(key)
+        if children is None:
+            # labels() takes a lock and builds a key each call; the set of children is bounded.
+            label = key[0]
+            children = self._children[key] = (
+                self.request_seconds.labels(label, outcome),
+                self.request_sql_statements.labels(label),
+                self.request_sql_seconds.labels(label),
+            )
+        children[0].observe(seconds)
+        children[1].observe(sql_count)
+        children[2].observe(sql_s)
 
     async def exposition(self) -> bytes:
         """The text exposition, database readings refreshed first when stale."""
