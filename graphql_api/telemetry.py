@@ -107,8 +107,10 @@ class Telemetry:
         stats = reqstats.CURRENT.get()
         if stats is not None:
             stats.sql_count += 1
-            if stats.tracer is not None and self.tracing is not None:
-                setattr(context, _SPAN, self.tracing.sql_start(statement))
+        if context is None:
+            return  # SQLAlchemy's internal cursor calls (no context to carry the start time)
+        if stats is not None and stats.tracer is not None and self.tracing is not None:
+            setattr(context, _SPAN, self.tracing.sql_start(statement))
         setattr(context, _STARTED, time.perf_counter())
 
     def _after_cursor(
