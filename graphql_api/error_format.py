@@ -32,6 +32,10 @@ def classify(exc: BaseException) -> tuple[str, str] | None:
     for e in _chain(exc):
         if isinstance(e, asyncpg.exceptions.QueryCanceledError):
             return "QUERY_TIMEOUT", "the query ran longer than the statement timeout; narrow it"
+        if isinstance(e, asyncpg.exceptions.CharacterNotInRepertoireError):
+            # SQLSTATE 22021: text PostgreSQL cannot hold (a NUL character) came in a
+            # client's argument; a client mistake, not a server fault.
+            return "BAD_USER_INPUT", "text arguments must not contain NUL (\\u0000) characters"
         if isinstance(
             e,
             OSError

@@ -32,6 +32,10 @@ return {allowed, tostring(tokens)}
 """
 
 
+#: How long the limiter stays in memory after a Redis failure before trying Redis again.
+REDIS_RETRY_SECONDS = 5.0
+
+
 @dataclass(frozen=True)
 class Decision:
     """The outcome of taking `cost` tokens from a bucket."""
@@ -52,18 +56,24 @@ class RateLimiter:
         self.redis = redis
         self._script: Any = redis.register_script(_LUA) if redis is not None else None
         self._memory: dict[str, tuple[float, float]] = {}
+        self._redis_retry_at = 0.0  # after a Redis failure, memory only until then
 
     async def take(self, key: str, cost: int) -> Decision:
         """Take `cost` tokens from `key`'s bucket if it holds them."""
         cost = max(cost, 1)
-        if self._script is not None:
+        if self._script is not None and time.monotonic() >= self._redis_retry_at:
             try:
                 allowed, tokens = await self._script(
                     keys=[f"mg:rl:{key}"], args=[self.capacity, self.rate, cost]
                 )
                 return self._decision(bool(allowed), float(tokens), cost)
             except Exception as exc:  # Redis down: limit per process rather than not at all
-                log.warning("rate limiter falling back to memory: %s", exc)
+                # A hung Redis costs a socket timeout per call: back off instead of paying it
+                # (and logging it) on every request.
+                self._redis_retry_at = time.monotonic() + REDIS_RETRY_SECONDS
+                log.warning(
+                    "rate limiter falling back to memory for %.0f s: %s", REDIS_RETRY_SECONDS, exc
+                )
         return self._take_memory(key, cost)
 
     def _take_memory(self, key: str, cost: int) -> Decision:

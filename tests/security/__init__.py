@@ -1,0 +1,1 @@
+"""Security, limits and robustness: API keys, cost, GraphQL over HTTP, fuzzing, faults."""
