@@ -137,3 +137,45 @@ def _binary_tuples(s: Series) -> bytes:
         rows[f"{name}_len"] = 8
         rows[name] = s.values[i]
     return rows.tobytes()
+
+
+# A row of `SELECT <int4>, <timestamptz>, <5 x float8>` in binary COPY output.
+_STORED_ROW = np.dtype(
+    [
+        ("count", ">i2"),
+        ("key_len", ">i4"),
+        ("key", ">i4"),
+        ("ts_len", ">i4"),
+        ("ts", ">i8"),
+        *[(f, t) for name in PRICE_COLUMNS for f, t in ((f"{name}_len", ">i4"), (name, ">f8"))],
+    ]
+)
+_HEADER_LEN = len(_COPY_HEADER)
+
+
+async def copy_out_keyed_bars(
+    conn: asyncpg.Connection, query: str, *args: object
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """Run a `SELECT key int4, ts, open, high, low, close, volume` (no NULLs) by binary COPY.
+
+    Returns keys, times (µs since 2000) and values (shape (5, n)), in the order received.
+    """
+    chunks: list[bytes] = []
+
+    async def sink(chunk: bytes) -> None:
+        chunks.append(chunk)
+
+    await conn.copy_from_query(query, *args, output=sink, format="binary")
+    buf = b"".join(chunks)
+    if not buf.startswith(_COPY_HEADER) or not buf.endswith(_COPY_TRAILER):
+        raise RuntimeError("unexpected binary COPY framing from the server")
+    body = len(buf) - _HEADER_LEN - len(_COPY_TRAILER)
+    if body % _STORED_ROW.itemsize:
+        raise RuntimeError("binary COPY rows are not of the expected layout")
+    rows = np.frombuffer(
+        buf, dtype=_STORED_ROW, offset=_HEADER_LEN, count=body // _STORED_ROW.itemsize
+    )
+    if len(rows) and not (rows["count"] == 7).all():
+        raise RuntimeError("binary COPY rows are not of the expected layout")
+    values = np.vstack([rows[name].astype(np.float64) for name in PRICE_COLUMNS])
+    return rows["key"].astype(np.int64), rows["ts"].astype(np.int64), values

@@ -1,12 +1,17 @@
 """Bulk writes of bars at COPY speed: one transaction per batch, revised bars overwrite.
 
-Per batch, for each symbol/timeframe (a "series") in it, under an advisory lock on that
-series: rows newer than the newest stored bar are appended with a plain binary COPY straight
-into `bars`; older rows (revisions, re-runs) are COPYed into a staging table and merged with
-one `INSERT … ON CONFLICT DO UPDATE` that leaves unchanged rows untouched. The lock makes
-the append path safe with several workers writing the same series (no one can store a newer
-bar between our "newest" lookup and our COPY) and keeps each series' change ids in commit
-order (see workers.events). Both COPYs are binary, built from numpy arrays (workers.pgcopy).
+Per batch, under an advisory lock on each symbol/timeframe (a "series") in it:
+
+* rows newer than the series' newest stored bar are appended with a plain binary COPY
+  straight into `bars`;
+* older rows are compared with the stored bars, read back by binary COPY: missing ones are
+  appended with that same COPY, unchanged ones are dropped (a re-run writes nothing), and
+  only changed ones go through a staging table and one `INSERT … ON CONFLICT DO UPDATE`.
+
+The lock makes this safe with several workers writing the same series (no one can store a
+bar between our read and our COPY) and keeps each series' change ids in commit order (see
+workers.events). Every writer of `bars` must come through here. Both COPY directions are
+binary, built from and parsed into numpy arrays (workers.pgcopy), not Python tuples.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from workers.pgcopy import (
     BAR_COLUMNS,
     PRICE_COLUMNS,
     Series,
+    copy_out_keyed_bars,
     copy_series,
     from_pg_us,
     split_series,
@@ -146,20 +152,26 @@ async def _write(conn: asyncpg.Connection, series: list[Series], source: str) ->
                 appended.append(s.take(after))
             if not after.all():
                 staged.append(s.take(~after))
+        if staged:
+            # Of rows at or before the newest stored bar, those missing are appended too;
+            # only changed ones need the (much slower) upsert; unchanged ones cost a read.
+            missing, staged = await _compare_with_stored(conn, staged)
+            appended += missing
         if appended:
             await copy_series(conn, "bars", appended)
-        merged = {
-            (s.symbol_id, s.timeframe): BarChange(
-                s.symbol_id, s.timeframe, s.first, s.last, len(s.ts_us)
-            )
-            for s in appended
-        }
+        merged: dict[tuple[int, str], BarChange] = {}
+        for s in appended:
+            _merge(merged, BarChange(s.symbol_id, s.timeframe, s.first, s.last, len(s.ts_us)))
         if staged:
             for c in await _merge_staged(conn, staged):
-                key = (c.symbol_id, c.timeframe)
-                prev = merged.get(key)
-                merged[key] = c if prev is None else _union(prev, c)
+                _merge(merged, c)
         return await record_changes(conn, list(merged.values()), source=source)
+
+
+def _merge(into: dict[tuple[int, str], BarChange], change: BarChange) -> None:
+    key = (change.symbol_id, change.timeframe)
+    prev = into.get(key)
+    into[key] = change if prev is None else _union(prev, change)
 
 
 def _lock_key(s: Series) -> int:
@@ -205,6 +217,61 @@ async def _newest(conn: asyncpg.Connection, series: list[Series]) -> dict[tuple[
         for r in rows
         if r["newest"] is not None
     }
+
+
+_READ_STORED = """
+SELECT r.i, b.ts, b.open, b.high, b.low, b.close, b.volume
+FROM unnest($1::int[], $2::int[], $3::text[], $4::timestamptz[], $5::timestamptz[])
+     AS r(i, symbol_id, timeframe, lo, hi)
+JOIN bars b ON b.symbol_id = r.symbol_id AND b.timeframe = r.timeframe
+           AND b.ts BETWEEN r.lo AND r.hi
+"""
+
+
+async def _compare_with_stored(
+    conn: asyncpg.Connection, staged: list[Series]
+) -> tuple[list[Series], list[Series]]:
+    """Split rows into (missing from the table, changed); unchanged rows are dropped.
+
+    Reads the stored bars over each series' time range in one query; a series whose rows
+    are sparse in its range (reading it would fetch far more than it holds) is passed on
+    whole as "changed", for the upsert to sort out.
+    """
+    dense = [s for s in staged if _is_dense(s)]
+    sparse = [s for s in staged if not _is_dense(s)]
+    if not dense:
+        return [], sparse
+    keys, ts_us, values = await copy_out_keyed_bars(
+        conn,
+        _READ_STORED,
+        list(range(len(dense))),
+        [s.symbol_id for s in dense],
+        [s.timeframe for s in dense],
+        [s.first for s in dense],
+        [s.last for s in dense],
+    )
+    order = np.lexsort((ts_us, keys))
+    keys, ts_us, values = keys[order], ts_us[order], values[:, order]
+    bounds = np.searchsorted(keys, np.arange(len(dense) + 1))
+    missing, changed = [], list(sparse)
+    for i, s in enumerate(dense):
+        stored_ts = ts_us[bounds[i] : bounds[i + 1]]
+        stored = values[:, bounds[i] : bounds[i + 1]]
+        pos = np.minimum(np.searchsorted(stored_ts, s.ts_us), max(len(stored_ts) - 1, 0))
+        found = (stored_ts[pos] == s.ts_us) if len(stored_ts) else np.zeros(len(s.ts_us), bool)
+        # Exact comparison, as IS DISTINCT FROM does: float8 round-trips bit for bit.
+        differs = found & (stored[:, pos] != s.values).any(axis=0) if len(stored_ts) else found
+        if (~found).any():
+            missing.append(s.take(~found))
+        if differs.any():
+            changed.append(s.take(differs))
+    return missing, changed
+
+
+def _is_dense(s: Series) -> bool:
+    step_us = Interval(s.timeframe).seconds * 1_000_000
+    slots = (int(s.ts_us[-1]) - int(s.ts_us[0])) // step_us + 1
+    return len(s.ts_us) * 4 >= slots
 
 
 async def _merge_staged(conn: asyncpg.Connection, staged: list[Series]) -> list[BarChange]:

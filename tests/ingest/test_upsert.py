@@ -164,3 +164,60 @@ async def test_record_tuples_and_partitions_created_on_demand(conn: asyncpg.Conn
         datetime(2031, 6, 1, tzinfo=UTC),
         datetime(2033, 6, 1, tzinfo=UTC),
     ]
+
+
+async def test_one_batch_fills_gaps_revises_and_leaves_the_rest_alone(
+    conn: asyncpg.Connection,
+) -> None:
+    sid = (await upsert_symbols(conn, [SymbolInfo("ACME")]))["ACME"]
+    await upsert_frame(conn, pd.concat([bars(sid, 0, 40), bars(sid, 60, 40)]))
+    before = {
+        r["ts"]: r["xmin"]
+        for r in await conn.fetch(
+            "SELECT ts, xmin::text AS xmin FROM bars WHERE symbol_id = $1", sid
+        )
+    }
+    batch = pd.concat(
+        [
+            bars(sid, 30, 10),  # unchanged
+            bars(sid, 40, 20),  # the gap
+            bars(sid, 60, 5, bump=1.0),  # revised
+            bars(sid, 65, 5),  # unchanged
+            bars(sid, 100, 10),  # after the newest
+        ]
+    )
+    (change,) = await upsert_frame(conn, batch.sample(frac=1.0, random_state=3))
+    assert (change.rows, change.first_ts, change.last_ts) == (
+        35,
+        T0 + pd.Timedelta(minutes=40),
+        T0 + pd.Timedelta(minutes=109),
+    )
+    rows = await conn.fetch(
+        "SELECT ts, close, xmin::text AS xmin FROM bars WHERE symbol_id = $1 ORDER BY ts", sid
+    )
+    assert len(rows) == 110
+    minutes = [int((r["ts"] - T0.to_pydatetime()).total_seconds() // 60) for r in rows]
+    assert minutes == list(range(110))
+    for m, r in zip(minutes, rows, strict=True):
+        assert r["close"] == pytest.approx(100.0 + m * 0.01 + (1.0 if 60 <= m < 65 else 0.0))
+        if m < 40 or 65 <= m < 100:
+            assert r["xmin"] == before[r["ts"]], m  # not rewritten
+
+
+async def test_sparse_revisions_of_far_apart_bars(conn: asyncpg.Connection) -> None:
+    sid = (await upsert_symbols(conn, [SymbolInfo("ACME")]))["ACME"]
+    days = bars(sid, 0, 3).assign(timeframe="D1")
+    days["ts"] = [T0, T0 + pd.Timedelta(days=100), T0 + pd.Timedelta(days=200)]
+    await upsert_frame(conn, days)
+    revision = days.iloc[[1]].assign(close=days["close"].iloc[1] + 0.5)
+    filler = days.iloc[[0]].assign(ts=T0 + pd.Timedelta(days=50))
+    (change,) = await upsert_frame(conn, pd.concat([revision, filler]))
+    assert (change.rows, change.first_ts, change.last_ts) == (
+        2,
+        T0 + pd.Timedelta(days=50),
+        T0 + pd.Timedelta(days=100),
+    )
+    closes = await conn.fetch(
+        "SELECT ts, close FROM bars WHERE symbol_id = $1 AND timeframe = 'D1' ORDER BY ts", sid
+    )
+    assert [r["close"] for r in closes] == pytest.approx([100.0, 100.0, 100.51, 100.02])
