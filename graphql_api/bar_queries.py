@@ -65,8 +65,8 @@ def plan_bars(
     stored = base.timeframe == interval
     lo, hi = bucket_range(interval, stored, start, end)
     count_key = CountKey(symbol.id, base.timeframe, interval, lo, hi, base.version)
-    after = parse_bar_cursor(page.after, interval) if page.after else None
-    before = parse_bar_cursor(page.before, interval) if page.before else None
+    after = parse_bar_cursor(page.after, interval) if page.after is not None else None
+    before = parse_bar_cursor(page.before, interval) if page.before is not None else None
     # "after" means further along the list; in a newest-first list that is older.
     older_than, newer_than = (after, before) if newest_first else (before, after)
     if older_than is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 
 class Interval(enum.Enum):
@@ -47,6 +47,7 @@ class Interval(enum.Enum):
 
     def bucket_start(self, ts: datetime) -> datetime:
         """The start of the bucket `ts` falls in (UTC, ISO weeks, calendar months)."""
+        ts = ts.astimezone(UTC)  # weeks and months start at UTC midnight, whatever ts's offset
         if self == Interval.MN1:
             return ts.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         if self == Interval.W1:

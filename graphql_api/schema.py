@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 import strawberry
@@ -67,7 +68,7 @@ class Query:
             raise BadUserInput(
                 f"at most {info.context.settings.max_page_size_symbols} ids per request"
             )
-        return [await _node(info, i) for i in ids]
+        return list(await asyncio.gather(*(_node(info, i) for i in ids)))  # one batch
 
     @strawberry.field(description="One symbol by ticker (case-insensitive); null if unknown.")
     async def symbol(
@@ -106,8 +107,8 @@ class Query:
             maximum=settings.max_page_size_symbols,
         )
         f = _filter_args(filter)
-        after_t = parse_symbol_cursor(after) if after else None
-        before_t = parse_symbol_cursor(before) if before else None
+        after_t = parse_symbol_cursor(after) if after is not None else None
+        before_t = parse_symbol_cursor(before) if before is not None else None
         rows, more = await symbols_page(
             info.context.engine,
             f,
