@@ -26,8 +26,9 @@ the end) migrated to head:
 4. Prints rows/s (median of the rounds), peak memory, and the ratios against the goals:
    fresh ≥ 0.8 x plain COPY, revisions ≥ the stage upsert.
 
-Peak memory is the highest resident set size sampled while a step runs, above what the
-process held before it (the generated data); for the CLI, the subprocess's peak RSS.
+Peak memory: for the in-process steps, the most memory allocated while the step ran
+(tracemalloc, above what was held before it); for the CLI, the subprocess's peak resident
+set size (the interpreter and its libraries included).
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+import tracemalloc
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -64,7 +65,6 @@ from workers.symbols import SymbolInfo, upsert_symbols  # noqa: E402
 from workers.upsert import upsert_columns  # noqa: E402
 
 FIELD_GUIDE_STAGE_UPSERT = 136_000
-PAGE = 4096
 
 
 @dataclass
@@ -125,33 +125,18 @@ def make_dataset(rows: int, symbols: int) -> Dataset:
 
 
 class PeakMemory:
-    """Samples this process's RSS in a thread; `peak_mb` is the high-water mark above start."""
-
-    def __init__(self) -> None:
-        self._stop = threading.Event()
-        self.start = self.peak = _rss()
+    """Peak memory allocated while the block runs (tracemalloc: Python objects and numpy
+    arrays, not the C buffers of the database driver), in MB above what was held before."""
 
     def __enter__(self) -> PeakMemory:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        tracemalloc.start()
+        tracemalloc.reset_peak()
+        self._start = tracemalloc.get_traced_memory()[0]
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.005):
-            self.peak = max(self.peak, _rss())
-
-    @property
-    def peak_mb(self) -> float:
-        return (self.peak - self.start) / 2**20
-
-
-def _rss() -> int:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * PAGE
+        self.peak_mb = (tracemalloc.get_traced_memory()[1] - self._start) / 2**20
+        tracemalloc.stop()
 
 
 @dataclass
