@@ -24,7 +24,12 @@ from graphql_api.context import Context
 from graphql_api.graphiql import EXAMPLE_QUERY, graphiql_html, mount_static
 from graphql_api.http import GraphQLEndpoint
 from graphql_api.live import create_hub
-from graphql_api.live.ws import LiveTransportWSHandler, allowed_origins, authenticate
+from graphql_api.live.ws import (
+    LiveTransportWSHandler,
+    SocketBufferMiddleware,
+    allowed_origins,
+    authenticate,
+)
 from graphql_api.ratelimit import RateLimiter
 from graphql_api.schema import build_schema
 from graphql_api.settings import Settings, load_settings
@@ -184,6 +189,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     telemetry.mount(app)
     # Level 5: within a few per cent of level 9's size at about a third of its CPU.
     app.add_middleware(GZipMiddleware, minimum_size=1000, compresslevel=5)
+    app.add_middleware(SocketBufferMiddleware, send_buffer=settings.live_socket_send_buffer)
     router = MarketRouter(
         schema,
         context_getter=context_getter,

@@ -179,13 +179,21 @@ class Settings(BaseSettings):
     live_max_subscriptions_per_connection: int = Field(default=20, ge=1, le=1000)
     live_max_symbols_per_subscription: int = Field(default=50, ge=1, le=10_000)
     live_queue_size: int = Field(
-        default=256, ge=1, description="Updates queued per subscription before it is cut off."
+        default=256,
+        ge=1,
+        description="Ingest batches queued per subscription before it is cut off as too slow.",
     )
     live_max_replay_bars: int = Field(
         default=5_000, ge=1, description="Most bars per symbol a `since` replay may send."
     )
     live_max_bars_per_change: int = Field(
         default=1_000, ge=1, description="Newest bars sent for one ingest batch of one symbol."
+    )
+    live_socket_send_buffer: int = Field(
+        default=262_144,
+        ge=0,
+        description="Kernel send buffer of a WebSocket (bytes; 0: the OS autotunes it, up to "
+        "MBs per client that stops reading).",
     )
 
     @field_validator("live_allowed_origins")

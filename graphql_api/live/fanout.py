@@ -310,9 +310,13 @@ class RedisFanout:
             names.append(self.pattern)
         loop = asyncio.get_running_loop()
         futures = [self._confirm.setdefault(n, loop.create_future()) for n in names]
+        # Recorded before sending: a cancellation past this point must not leave a channel
+        # subscribed that no later call would unsubscribe.
+        self.subscribed |= add
         if add:
             await pubsub.subscribe(*sorted(add))
         if self.all_refs > 0 and not self.pattern_on:
+            self.pattern_on = True
             await pubsub.psubscribe(self.pattern)
         if futures and not reading:
             # Nobody reads yet (connecting): read the confirmations here.
@@ -323,8 +327,6 @@ class RedisFanout:
                 self._handle(message)
         elif futures:
             await asyncio.wait_for(asyncio.gather(*futures), READY_TIMEOUT)
-        self.subscribed |= add
-        self.pattern_on = self.pattern_on or self.all_refs > 0
         if drop:
             await pubsub.unsubscribe(*sorted(drop))
             self.subscribed -= drop

@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
 from typing import Any
 
 from graphql import GraphQLError, OperationType, get_operation_ast
@@ -123,10 +125,34 @@ def _operation_kind(message: SubscribeMessage) -> OperationType | None:
     return operation.operation if operation is not None else None
 
 
+class SocketBufferMiddleware:
+    """Caps the kernel send buffer of WebSocket connections (best effort, uvicorn only).
+
+    Linux autotunes a socket's send buffer up to 4 MB: a client that stops reading would hold
+    that much kernel memory, and its sends would block (making it a slow consumer) only once
+    it is full. A fixed buffer bounds both. Reached through the server's `send` (uvicorn's
+    protocol object and its transport); anything else is left alone.
+    """
+
+    def __init__(self, app: Any, send_buffer: int) -> None:
+        self.app = app
+        self.send_buffer = send_buffer
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket" and self.send_buffer > 0:
+            transport = getattr(getattr(send, "__self__", None), "transport", None)
+            sock = transport.get_extra_info("socket") if transport is not None else None
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer)
+        await self.app(scope, receive, send)
+
+
 __all__ = [
     "LiveTransportWSHandler",
     "Rejected",
     "ServiceUnavailable",
+    "SocketBufferMiddleware",
     "allowed_origins",
     "authenticate",
     "hub_of",

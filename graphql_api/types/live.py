@@ -21,6 +21,9 @@ from graphql_api.types.common import Interval
 from graphql_api.validation import aware
 from workers.events import BarChange
 
+#: Bars sent between two returns to the event loop.
+YIELD_EVERY = 64
+
 
 @strawberry.type(
     description="A new or revised bar of a subscribed symbol, at the subscribed interval."
@@ -144,11 +147,14 @@ class Subscription:
                     yield update
             while not sub.overflowed:
                 batch = await sub.next_batch()
-                for bar in batch or ():
+                for n, bar in enumerate(batch or (), start=1):
                     if sub.overflowed:
                         break
                     if sub.fresh(bar):
                         yield _update(bar, sub.symbols[bar.symbol_id])
+                    if n % YIELD_EVERY == 0:
+                        # Sends to a writable socket never suspend: let other tasks run.
+                        await asyncio.sleep(0)
             await _cut_off(info, sub)
         finally:
             hub.close_bars(sub)
@@ -198,19 +204,21 @@ async def _replay(
         except ReplayTooLong as exc:
             raise BadUserInput(f"{row.ticker}: {exc}; move `since` closer or page `bars`") from None
         versions[row.id] = read.version
-        for bar_row in read.rows:
+        for n, bar_row in enumerate(read.rows, start=1):
             bar = LiveBar(row.id, sub.interval, bar_row, read.version, replayed=True)
             if sub.overflowed:
                 return
             if sub.fresh(bar):
                 yield _update(bar, row.ticker)
+            if n % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
     sub.end_replay(versions)
 
 
 async def _close_slow(info: Info, sub: _Subscriber[Any]) -> None:
     websocket = info.context.request
     assert isinstance(websocket, WebSocket)
-    reason = f"slow consumer: more than {sub.size} updates queued"
+    reason = f"slow consumer: fell {sub.size} ingest batches behind"
     await websocket.close(code=SLOW_CONSUMER_CODE, reason=reason)
 
 
