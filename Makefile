@@ -22,7 +22,7 @@ test: $(BIN)/.installed codegen-tools browser-deps lint
 ## ariadne-codegen for the typed-client test, beside the venv: it pins graphql-core < 3.3,
 ## which Strawberry's graphql-core >= 3.3 rules out inside it (clients/README.md)
 codegen-tools: $(VENV)/tools/ariadne-codegen/.installed
-$(VENV)/tools/ariadne-codegen/.installed: clients/python/codegen-requirements.txt $(BIN)/.installed
+$(VENV)/tools/ariadne-codegen/.installed: clients/python/codegen-requirements.txt | $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet --no-warn-conflicts --upgrade \
 	  --target $(VENV)/tools/ariadne-codegen -r clients/python/codegen-requirements.txt
 	touch $@
