@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -15,6 +16,7 @@ from loaders.bars import (
     MIN_TS,
     BarKey,
     BarWindow,
+    BucketCountKey,
     CountKey,
     SeriesKey,
     after_bucket,
@@ -86,19 +88,26 @@ def _bucket_estimate(interval: Interval, lo: datetime, hi: datetime) -> int:
     """An upper bound on the number of buckets between lo and hi."""
     span = (hi - lo).total_seconds()
     if interval == Interval.MN1:
-        return (hi.year - lo.year) * 12 + hi.month - lo.month + 1
+        last = hi - timedelta(microseconds=1)  # hi is exclusive
+        return (last.year - lo.year) * 12 + last.month - lo.month + 1
     return int(span // interval.seconds) + 2
 
 
-def plan_series(
+async def plan_series(
     symbol: SymbolRow,
     interval: Interval,
     start: datetime | None,
     end: datetime | None,
     max_points: int,
     settings: Settings,
+    count: Callable[[BucketCountKey], Awaitable[int]],
 ) -> SeriesKey | None:
-    """The loader key for one symbol's series at the finest interval giving <= max_points."""
+    """The loader key for one symbol's series at the finest interval giving <= max_points.
+
+    The calendar span bounds the number of buckets from above (it counts nights, weekends
+    and gaps too); only where that bound is too large are the buckets counted in SQL, with
+    the count capped at max_points + 1 so the scan stops early.
+    """
     time_range(start, end)
     if max_points < 1 or max_points > settings.max_series_points:
         raise BadUserInput(
@@ -125,6 +134,13 @@ def plan_series(
         if not base.timeframe.divides(candidate):
             continue
         if span_hi <= span_lo or _bucket_estimate(candidate, span_lo, span_hi) <= max_points:
+            chosen = candidate
+            break
+        lo, hi = bucket_range(candidate, base.timeframe == candidate, start, end)
+        key = BucketCountKey(
+            symbol.id, base.timeframe, candidate, lo, hi, max_points + 1, base.version
+        )
+        if await count(key) <= max_points:
             chosen = candidate
             break
     if chosen is None:

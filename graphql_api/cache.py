@@ -22,6 +22,9 @@ from graphql_api import reqstats
 
 log = logging.getLogger(__name__)
 
+#: How long the backend is skipped after a failure before it is tried again.
+RETRY_SECONDS = 5.0
+
 #: Bumped when the shape of cached values changes, so old entries are never decoded.
 SCHEMA_VERSION = "1"
 
@@ -56,15 +59,22 @@ class FieldCache:
         self.timeout = timeout
         self.stats = CacheStats()
         self._last_warning = 0.0
+        self._retry_at = 0.0
 
     def key(self, *parts: object) -> str:
         """A namespaced cache key."""
         return ":".join((self.prefix, *(str(p) for p in parts)))
 
+    def _available(self) -> bool:
+        # After a failure the backend is left alone for a few seconds: a Redis that hangs
+        # would otherwise cost every request several timeouts.
+        return time.monotonic() >= self._retry_at
+
     def _failed(self, exc: BaseException) -> None:
         self.stats.errors += 1
         reqstats.add_cache_error()
         now = time.monotonic()
+        self._retry_at = now + RETRY_SECONDS
         if now - self._last_warning > 60:
             self._last_warning = now
             log.warning("cache unavailable, serving from PostgreSQL: %r", exc)
@@ -73,6 +83,9 @@ class FieldCache:
         """Values for `keys` (None for misses, or for all when the backend fails)."""
         if not keys:
             return []
+        if not self._available():
+            self.stats.misses += len(keys)
+            return [None] * len(keys)
         try:
             values = await asyncio.wait_for(self.backend.get_many(*keys), self.timeout * 2)
         except Exception as exc:
@@ -89,7 +102,7 @@ class FieldCache:
 
     async def set_many(self, items: dict[str, bytes], ttl: float) -> None:
         """Store values (pipelined); failures are counted, not raised."""
-        if not items:
+        if not items or not self._available():
             return
         try:
             await asyncio.wait_for(self.backend.set_many(items, expire=ttl), self.timeout * 2)
@@ -97,6 +110,8 @@ class FieldCache:
             self._failed(exc)
 
     async def _lock(self, key: str, token: str, ttl: float) -> bool:
+        if not self._available():
+            return True  # no cache, no coordination: compute
         try:
             return bool(
                 await asyncio.wait_for(
@@ -108,6 +123,8 @@ class FieldCache:
             return True  # no cache, no coordination: compute
 
     async def _unlock(self, key: str, token: str) -> None:
+        if not self._available():
+            return
         try:
             await asyncio.wait_for(self.backend.unlock(f"{key}:lock", token), self.timeout * 2)
         except Exception as exc:

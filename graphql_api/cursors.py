@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from graphql_api.errors import BadUserInput
 from graphql_api.intervals import Interval
+from graphql_api.validation import EARLIEST, LATEST
 
 _VERSION = "v1"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _encode(kind: str, value: str) -> str:
@@ -44,7 +46,8 @@ def parse_symbol_cursor(cursor: str) -> str:
 
 def bar_cursor(interval: Interval, ts: datetime) -> str:
     """The cursor of a bar: its interval and start time in microseconds."""
-    micros = int(ts.timestamp()) * 1_000_000 + ts.microsecond
+    # Integer arithmetic: timestamp() floats, and int() rounds toward zero before 1970.
+    micros = (ts - _EPOCH) // timedelta(microseconds=1)
     return _encode("bar", f"{interval.value}:{micros}")
 
 
@@ -57,7 +60,9 @@ def parse_bar_cursor(cursor: str, interval: Interval) -> datetime:
             f"cursor {cursor!r} was issued for interval {code}, not {interval.value}"
         )
     try:
-        seconds, frac = divmod(int(micros), 1_000_000)
-        return datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=frac)
-    except (ValueError, OverflowError, OSError):
+        ts = _EPOCH + timedelta(microseconds=int(micros))
+    except (ValueError, OverflowError):
         raise BadUserInput(f"malformed cursor {cursor!r}") from None
+    if not EARLIEST <= ts < LATEST:
+        raise BadUserInput(f"cursor {cursor!r} points outside the stored time range")
+    return ts

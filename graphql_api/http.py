@@ -319,7 +319,7 @@ class GraphQLEndpoint:
             if known is None:
                 raise
             log.warning("API key lookup failed: %s: %s", known[0], exc)
-            raise RequestError(503, known[1], known[0]) from None
+            raise RequestError(503, known[1], known[0], {"retry-after": "1"}) from None
 
     async def _run(self, request: Request, request_id: str, media_type: str) -> Outcome:
         principal = await self._authenticate(request)
@@ -431,7 +431,7 @@ class GraphQLEndpoint:
             known = classify(exc)
             if known is None:
                 raise
-            raise RequestError(503, known[1], known[0]) from None
+            raise RequestError(503, known[1], known[0], {"retry-after": "1"}) from None
         tag = etag(params.query, params.operation_name, params.variables, version, info.media_type)
         headers = {}
         if request.method == "GET":

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from graphql_api.cache import FieldCache
-from loaders.bars import BarCountLoader, BarPageLoader, SeriesLoader
+from loaders.bars import BarCountLoader, BarPageLoader, BucketCountLoader, SeriesLoader
 from loaders.indicators import IndicatorLoader
 from loaders.symbols import SymbolByIdLoader, SymbolByTickerLoader
 
@@ -21,6 +21,7 @@ class Loaders:
     bar_page: BarPageLoader
     bar_count: BarCountLoader
     series: SeriesLoader
+    bucket_count: BucketCountLoader
     indicators: IndicatorLoader
 
     @classmethod
@@ -32,5 +33,6 @@ class Loaders:
             bar_page=BarPageLoader(engine, cache),
             bar_count=BarCountLoader(engine),
             series=SeriesLoader(engine, cache),
+            bucket_count=BucketCountLoader(engine),
             indicators=IndicatorLoader(engine),
         )

@@ -362,6 +362,68 @@ def _page_ttl(k: BarKey) -> float:
     return SHORT_TTL if k.hi >= k.newest_base_end else LONG_TTL
 
 
+@dataclass(frozen=True, slots=True)
+class BucketCountKey:
+    """Distinct `interval` buckets of one symbol's base bars in [lo, hi), counted up to `cap`."""
+
+    symbol_id: int
+    base: Interval
+    interval: Interval
+    lo: datetime
+    hi: datetime
+    cap: int
+    version: int
+
+
+class BucketCountLoader(DataLoader[BucketCountKey, int]):
+    """Capped bucket counts for many symbols: one statement per (base, interval, cap).
+
+    The scan walks base bars in time order and stops after `cap` bucket changes, so it reads
+    at most `cap` buckets' worth of rows whatever the range holds.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__()
+        self.engine = engine
+
+    async def batch_load_fn(self, keys: list[BucketCountKey]) -> list[int]:
+        groups: dict[tuple[Interval, Interval, int], list[int]] = defaultdict(list)
+        for i, key in enumerate(keys):
+            groups[(key.base, key.interval, key.cap)].append(i)
+        counts = [0] * len(keys)
+        for (base, interval, cap), idxs in groups.items():
+            bucket = bucket_sql(interval)
+            sql = f"""
+            SELECT k.idx, (
+                SELECT count(*) FROM (
+                    SELECT 1 FROM (
+                        SELECT {bucket} AS b, lag({bucket}) OVER (ORDER BY ts) AS pb
+                        FROM bars
+                        WHERE symbol_id = k.sid AND timeframe = $4 AND ts >= k.lo AND ts < k.hi
+                        ORDER BY ts
+                    ) changes
+                    WHERE b IS DISTINCT FROM pb
+                    LIMIT $5
+                ) capped
+            )
+            FROM unnest($1::int[], $2::timestamptz[], $3::timestamptz[])
+                 WITH ORDINALITY AS k(sid, lo, hi, idx)
+            """
+            group = [keys[i] for i in idxs]
+            rows = await fetch(
+                self.engine,
+                sql,
+                [k.symbol_id for k in group],
+                [k.lo for k in group],
+                [k.hi for k in group],
+                base.value,
+                cap,
+            )
+            for r in rows:
+                counts[idxs[r[0] - 1]] = int(r[1])
+        return counts
+
+
 def align_up(interval: Interval, ts: datetime) -> datetime:
     """`ts` if it starts a bucket, else the start of the next bucket."""
     start = interval.bucket_start(ts)

@@ -127,14 +127,16 @@ async def enqueue_ingest(
     cleaned: list[JSONValue] = [*sorted({t.strip().upper() for t in tickers if t.strip()})]
     if not cleaned:
         raise ValueError("at least one ticker is needed")
+    # Offsets first: comparing a naive with an aware time would raise TypeError.
+    start_iso, end_iso = _aware(start, "start"), _aware(end, "end")
     if start is not None and end is not None and start > end:
         raise ValueError("start is after end")
     args: dict[str, JSONValue] = {
         "provider": name,
         "tickers": cleaned,
         "timeframe": parse_timeframe(timeframe),
-        "start": _aware(start, "start"),
-        "end": _aware(end, "end"),
+        "start": start_iso,
+        "end": end_iso,
     }
     app = create_app(settings)
     async with app.open_async():

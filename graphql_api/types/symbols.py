@@ -218,7 +218,15 @@ class Symbol(Node):
             ),
         ] = 1000,
     ) -> BarSeries:
-        key = plan_series(self.row, interval.core, from_, to, max_points, info.context.settings)
+        key = await plan_series(
+            self.row,
+            interval.core,
+            from_,
+            to,
+            max_points,
+            info.context.settings,
+            info.context.loaders.bucket_count.load,
+        )
         if key is None:
             return BarSeries(
                 interval=interval,
