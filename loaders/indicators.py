@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,8 @@ from graphql_api.indicators import get_indicator
 from graphql_api.intervals import Interval
 from loaders.bars import bucket_sql, rows_per_bucket
 from loaders.sql import fetch
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 #: Above this many input points in one batch, compute off the event loop.
 THREAD_THRESHOLD = 20_000
@@ -97,7 +99,8 @@ def _sql(base: Interval, interval: Interval) -> str:
         ) before
     ) w
     CROSS JOIN LATERAL (
-        SELECT array_agg(bucket ORDER BY bucket) AS t,
+        -- Epoch microseconds: numpy takes integers at once, datetimes one by one.
+        SELECT array_agg((extract(epoch FROM bucket) * 1000000)::bigint ORDER BY bucket) AS t,
                array_agg(open ORDER BY bucket) AS o, array_agg(high ORDER BY bucket) AS h,
                array_agg(low ORDER BY bucket) AS l, array_agg(close ORDER BY bucket) AS c,
                array_agg(volume ORDER BY bucket) AS v
@@ -116,14 +119,11 @@ def _compute(
     results = []
     for key, cols, lo in zip(keys, columns, lows, strict=True):
         spec = get_indicator(key.name)
-        times: np.ndarray = cols["time"]
-        data = {**cols, "time": times.astype("datetime64[ms]").astype(np.int64)}
-        outputs = spec.compute(data, dict(key.params)) if len(times) else {}
-        start = int(np.searchsorted(times, np.datetime64(lo.replace(tzinfo=None), "us")))
-        kept_times = [
-            datetime.fromtimestamp(t / 1e6, tz=UTC)
-            for t in times[start:].astype("datetime64[us]").astype(np.int64).tolist()
-        ]
+        micros: np.ndarray = cols["time"]
+        data = {**cols, "time": micros // 1000}  # VWAP takes epoch milliseconds
+        outputs = spec.compute(data, dict(key.params)) if len(micros) else {}
+        start = int(np.searchsorted(micros, (lo - _EPOCH) // timedelta(microseconds=1)))
+        kept_times = [_EPOCH + timedelta(microseconds=us) for us in micros[start:].tolist()]
         trimmed = {name: _nullable(arr[start:]) for name, arr in outputs.items()}
         first_valid = None
         if trimmed:
@@ -170,9 +170,8 @@ class IndicatorLoader(DataLoader[IndicatorKey, IndicatorResult]):
             )
             for r in rows:
                 rk = rks[r[0] - 1]
-                t = [x.replace(tzinfo=None) for x in (r[1] or [])]
                 bars[rk] = {
-                    "time": np.array(t, dtype="datetime64[us]"),
+                    "time": np.array(r[1] or [], dtype=np.int64),
                     "open": np.array(r[2] or [], dtype=np.float64),
                     "high": np.array(r[3] or [], dtype=np.float64),
                     "low": np.array(r[4] or [], dtype=np.float64),
