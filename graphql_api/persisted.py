@@ -12,6 +12,9 @@ from typing import Any
 
 from graphql_api.cache import FieldCache
 
+#: Persisted queries a process keeps in memory.
+LOCAL_ENTRIES = 10_000
+
 #: Stored queries outlive data versions; a month without use retires them.
 TTL = 30 * 24 * 3600.0
 
@@ -47,6 +50,14 @@ class PersistedQueries:
     def __init__(self, cache: FieldCache, mode: str) -> None:
         self.cache = cache
         self.mode = mode
+        # hash -> text never changes, so a process keeps what it has seen (bounded) and a
+        # hash-only request costs no round trip to Redis.
+        self._local: dict[str, str] = {}
+
+    def _remember(self, digest: str, query: str) -> None:
+        if len(self._local) >= LOCAL_ENTRIES:
+            self._local.clear()
+        self._local[digest] = query
 
     async def resolve(
         self, query: str | None, extensions: dict[str, Any] | None, *, may_register: bool
@@ -63,9 +74,13 @@ class PersistedQueries:
             return query
         key = self.cache.key("pq", digest)
         if query is None:
+            known = self._local.get(digest)
+            if known is not None:
+                return known
             (stored,) = await self.cache.get_many([key])
             if stored is None:
                 raise PersistedQueryError("PersistedQueryNotFound", "PERSISTED_QUERY_NOT_FOUND")
+            self._remember(digest, stored.decode())
             return stored.decode()
         if hashlib.sha256(query.encode()).hexdigest() != digest:
             raise PersistedQueryError("provided sha does not match query", "BAD_REQUEST", 400)
@@ -74,4 +89,5 @@ class PersistedQueries:
                 "registering queries needs an admin key", "PERSISTED_QUERY_REQUIRED", 400
             )
         await self.cache.set_many({key: query.encode()}, TTL)
+        self._remember(digest, query)
         return query
