@@ -167,7 +167,7 @@ async def copy_into(conn: asyncpg.Connection, data: Dataset, table: str, batch: 
 
 
 async def stage_upsert(
-    conn: asyncpg.Connection, data: Dataset, table: str, batch: int, *, revised: bool = False
+    conn: asyncpg.Connection, data: Dataset, table: str, batch: int, revised: bool = False
 ) -> None:
     await conn.execute(
         "CREATE TEMP TABLE IF NOT EXISTS bench_stage (LIKE bars INCLUDING DEFAULTS) "
@@ -260,21 +260,20 @@ async def run(url: str, args: argparse.Namespace) -> None:
         for round_ in range(1, args.rounds + 1):
             print(f"round {round_}/{args.rounds} …", flush=True)
             await conn.execute("TRUNCATE bench_bare, bench_keyed, bench_staged, bars, bar_changes")
-            await conn.execute("CHECKPOINT")
-            await timed(results["bare"], lambda: copy_into(conn, data, "bench_bare", batch))
-            await timed(results["keyed"], lambda: copy_into(conn, data, "bench_keyed", batch))
-            await timed(results["stage"], lambda: stage_upsert(conn, data, "bench_staged", batch))
-            await conn.execute("CHECKPOINT")
-            await timed(
-                results["stage_revised"],
-                lambda: stage_upsert(conn, data, "bench_staged", batch, revised=True),
-            )
-
             written: list[int] = []
-            await timed(results["fresh"], partial(ingest, conn, data, batch, written, False))
-            await conn.execute("CHECKPOINT")
-            await timed(results["revised"], partial(ingest, conn, data, batch, written, True))
-            await timed(results["rerun"], partial(ingest, conn, data, batch, written, True))
+            steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+                ("bare", partial(copy_into, conn, data, "bench_bare", batch)),
+                ("keyed", partial(copy_into, conn, data, "bench_keyed", batch)),
+                ("fresh", partial(ingest, conn, data, batch, written, False)),
+                ("stage", partial(stage_upsert, conn, data, "bench_staged", batch)),
+                ("revised", partial(ingest, conn, data, batch, written, True)),
+                ("stage_revised", partial(stage_upsert, conn, data, "bench_staged", batch, True)),
+                ("rerun", partial(ingest, conn, data, batch, written, True)),
+            ]
+            for key, step in steps:
+                # Each step starts without the previous one's checkpoint debt.
+                await conn.execute("CHECKPOINT")
+                await timed(results[key], step)
             assert written == [rows, rows, 0], written
             assert await conn.fetchval("SELECT count(*) FROM bars") == rows
 
