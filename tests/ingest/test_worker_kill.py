@@ -17,7 +17,7 @@ import pandas as pd
 from graphql_api.settings import Settings
 from workers.queue import create_app
 
-ROWS = 12_000
+ROWS = 20_000
 BATCH = 400
 
 
