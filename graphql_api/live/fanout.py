@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 BRIDGE_LOCK = (int.from_bytes(b"live") << 32) | 1
 #: Seconds between leadership attempts, health checks and reconnection attempts.
 RETRY_SECONDS = 1.0
+MAX_RETRY_SECONDS = 15.0
 HEALTH_SECONDS = 10.0
 #: How long a new subscription waits for the fan-out to be connected.
 READY_TIMEOUT = 5.0
@@ -95,22 +96,24 @@ class LocalFanout:
         await _cancel(self._task)
 
     async def _run(self) -> None:
+        backoff = Backoff()
         while True:
             conn: asyncpg.Connection | None = None
             try:
                 conn = await asyncpg.connect(self.hub.settings.asyncpg_dsn)
                 await add_listener(conn, self._deliver)
                 self.ready.set()
+                backoff.reset()
                 await self.hub.catch_up()
                 await _watch_health(conn)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("live: PostgreSQL listener lost: %r", exc)
+                backoff.log("PostgreSQL listener lost", exc)
             finally:
                 self.ready.clear()
                 await _close(conn)
-            await asyncio.sleep(RETRY_SECONDS)
+            await backoff.sleep()
 
     def _deliver(self, change: BarChange) -> None:
         self.hub.on_bar_change(change)
@@ -152,6 +155,7 @@ class Bridge:
 
     async def run(self) -> None:
         """Try to lead; while leading, publish every committed change."""
+        backoff = Backoff()
         while True:
             conn: asyncpg.Connection | None = None
             try:
@@ -161,16 +165,17 @@ class Bridge:
                         break
                     await asyncio.sleep(RETRY_SECONDS)
                 self.leading = True
+                backoff.reset()
                 log.info("live: this process bridges PostgreSQL notifications to Redis")
                 await self._lead(conn)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("live: bridge lost (%r); retrying", exc)
+                backoff.log("bridge lost", exc)
             finally:
                 self.leading = False
                 await _close(conn)  # closing the session releases the lock
-            await asyncio.sleep(RETRY_SECONDS)
+            await backoff.sleep()
 
     async def _lead(self, conn: asyncpg.Connection) -> None:
         queue: asyncio.Queue[BarChange] = asyncio.Queue()
@@ -255,6 +260,7 @@ class RedisFanout:
         return f"{self.prefix}:bars:{symbol_id}"
 
     async def _read(self) -> None:
+        backoff = Backoff()
         while True:
             pubsub = self._sub_client.pubsub()
             try:
@@ -263,6 +269,7 @@ class RedisFanout:
                     self.subscribed, self.pattern_on = set(), False
                     await self._apply(pubsub, reading=False)
                 self.ready.set()
+                backoff.reset()
                 await self.hub.catch_up()
                 while True:
                     message = await pubsub.get_message(timeout=1.0)
@@ -271,7 +278,7 @@ class RedisFanout:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("live: Redis subscription lost: %r", exc)
+                backoff.log("Redis subscription lost", exc)
             finally:
                 self.ready.clear()
                 self._pubsub = None
@@ -281,7 +288,7 @@ class RedisFanout:
                 self._confirm.clear()
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
-            await asyncio.sleep(RETRY_SECONDS)
+            await backoff.sleep()
 
     def _handle(self, message: dict[str, Any]) -> None:
         kind = message["type"]
@@ -388,6 +395,29 @@ class RedisFanout:
             "bridging": self.bridge.leading,
             "published": self.bridge.published,
         }
+
+
+class Backoff:
+    """Retry delays doubling from RETRY_SECONDS to MAX_RETRY_SECONDS; one warning per streak."""
+
+    def __init__(self) -> None:
+        self.delay = RETRY_SECONDS
+        self.failures = 0
+
+    def reset(self) -> None:
+        """A connection succeeded."""
+        self.delay, self.failures = RETRY_SECONDS, 0
+
+    def log(self, what: str, exc: Exception) -> None:
+        """Warn on the first failure of a streak, then only now and then."""
+        self.failures += 1
+        if self.failures == 1 or self.failures % 20 == 0:
+            log.warning("live: %s (%r); retrying (failure %d)", what, exc, self.failures)
+
+    async def sleep(self) -> None:
+        """Wait before the next attempt."""
+        await asyncio.sleep(self.delay)
+        self.delay = min(self.delay * 2, MAX_RETRY_SECONDS)
 
 
 async def _watch_health(conn: asyncpg.Connection) -> None:

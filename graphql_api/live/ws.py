@@ -16,11 +16,14 @@ from typing import Any
 
 from graphql import GraphQLError, OperationType, get_operation_ast
 from starlette.websockets import WebSocket
+from strawberry import Schema
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
+    Operation,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ConnectionInitMessage,
+    NextMessage,
     SubscribeMessage,
 )
 
@@ -110,6 +113,34 @@ class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             )
             return
         await super().handle_subscribe(message)
+
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        """barUpdates subscriptions the fast path can serve go there, the rest to Strawberry."""
+        from graphql_api.live import fast
+
+        assert isinstance(self.schema, Schema)
+        plan = fast.plan(
+            self.schema, operation.query, operation.variables, operation.operation_name
+        )
+        if plan is None:
+            await super().run_operation(operation)
+            return
+        try:
+            error = await fast.run(self.context, operation.id, plan)
+            if error is not None:  # as Strawberry reports an error raised by a resolver
+                next_message: NextMessage = {
+                    "id": operation.id,
+                    "type": "next",
+                    "payload": {"data": None, "errors": [error]},  # type: ignore[list-item]
+                }
+                await operation.send_operation_message(next_message)
+            await operation.send_operation_message({"id": operation.id, "type": "complete"})
+        except Exception as error:
+            await self.handle_task_exception(error)
+            with contextlib.suppress(Exception):
+                await operation.send_operation_message({"id": operation.id, "type": "complete"})
+            self.operations.pop(operation.id, None)
+            raise
 
 
 def _operation_kind(message: SubscribeMessage) -> OperationType | None:
