@@ -8,9 +8,10 @@ LATERAL subquery, so N symbols cost one statement, not N.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from aiodataloader import DataLoader
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -34,6 +35,21 @@ def bucket_sql(interval: Interval, column: str = "ts") -> str:
     if interval == Interval.W1:
         return f"date_trunc('week', {column}, 'UTC')"
     return f"date_bin(INTERVAL '{interval.seconds} seconds', {column}, {_ORIGIN})"
+
+
+def bucket_rows_sql(base: Interval, interval: Interval, where: str) -> str:
+    """SELECT of (bucket, open, high, low, close, volume) over base bars matching `where`:
+    the stored rows themselves, or buckets resampled from them (open first, close last)."""
+    if base == interval:
+        return f"SELECT ts AS bucket, open, high, low, close, volume FROM bars WHERE {where}"
+    return f"""
+        SELECT {bucket_sql(interval)} AS bucket,
+               (array_agg(open ORDER BY ts))[1] AS open, max(high) AS high,
+               min(low) AS low, (array_agg(close ORDER BY ts DESC))[1] AS close,
+               sum(volume) AS volume
+        FROM bars WHERE {where}
+        GROUP BY 1
+    """
 
 
 def rows_per_bucket(base: Interval, interval: Interval) -> int:
@@ -96,6 +112,34 @@ ORDER BY k.idx, g.bucket {order}
 """
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+async def cached(
+    cache: FieldCache,
+    keys: list[K],
+    cache_keys: list[str],
+    ttls: list[float],
+    load: Callable[[list[K]], Awaitable[list[V]]],
+    encode: Callable[[V], bytes],
+    decode: Callable[[bytes], V],
+) -> list[V]:
+    """Read-through for a batch: hits from the cache, misses loaded together and stored.
+
+    Values computed here are returned as computed, not decoded back from their bytes.
+    """
+    fresh: dict[int, V] = {}
+
+    async def compute(indexes: list[int]) -> list[bytes]:
+        values = await load([keys[i] for i in indexes])
+        fresh.update(zip(indexes, values, strict=True))
+        return [encode(v) for v in values]
+
+    raw = await cache.read_through(cache_keys, compute, ttls)
+    return [fresh[i] if i in fresh else decode(b) for i, b in enumerate(raw)]
+
+
 class BarPageLoader(DataLoader[BarKey, BarPage]):
     """Pages of bars for many symbols: one statement per BarWindow (for the cache misses)."""
 
@@ -105,20 +149,18 @@ class BarPageLoader(DataLoader[BarKey, BarPage]):
         self.field_cache = cache
 
     async def batch_load_fn(self, keys: list[BarKey]) -> list[BarPage]:
-        if self.field_cache is None:
-            return await self._load_all(keys)
         cache = self.field_cache
-        fresh: dict[int, Any] = {}
-
-        async def compute(indexes: list[int]) -> list[bytes]:
-            pages = await self._load_all([keys[i] for i in indexes])
-            fresh.update(zip(indexes, pages, strict=True))
-            return [encode_page(p) for p in pages]
-
-        raw = await cache.read_through(
-            [_page_key(cache, k) for k in keys], compute, [_page_ttl(k) for k in keys]
+        if cache is None:
+            return await self._load_all(keys)
+        return await cached(
+            cache,
+            keys,
+            [_page_key(cache, k) for k in keys],
+            [_page_ttl(k) for k in keys],
+            self._load_all,
+            encode_page,
+            decode_page,
         )
-        return [fresh[i] if i in fresh else decode_page(b) for i, b in enumerate(raw)]
 
     async def _load_all(self, keys: list[BarKey]) -> list[BarPage]:
         groups: dict[BarWindow, list[int]] = defaultdict(list)
@@ -249,33 +291,30 @@ class SeriesLoader(DataLoader[SeriesKey, SeriesColumns]):
         self.field_cache = cache
 
     async def batch_load_fn(self, keys: list[SeriesKey]) -> list[SeriesColumns]:
-        if self.field_cache is None:
-            return await self._load_all(keys)
         cache = self.field_cache
-        fresh: dict[int, Any] = {}
-
-        async def compute(indexes: list[int]) -> list[bytes]:
-            series = await self._load_all([keys[i] for i in indexes])
-            fresh.update(zip(indexes, series, strict=True))
-            return [encode_series(s) for s in series]
-
-        raw = await cache.read_through(
-            [
-                cache.key(
-                    "series",
-                    k.symbol_id,
-                    k.base.value,
-                    k.version,
-                    k.interval.value,
-                    _us(k.lo),
-                    _us(k.hi),
-                )
-                for k in keys
-            ],
-            compute,
+        if cache is None:
+            return await self._load_all(keys)
+        cache_keys = [
+            cache.key(
+                "series",
+                k.symbol_id,
+                k.base.value,
+                k.version,
+                k.interval.value,
+                _us(k.lo),
+                _us(k.hi),
+            )
+            for k in keys
+        ]
+        return await cached(
+            cache,
+            keys,
+            cache_keys,
             [LONG_TTL] * len(keys),
+            self._load_all,
+            encode_series,
+            decode_series,
         )
-        return [fresh[i] if i in fresh else decode_series(b) for i, b in enumerate(raw)]
 
     async def _load_all(self, keys: list[SeriesKey]) -> list[SeriesColumns]:
         groups: dict[tuple[Interval, Interval], list[int]] = defaultdict(list)
@@ -284,21 +323,11 @@ class SeriesLoader(DataLoader[SeriesKey, SeriesColumns]):
         out: list[SeriesColumns | None] = [None] * len(keys)
         for (base, interval), idxs in groups.items():
             group = [keys[i] for i in idxs]
-            if base == interval:
-                inner = """
-                    SELECT ts AS bucket, open, high, low, close, volume FROM bars
-                    WHERE symbol_id = k.sid AND timeframe = $4 AND ts >= k.lo AND ts < k.hi
-                """
-            else:
-                inner = f"""
-                    SELECT {bucket_sql(interval)} AS bucket,
-                           (array_agg(open ORDER BY ts))[1] AS open, max(high) AS high,
-                           min(low) AS low, (array_agg(close ORDER BY ts DESC))[1] AS close,
-                           sum(volume) AS volume
-                    FROM bars
-                    WHERE symbol_id = k.sid AND timeframe = $4 AND ts >= k.lo AND ts < k.hi
-                    GROUP BY 1
-                """
+            inner = bucket_rows_sql(
+                base,
+                interval,
+                "symbol_id = k.sid AND timeframe = $4 AND ts >= k.lo AND ts < k.hi",
+            )
             sql = f"""
             SELECT k.idx, c.t, c.o, c.h, c.l, c.c, c.v
             FROM unnest($1::int[], $2::timestamptz[], $3::timestamptz[])

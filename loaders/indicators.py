@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from graphql_api.indicators import get_indicator
 from graphql_api.intervals import Interval
-from loaders.bars import bucket_sql, rows_per_bucket
+from loaders.bars import bucket_rows_sql, rows_per_bucket
 from loaders.sql import fetch
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -72,21 +72,9 @@ def _warm_rows(key: IndicatorKey) -> tuple[int, datetime]:
 
 
 def _sql(base: Interval, interval: Interval) -> str:
-    if base == interval:
-        inner = """
-            SELECT ts AS bucket, open, high, low, close, volume FROM bars
-            WHERE symbol_id = k.sid AND timeframe = $6 AND ts >= w.start AND ts < k.hi
-        """
-    else:
-        inner = f"""
-            SELECT {bucket_sql(interval)} AS bucket,
-                   (array_agg(open ORDER BY ts))[1] AS open, max(high) AS high,
-                   min(low) AS low, (array_agg(close ORDER BY ts DESC))[1] AS close,
-                   sum(volume) AS volume
-            FROM bars
-            WHERE symbol_id = k.sid AND timeframe = $6 AND ts >= w.start AND ts < k.hi
-            GROUP BY 1
-        """
+    inner = bucket_rows_sql(
+        base, interval, "symbol_id = k.sid AND timeframe = $6 AND ts >= w.start AND ts < k.hi"
+    )
     return f"""
     SELECT k.idx, c.t, c.o, c.h, c.l, c.c, c.v
     FROM unnest($1::int[], $2::timestamptz[], $3::timestamptz[], $4::timestamptz[], $5::int[])
