@@ -31,7 +31,7 @@ from graphql import (
     validate,
 )
 from graphql.execution.values import get_argument_values, get_variable_values
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry import Schema
 
 from graphql_api.context import Context
@@ -189,8 +189,15 @@ def _bar(fields: Fields, bar: LiveBar) -> dict[str, Any]:
     return out
 
 
+class Gone(Exception):
+    """The client went away while the subscription was sending."""
+
+
 async def run(context: Context, op_id: str, plan: Plan) -> dict[str, Any] | None:
-    """Stream the subscription to the client; returns a final error payload, if any."""
+    """Stream the subscription to the client; returns a final error payload, if any.
+
+    Raises Gone when the connection closed under it (nothing more can be sent).
+    """
     websocket = context.request
     assert isinstance(websocket, WebSocket)
     head = b'{"id":' + orjson.dumps(op_id) + b',"type":"next","payload":'
@@ -198,7 +205,13 @@ async def run(context: Context, op_id: str, plan: Plan) -> dict[str, Any] | None
     try:
         async with aclosing(stream):
             async for bar, ticker in stream:
-                await websocket.send_text((head + render(plan, bar, ticker) + b"}").decode())
+                message = (head + render(plan, bar, ticker) + b"}").decode()
+                try:
+                    await websocket.send_text(message)
+                except (WebSocketDisconnect, RuntimeError) as exc:
+                    # Starlette: WebSocketDisconnect once the peer is gone, RuntimeError
+                    # after the socket was closed (by a slow-consumer cut-off).
+                    raise Gone from exc
     except ApiError as exc:
         return {"message": exc.message, "extensions": exc.extensions}
     return None

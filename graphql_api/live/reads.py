@@ -25,8 +25,11 @@ from workers.events import BarChange
 #: Most base rows a replay may aggregate (a D1 replay from M1 bars reads 1,440 per bar).
 MAX_REPLAY_ROWS = 500_000
 
+# The version as "newest id first, stop at the first of this timeframe": a walk down the
+# (symbol_id, id) index from its end, not an aggregate over every change of the symbol.
 _META = """
-SELECT (SELECT max(id) FROM bar_changes WHERE symbol_id = $1 AND timeframe = $2) AS version,
+SELECT (SELECT id FROM bar_changes WHERE symbol_id = $1 AND timeframe = $2
+        ORDER BY id DESC LIMIT 1) AS version,
        (SELECT last_ts FROM bar_series WHERE symbol_id = $1 AND timeframe = $2) AS last_ts,
        (SELECT array_agg(timeframe) FROM bar_series WHERE symbol_id = $1) AS stored,
        b.bucket, b.open, b.high, b.low, b.close, b.volume, b.fetched

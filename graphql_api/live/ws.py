@@ -126,7 +126,10 @@ class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             await super().run_operation(operation)
             return
         try:
-            error = await fast.run(self.context, operation.id, plan)
+            try:
+                error = await fast.run(self.context, operation.id, plan)
+            except fast.Gone:
+                return  # the handler cleans up as the disconnect reaches it
             if error is not None:  # as Strawberry reports an error raised by a resolver
                 next_message: NextMessage = {
                     "id": operation.id,
