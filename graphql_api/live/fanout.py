@@ -434,6 +434,10 @@ async def _wait_ready(ready: asyncio.Event) -> None:
         raise ServiceUnavailable("live updates are not connected; try again") from None
 
 
+#: How long stopping waits for a background task to end.
+CANCEL_SECONDS = 3.0
+
+
 async def _close(conn: asyncpg.Connection | None) -> None:
     if conn is not None and not conn.is_closed():
         with contextlib.suppress(Exception):
@@ -443,5 +447,11 @@ async def _close(conn: asyncpg.Connection | None) -> None:
 async def _cancel(task: asyncio.Task[Any] | None) -> None:
     if task is not None:
         task.cancel()
-        with contextlib.suppress(BaseException):
-            await task
+        # Bounded: a client library that swallows the cancellation (a Redis read in progress)
+        # must not hang the app's shutdown; the loop's own shutdown cancels it again.
+        done, _ = await asyncio.wait({task}, timeout=CANCEL_SECONDS)
+        if task in done:
+            with contextlib.suppress(BaseException):
+                task.result()
+        else:
+            log.warning("live: task %s did not stop within %s s", task.get_name(), CANCEL_SECONDS)
