@@ -70,10 +70,11 @@ from workers.upsert import upsert_bars  # noqa: E402
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
 FIRST_BAR = datetime(2024, 1, 2, 14, 30, tzinfo=UTC)
-QUERY = (
-    "subscription($t: [String!]!) { barUpdates(tickers: $t, interval: M1) "
-    "{ ticker version replayed bar { time open high low close volume closed } } }"
-)
+FIELDS = "ticker version replayed bar { time open high low close volume closed }"
+QUERY = f"subscription($t: [String!]!) {{ barUpdates(tickers: $t, interval: M1) {{ {FIELDS} }} }}"
+#: The same selection behind an inline fragment: executed by Strawberry for every message
+#: instead of rendered once per bar (graphql_api.live.fast); `--strawberry` measures it.
+QUERY_EXECUTED = QUERY.replace(f"{{ {FIELDS} }}", f"{{ ... on BarUpdate {{ {FIELDS} }} }}")
 #: Production settings, except that no request limit gets in the way of one busy client.
 SERVICE_ENV = {"RATE_LIMIT_COST_PER_MINUTE": "0", "LIVE_QUEUE_SIZE": "1024"}
 
@@ -154,13 +155,13 @@ class Client:
                 raise RuntimeError(f"subscription ended: {message}")
 
 
-async def open_client(url: str, tickers: list[str]) -> Client:
+async def open_client(url: str, tickers: list[str], query: str) -> Client:
     """Connect, initialise and subscribe."""
     ws = await connect(url, subprotocols=[Subprotocol("graphql-transport-ws")], max_queue=None)
     await ws.send(orjson.dumps({"type": "connection_init", "payload": {}}).decode())
     ack = orjson.loads(await asyncio.wait_for(ws.recv(), 30))
     assert ack["type"] == "connection_ack", ack
-    payload = {"query": QUERY, "variables": {"t": tickers}}
+    payload = {"query": query, "variables": {"t": tickers}}
     await ws.send(orjson.dumps({"id": "1", "type": "subscribe", "payload": payload}).decode())
     client = Client(ws)
     client.task = asyncio.create_task(client.read())
@@ -382,7 +383,8 @@ async def bench(args: argparse.Namespace, dsn: str, apis: list[Api]) -> dict[str
 
         async def opened(i: int) -> Client:
             async with gate:
-                return await open_client(apis[i % len(apis)].ws_url, tickers)
+                query = QUERY_EXECUTED if args.strawberry else QUERY
+                return await open_client(apis[i % len(apis)].ws_url, tickers, query)
 
         clients = list(await asyncio.gather(*(opened(i) for i in range(args.subscribers))))
         await asyncio.sleep(1.0)
@@ -421,7 +423,8 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> str:
         f"python {platform.python_version()}, {os.cpu_count()} cores, "
         f"{args.api_processes} API processes, {args.subscribers} subscribers, each watching "
         f"{args.symbols} symbols at M1; one writer committing one bar of every symbol per "
-        "transaction",
+        "transaction; "
+        + ("every message executed by Strawberry" if args.strawberry else "fast path"),
         "",
         f"Latency, ingest commit to client receipt: {lat.written} bars at {args.rate:g} events/s "
         f"x {args.subscribers} subscribers ({len(result['latencies'])} samples):",
@@ -468,6 +471,11 @@ def main() -> None:
     parser.add_argument("--latency-seconds", type=float, default=30.0)
     parser.add_argument("--steps", type=float, nargs="+", default=[20, 40, 80, 120, 160, 240, 320])
     parser.add_argument("--step-seconds", type=float, default=8.0)
+    parser.add_argument(
+        "--strawberry",
+        action="store_true",
+        help="subscribe with a document the fast path leaves to Strawberry's execution",
+    )
     parser.add_argument("--quick", action="store_true", help="short smoke run")
     args = parser.parse_args()
     if args.quick:
