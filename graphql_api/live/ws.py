@@ -27,9 +27,9 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     SubscribeMessage,
 )
 
-from graphql_api.auth import Principal, Scope
-from graphql_api.context import Context, Info
-from graphql_api.errors import ServiceUnavailable, Unauthenticated
+from graphql_api.auth import Scope
+from graphql_api.context import Context
+from graphql_api.errors import Unauthenticated
 from graphql_api.live.hub import LiveHub
 from graphql_api.settings import Settings
 
@@ -55,12 +55,6 @@ def hub_of(request: Any) -> LiveHub:
     """The live hub of the application serving `request` (set in the app lifespan)."""
     hub: LiveHub = request.app.state.live
     return hub
-
-
-def principal_of(info: Info) -> Principal | None:
-    """The principal authenticated at `connection_init` (None before it)."""
-    principal: Principal | None = info.context.extras.get("principal")
-    return principal
 
 
 async def authenticate(context: Context) -> None:
@@ -185,7 +179,6 @@ class SocketBufferMiddleware:
 __all__ = [
     "LiveTransportWSHandler",
     "Rejected",
-    "ServiceUnavailable",
     "SocketBufferMiddleware",
     "allowed_origins",
     "authenticate",
