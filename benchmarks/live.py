@@ -145,6 +145,7 @@ class Client:
     task: asyncio.Task[None] | None = None
 
     async def read(self) -> None:
+        """Note the arrival of every bar until the connection ends."""
         async for raw in self.ws:
             now = time.monotonic()  # CLOCK_MONOTONIC: the writer process reads the same clock
             message = orjson.loads(raw)
@@ -369,6 +370,7 @@ async def prepare(dsn: str, symbols: int) -> None:
 
 
 async def bench(args: argparse.Namespace, dsn: str, apis: list[Api]) -> dict[str, Any]:
+    """Open the subscribers, warm up, then measure latency and the offered rates."""
     clients: list[Client] = []
     conn = await asyncpg.connect(dsn)
     try:
@@ -457,6 +459,7 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> str:
 
 
 def main() -> None:
+    """Set up database and servers, run, print the tables, clean up."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "--database-url", default=os.environ.get("BENCH_ADMIN_URL", DEFAULT_ADMIN_URL)

@@ -19,6 +19,7 @@ def create_hub(settings: Settings, engine: AsyncEngine) -> LiveHub:
     from graphql_api.live.fanout import LocalFanout, RedisFanout
 
     def fanout(hub: LiveHub) -> Fanout:
+        """The fan-out matching the settings."""
         return RedisFanout(hub) if settings.redis_url else LocalFanout(hub)
 
     return LiveHub(settings, engine, fanout)

@@ -197,6 +197,7 @@ class _Group:
         self.task = asyncio.create_task(self._run(), name=f"live-{symbol_id}-{interval.value}")
 
     def add(self, change: BarChange) -> None:
+        """Queue a change for the next read (changes piling up are merged into one)."""
         self.pending.append(change)
         self.wake.set()
 
