@@ -24,6 +24,10 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return seen
 
 
+#: SQLSTATEs for text PostgreSQL cannot store: 22021 (NUL in text), 22P05 (NUL escape in jsonb).
+_UNSTORABLE_TEXT = frozenset({"22021", "22P05"})
+
+
 def classify(exc: BaseException) -> tuple[str, str] | None:
     """A (code, message) for infrastructure failures a client can act on; None otherwise."""
     import asyncpg
@@ -32,9 +36,10 @@ def classify(exc: BaseException) -> tuple[str, str] | None:
     for e in _chain(exc):
         if isinstance(e, asyncpg.exceptions.QueryCanceledError):
             return "QUERY_TIMEOUT", "the query ran longer than the statement timeout; narrow it"
-        if isinstance(e, asyncpg.exceptions.CharacterNotInRepertoireError):
-            # SQLSTATE 22021: text PostgreSQL cannot hold (a NUL character) came in a
-            # client's argument; a client mistake, not a server fault.
+        if getattr(e, "sqlstate", None) in _UNSTORABLE_TEXT:
+            # Text PostgreSQL cannot hold (a NUL character) came in a client's argument: a
+            # client mistake, not a server fault, whichever driver (asyncpg, or psycopg under
+            # the job queue) reported it.
             return "BAD_USER_INPUT", "text arguments must not contain NUL (\\u0000) characters"
         if isinstance(
             e,

@@ -13,6 +13,7 @@ from procrastinate.types import JSONValue
 
 from graphql_api.settings import Settings
 from workers.providers import PROVIDERS
+from workers.validation import ticker_problem
 from workers.writer import parse_timeframe
 
 #: procrastinate's job states.
@@ -124,9 +125,14 @@ async def enqueue_ingest(
     name = provider.strip().lower()
     if name not in PROVIDERS:
         raise ValueError(f"unknown provider {provider!r}; known: {', '.join(PROVIDERS)}")
-    cleaned: list[JSONValue] = [*sorted({t.strip().upper() for t in tickers if t.strip()})]
-    if not cleaned:
+    distinct = sorted({t.strip().upper() for t in tickers if t.strip()})
+    if not distinct:
         raise ValueError("at least one ticker is needed")
+    for ticker in distinct:
+        problem = ticker_problem(ticker)
+        if problem is not None:
+            raise ValueError(f"{problem}: {ticker!r}")
+    cleaned: list[JSONValue] = [*distinct]
     # Offsets first: comparing a naive with an aware time would raise TypeError.
     start_iso, end_iso = _aware(start, "start"), _aware(end, "end")
     if start is not None and end is not None and start > end:

@@ -33,6 +33,22 @@ PRICES = ("open", "high", "low", "close")
 CLEAN_COLUMNS = ("ticker", "ts", "open", "high", "low", "close", "volume")
 MAX_TICKER_LENGTH = 32
 
+
+def ticker_problem(ticker: str) -> str | None:
+    """Why `ticker` (already trimmed) cannot be stored, or None when it can.
+
+    Control, format and private-use characters are refused: PostgreSQL cannot store NUL at
+    all, and the others only make symbols that no one can type or see.
+    """
+    if not ticker:
+        return "missing ticker"
+    if len(ticker) > MAX_TICKER_LENGTH:
+        return "ticker too long"
+    if not ticker.isprintable():
+        return "ticker has unprintable characters"
+    return None
+
+
 _OFFSET_SUFFIX = r"\d:\d\d(?::\d\d(?:\.\d+)?)?\s*(?:[zZ]|[+-]\d\d(?::?\d\d)?)$"
 
 
@@ -114,9 +130,9 @@ def validate_chunk(
     n = len(raw)
     reasons = _Reasons(n)
     codes, tickers = _tickers(raw, columns, ticker)
-    lengths = np.array([len(t) for t in tickers], dtype=np.int64)  # per distinct ticker
-    reasons.add((lengths == 0)[codes], "missing ticker")
-    reasons.add((lengths > MAX_TICKER_LENGTH)[codes], "ticker too long")
+    problems = np.array([ticker_problem(t) or "" for t in tickers], dtype=object)  # per distinct
+    for problem in ("missing ticker", "ticker too long", "ticker has unprintable characters"):
+        reasons.add((problems == problem)[codes], problem)
 
     ts, unparseable, nonexistent = parse_times(raw[columns.time], tz)
     reasons.add(unparseable, "unparseable time")

@@ -57,6 +57,22 @@ def test_each_rejection_reason_with_its_line_number() -> None:
     assert list(bars["volume"]) == [100.0, 7.0]
 
 
+def test_tickers_that_cannot_be_stored_or_typed_are_rejected() -> None:
+    bars, rejects = check(
+        HEADER
+        + "AC\x00ME,2024-03-04,10,11,9,10,1\n"  # 2: NUL, which PostgreSQL cannot store
+        + "AC\u200bME,2024-03-04,10,11,9,10,1\n"  # 3: zero-width space
+        + f"{'X' * 33},2024-03-04,10,11,9,10,1\n"  # 4
+        + "BRK.B,2024-03-04,10,11,9,10,1\n"  # 5: good
+    )
+    assert rejects == {
+        2: "ticker has unprintable characters",
+        3: "ticker has unprintable characters",
+        4: "ticker too long",
+    }
+    assert list(bars["ticker"]) == ["BRK.B"]
+
+
 def test_a_row_breaking_several_rules_gets_every_reason() -> None:
     _, rejects = check(HEADER + "ACME,2024-03-04,10,9,11,10,-1\n")
     assert rejects[2].split("; ") == [

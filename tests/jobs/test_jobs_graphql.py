@@ -90,13 +90,32 @@ def test_job_listing_is_not_served_to_anonymous_from_cache(
 
 @pytest.mark.parametrize(
     ("provider", "tickers", "fragment"),
-    [("nasdaq-feed", ["X"], "unknown provider"), ("binance", [], "at least one ticker")],
+    [
+        ("nasdaq-feed", ["X"], "unknown provider"),
+        ("binance", [], "at least one ticker"),
+        # Found by schemathesis: NUL cannot be stored in jsonb, and was a 500.
+        ("binance", ["BTCUSDT", "\ue939\u0000"], "unprintable characters"),
+        ("binance", ["BTC\tUSDT"], "unprintable characters"),
+        ("binance", ["X" * 33], "ticker too long"),
+    ],
 )
 def test_bad_requests_are_bad_user_input(
     env: tuple[TestClient, dict[str, str], str], provider: str, tickers: list[str], fragment: str
 ) -> None:
-    client, tokens, _ = env
+    client, tokens, dsn = env
+
+    async def queued() -> int:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return int(await conn.fetchval("SELECT count(*) FROM procrastinate_jobs"))
+        finally:
+            await conn.close()
+
+    before = asyncio.run(queued())
     query = REQUEST.replace('"binance"', f'"{provider}"')
-    error = _post(client, query, tokens["ingest"], t=tickers).json()["errors"][0]
+    response = _post(client, query, tokens["ingest"], t=tickers)
+    assert response.status_code == 200
+    error = response.json()["errors"][0]
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
     assert fragment in error["message"]
+    assert asyncio.run(queued()) == before  # nothing half-queued
