@@ -18,13 +18,13 @@ from graphql_api.indicators._kernels import (
 _TINY = float(np.finfo(np.float64).tiny)
 
 
-def _rsi_ratio(gain: FloatArray, loss: FloatArray, out: FloatArray) -> None:
-    np.add(gain, loss, out=out)
+def _rsi_ratio(gain: FloatArray, total: FloatArray, out: FloatArray) -> None:
+    """100 * gain / total, where total = smoothed gains + smoothed losses (total may be reused)."""
     # No movement at all would be 0/0: TA-Lib gives 0 (not 50). The gain is 0 whenever the
-    # sum is, so dividing by max(sum, tiny) gives that 0 without a masked division, and only
-    # sums below ~2e-308 (subnormal) are affected at all. NaN still propagates.
-    np.maximum(out, _TINY, out=out)
-    np.divide(gain, out, out=out)
+    # total is, so dividing by max(total, tiny) gives that 0 without a masked division, and
+    # only totals below ~2e-308 (subnormal) are affected at all. NaN still propagates.
+    np.maximum(total, _TINY, out=total)
+    np.divide(gain, total, out=out)
     out *= 100.0
 
 
@@ -38,14 +38,27 @@ def _rsi_core(x: FloatArray, n: int) -> tuple[FloatArray]:
     first = np.diff(x[: n + 1])
     gain0 = np.maximum(first, 0.0)
     loss0 = gain0 - first
-    _rsi_ratio(gain0.mean(keepdims=True), loss0.mean(keepdims=True), out[n : n + 1])
-    gains, losses = Smoother(1.0 / n, mean_of(gain0)), Smoother(1.0 / n, mean_of(loss0))
+    mean_gain, mean_loss = mean_of(gain0), mean_of(loss0)
+    total0 = mean_gain + mean_loss
+    _rsi_ratio(np.array([mean_gain]), np.array([total0]), out[n : n + 1])
+    if m == n + 1:
+        return (out,)
+    # Smoothed gains + smoothed losses = the smoothed absolute change (the smoothing is
+    # linear), so the two recursions are gains and |change|, stacked into one (2, w) array and
+    # smoothed in the same calls. Both rows carry the same factor a**-(i % BLOCK) when left
+    # unscaled, and it cancels in the ratio.
+    smoother = Smoother(1.0 / n, np.array([mean_gain, total0]))
+    buf = np.empty((2, min(CHUNK, m - n - 1)))
     for lo in range(n + 1, m, CHUNK):
         hi = min(m, lo + CHUNK)
-        change = x[lo:hi] - x[lo - 1 : hi - 1]
-        gain = np.maximum(change, 0.0)
-        loss = np.subtract(gain, change, out=change)  # exactly max(-change, 0)
-        _rsi_ratio(gains.feed(gain), losses.feed(loss), out[lo:hi])
+        pair = buf[:, : hi - lo]
+        gain, move = pair
+        np.subtract(x[lo:hi], x[lo - 1 : hi - 1], out=move)
+        smoother.prescale(move, move)  # a positive factor: commutes with max and abs
+        np.maximum(move, 0.0, out=gain)
+        np.abs(move, out=move)
+        smoother.scan(pair, rescale=False)
+        _rsi_ratio(gain, move, out[lo:hi])
     return (out,)
 
 
