@@ -99,9 +99,13 @@ def _leaf_list(item_type: GraphQLOutputType, values: list[Any]) -> list[Any] | N
                     continue
                 return None
         return values
-    if inner.name == "DateTime" and set(map(type, values)) <= _DATETIME_ONLY:
-        if None not in map(_TZINFO, values):
-            return values  # aware datetimes go to orjson as they are (see `_leaf`)
+    if (
+        isinstance(inner, GraphQLScalarType)
+        and inner.name == "DateTime"
+        and set(map(type, values)) <= _DATETIME_ONLY
+        and None not in map(_TZINFO, values)
+    ):
+        return values  # aware datetimes go to orjson as they are (see `_leaf`)
     if isinstance(inner, GraphQLScalarType | GraphQLEnumType):
         complete = _leaf(inner, nullable)
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from graphql_api.intervals import Interval
 
@@ -49,9 +50,12 @@ class SymbolRow:
         return min(candidates, key=lambda s: s.timeframe.seconds)
 
 
-@dataclass(frozen=True, slots=True)
-class BarRow:
-    """One bar, stored or resampled; `closed` is False for a bucket still forming."""
+class BarRow(NamedTuple):
+    """One bar, stored or resampled; `closed` is False for a bucket still forming.
+
+    A named tuple, not a dataclass: pages hold thousands of these, and a tuple is built in a
+    third of the time of a frozen dataclass and read through C attribute getters.
+    """
 
     ts: datetime
     open: float
@@ -64,7 +68,7 @@ class BarRow:
     @property
     def time(self) -> datetime:
         """The bar start under the name the GraphQL Bar type reads."""
-        return self.ts
+        return self[0]
 
 
 @dataclass(frozen=True, slots=True)
