@@ -7,7 +7,8 @@ What it does:
 
 1. Creates a database of its own on the server at `--database-url` (dropped at the end),
    migrates it, and loads a fixed deterministic dataset: 500 symbols (S0000..S0499) x 2,000
-   one-minute bars each, through `upsert_symbols` and `upsert_bars` (the COPY path).
+   one-minute bars each, through `upsert_symbols` and `upsert_bars` (the COPY path), and one
+   more symbol (LONG) with 100,000 one-minute bars for case (f).
 2. Starts the service as in production, in a subprocess: `uvicorn graphql_api.app:create_app
    --factory` with no reload and no debug, DATABASE_URL in its environment, uncached
    (CACHE_ENABLED=false, no Redis) and without rate limit (see SERVICE_ENV; `--service-env`
@@ -79,10 +80,12 @@ HEADERS_PLAIN = {"content-type": "application/json", "accept-encoding": "identit
 #: it), no Redis. `--service-env KEY=VALUE` adds or overrides (e.g. CACHE_ENABLED=true).
 SERVICE_ENV = {"REDIS_URL": "", "CACHE_ENABLED": "false", "RATE_LIMIT_COST_PER_MINUTE": "0"}
 #: Requests per case and concurrency: fixed, sized so a full run stays within a few minutes.
-DEFAULT_REQUESTS = {"healthz": 300, "a": 30, "b": 80, "c": 200, "d": 200, "e": 80}
+DEFAULT_REQUESTS = {"healthz": 300, "a": 30, "b": 80, "c": 200, "d": 200, "e": 80, "f": 16}
 #: Service and floor run in this many alternating rounds (see `interleaved`).
 ROUNDS = 5
-QUICK_REQUESTS = {"healthz": 50, "a": 6, "b": 10, "c": 10, "d": 10, "e": 10}
+QUICK_REQUESTS = {"healthz": 50, "a": 6, "b": 10, "c": 10, "d": 10, "e": 10, "f": 4}
+LONG_TICKER = "LONG"  # the symbol of case (f): one long series
+LONG_BARS = 100_000
 
 
 def ticker(i: int) -> str:
@@ -108,8 +111,10 @@ def make_bars(n_symbols: int, n_bars: int) -> dict[str, np.ndarray]:
     return {"open": open_, "high": high, "low": low, "close": close, "volume": volume}
 
 
-async def load_dataset(dsn: str, n_symbols: int, n_bars: int) -> float:
-    """Symbols and bars through the ingest code (COPY path); returns seconds taken."""
+async def load_dataset(dsn: str, n_symbols: int, n_bars: int, n_long: int = 0) -> float:
+    """Symbols and bars through the ingest code (COPY path); returns seconds taken.
+
+    With `n_long`, one more symbol (LONG_TICKER) holds that many M1 bars, for case (f)."""
     t0 = time.perf_counter()
     conn = await asyncpg.connect(dsn)
     try:
@@ -129,6 +134,19 @@ async def load_dataset(dsn: str, n_symbols: int, n_bars: int) -> float:
                     "timeframe": "M1",
                     "ts": np.tile(times, hi - lo),
                     **{k: v[lo:hi].ravel() for k, v in data.items()},
+                }
+            )
+            await upsert_bars(conn, frame_records(frame), source="benchmark")
+        if n_long:
+            info = SymbolInfo(LONG_TICKER, "Benchmark Long Series", "BENCH", "equity", "USD")
+            long_id = (await upsert_symbols(conn, [info]))[LONG_TICKER]
+            walk = make_bars(1, n_long)
+            frame = pd.DataFrame(
+                {
+                    "symbol_id": long_id,
+                    "timeframe": "M1",
+                    "ts": pd.date_range(FIRST_BAR, periods=n_long, freq="min"),
+                    **{k: v[0] for k, v in walk.items()},
                 }
             )
             await upsert_bars(conn, frame_records(frame), source="benchmark")
@@ -252,9 +270,13 @@ WHERE symbol_id = (SELECT id FROM symbols WHERE ticker = $1) AND timeframe = 'M1
 ORDER BY ts DESC LIMIT 101
 """
 F_E = """
-SELECT array_agg(ts ORDER BY ts), array_agg(open ORDER BY ts), array_agg(high ORDER BY ts),
-       array_agg(low ORDER BY ts), array_agg(close ORDER BY ts), array_agg(volume ORDER BY ts)
-FROM bars WHERE symbol_id = (SELECT id FROM symbols WHERE ticker = $1) AND timeframe = 'M1'
+SELECT array_agg(ts), array_agg(open), array_agg(high), array_agg(low), array_agg(close),
+       array_agg(volume)
+FROM (
+    SELECT ts, open, high, low, close, volume FROM bars
+    WHERE symbol_id = (SELECT id FROM symbols WHERE ticker = $1) AND timeframe = 'M1'
+    ORDER BY ts
+) q
 """
 
 
@@ -313,8 +335,8 @@ def make_floor_d(cursor: str) -> Callable[[asyncpg.Pool], Awaitable[bytes]]:
     return floor_d
 
 
-async def floor_e(pool: asyncpg.Pool) -> bytes:
-    r = await pool.fetchrow(F_E, ONE_TICKER)
+async def floor_e(pool: asyncpg.Pool, ticker: str = ONE_TICKER) -> bytes:
+    r = await pool.fetchrow(F_E, ticker)
     series = {
         "interval": "M1",
         "time": r[0],
@@ -534,7 +556,7 @@ class Results:
     sizes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def build_cases(n_bars: int, deep_cursor: str) -> list[Case]:
+def build_cases(n_bars: int, n_long: int, deep_cursor: str) -> list[Case]:
     newest = FIRST_BAR + timedelta(minutes=n_bars - 1)
     first_after_cursor = (newest - timedelta(minutes=DEEP)).isoformat()
     t = {"ticker": ONE_TICKER}
@@ -576,6 +598,15 @@ def build_cases(n_bars: int, deep_cursor: str) -> list[Case]:
             _count_e,
             floor_e,
         ),
+        Case(
+            "f",
+            f"1 symbol, series of all {n_long:,} M1 bars",
+            Q_E,
+            {"ticker": LONG_TICKER},
+            n_long,
+            _count_e,
+            functools.partial(floor_e, ticker=LONG_TICKER),
+        ),
     ]
 
 
@@ -602,7 +633,7 @@ async def bench(args: argparse.Namespace, dsn: str, sa_url: str, results: Result
     )
     try:
         await service.start()
-        cases = build_cases(args.bars, await deep_cursor(service))
+        cases = build_cases(args.bars, args.long, await deep_cursor(service))
         for case in cases:
             results.sizes[case.key] = {
                 "gzip": await service.check(case, HEADERS_GZIP),
@@ -733,7 +764,9 @@ async def run(args: argparse.Namespace, results: Results) -> None:
         settings = load_settings(database_url=url, redis_url=None)
         await asyncio.to_thread(db.upgrade, settings)
         report(f"loading {results.dataset} into {name} …")
-        results.load_seconds = await load_dataset(settings.asyncpg_dsn, args.symbols, args.bars)
+        results.load_seconds = await load_dataset(
+            settings.asyncpg_dsn, args.symbols, args.bars, args.long
+        )
         report(f"loaded in {results.load_seconds:.1f} s")
         results.load_average.append(os.getloadavg())
         await bench(args, settings.asyncpg_dsn, url, results)
@@ -791,6 +824,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             p.error(f"--service-env wants KEY=VALUE, got {item!r}")
     args.symbols = 100 if args.quick else 500
     args.bars = 2_000
+    args.long = 10_000 if args.quick else LONG_BARS
     if args.requests is not None and args.requests < 1:
         p.error("--requests must be positive")
     return args
@@ -805,7 +839,7 @@ def main(argv: list[str] | None = None) -> int:
         command="python benchmarks/read_api.py " + " ".join(sys.argv[1:]),
         machine=f"{os.cpu_count()} cores, {platform.platform()}, "
         f"Python {platform.python_version()}",
-        dataset=f"{args.symbols} symbols x {args.bars:,} M1 bars",
+        dataset=f"{args.symbols} symbols x {args.bars:,} M1 bars + 1 x {args.long:,}",
         requests=requests,
         revision=code_revision(),
         service_env={**SERVICE_ENV, **dict(i.split("=", 1) for i in args.service_env)},
@@ -818,7 +852,7 @@ def main(argv: list[str] | None = None) -> int:
         runner = asyncio.Runner()
     with runner:
         runner.run(run(args, results))
-    titles = {c.key: c.title for c in build_cases(args.bars, "")}
+    titles = {c.key: c.title for c in build_cases(args.bars, args.long, "")}
     titles["healthz"] = "GET /healthz (HTTP round trip)"
     print(render(results, titles))
     if args.json is not None:
