@@ -197,84 +197,79 @@ BLOCK = 16
 _LAG = np.array([0.0, 1.0])
 
 
-def _blocks(x: FloatArray) -> list[FloatArray]:
-    """Views of x (shape (..., m)): blocks (..., m // BLOCK, BLOCK) and a (..., 1, rest) tail."""
-    m = x.shape[-1]
-    lead = x.shape[:-1]
-    full = m - m % BLOCK
-    parts = []
-    if full:
-        parts.append(x[..., :full].reshape(*lead, full // BLOCK, BLOCK, copy=False))
-    if full < m:
-        parts.append(x[..., full:].reshape(*lead, 1, m - full, copy=False))
-    return parts
+#: Rows per matrix product: m * n * k = 1008 * 16 * 16 stays under OpenBLAS's threading
+#: threshold (65536 * 4), so BLAS never wakes worker threads (whose spinning after each call
+#: cost more CPU than the whole product on a 2-core machine).
+_GEMM_ROWS = 1008
 
 
 class Smoother:
     """Exponential smoothing y[t] = a * y[t-1] + k * x[t] (a = 1 - k), fed chunk by chunk.
 
     lfilter evaluates the recursion one bar after another at ~5 ns a bar (its inner loop goes
-    through memory on every step); here it runs across many short blocks at once instead, with
-    whole-array operations only:
+    through memory on every step). Here the bars are cut into blocks of BLOCK, and
 
-    * Within a block of BLOCK bars starting from 0, y[r] = a**r * sum(a**-s * k * x[s], s <= r):
-      the inputs are scaled by k * a**-r ("prescaled") and summed along the block by BLOCK - 1
-      vectorised additions, one per position, across every block of the chunk at once.
-    * The value each block starts from (a * y at the end of the previous block) follows the
-      same recursion one level up, with factor a**BLOCK: one lfilter call over the block ends,
-      BLOCK times shorter than the series. It is added to the running sums, which are then
-      scaled back by a**r.
+    * the value y had before each block follows the same recursion one level up, with
+      factor a**BLOCK and the block's own contribution (its last value if y started from 0
+      there, one small matrix product for all blocks) as input: one lfilter call over BLOCK
+      times fewer points;
+    * that value enters the block as an extra input on its first bar (times a / k), and
+      y[r] = sum(k * a**(r - s) * x[s], s <= r) within each block is then one matrix product
+      (blocks x BLOCK) @ (BLOCK x BLOCK), by BLAS.
 
-    The sums hold terms scaled by at most a**-(BLOCK - 1) (2e7 for the smallest a, 1/3, of an
-    EMA of period 2), and every term is weighted by a**r * a**-s instead of a**(r - s): a few
-    ulps, like the recursion itself. A NaN in x reaches every later value. With k = 1 (a = 0)
-    the result is x itself.
+    Every coefficient is the exact power, so the result differs from the plain recursion by
+    rounding only. A NaN in x reaches every later value (and, through the zeros of the
+    triangular matrix, the earlier values of its block: cores run on NaN-free spans, see
+    `_common.apply`). With k = 1 (a = 0) the result is x itself. `scale` multiplies the
+    output (and the seed) at no cost.
     """
 
-    def __init__(self, k: float, seed: float | FloatArray) -> None:
-        """Start from `seed` (a float, or one per series for stacked input), the value before."""
-        self._k = k
-        self._a = a = 1.0 - k
-        self._state: FloatArray = a * np.asarray(seed, dtype=np.float64)  # a * y
+    def __init__(self, k: float, seed: float, scale: float = 1.0) -> None:
+        """Start from `seed`, the (unscaled) value on the bar before the first chunk."""
+        a = 1.0 - k
+        self._k = k * scale
+        self._lift = a / self._k  # previous value -> extra input on a block's first bar
         r = np.arange(BLOCK, dtype=np.float64)
-        self._up: FloatArray = a**r
-        self._down: FloatArray = k * a**-r if a > 0.0 else np.full(BLOCK, k)
+        lag = r[None, :] - r[:, None]  # [s, r] -> r - s
+        self._within: FloatArray = np.where(lag >= 0, self._k * a ** np.maximum(lag, 0.0), 0.0)
+        self._power: FloatArray = a ** (r + 1.0)  # a**width
+        self._state: FloatArray = np.array([seed * scale])
 
-    def prescale(self, x: FloatArray, out: FloatArray) -> FloatArray:
-        """out = x times k * a**-(i % BLOCK) (i: position in the chunk); out may be x."""
-        for xs, os in zip(_blocks(x), _blocks(out), strict=True):
-            np.multiply(xs, self._down[: xs.shape[-1]], out=os)
+    def feed(
+        self, x: FloatArray, out: FloatArray | None = None, overwrite_x: bool = False
+    ) -> FloatArray:
+        """Smoothed values for the next len(x) bars (1-D, contiguous; out must not overlap x).
+
+        x is left untouched unless overwrite_x, which saves a copy.
+        """
+        m = len(x)
+        if out is None:
+            out = np.empty(m)
+        elif not out.flags.c_contiguous:  # the block views below must not be copies
+            raise ValueError("out must be contiguous")
+        if self._power[0] == 0.0:
+            np.multiply(x, self._k, out=out)
+            return out
+        full = m - m % BLOCK
+        if full:
+            self._blocks(x[:full].reshape(-1, BLOCK), out[:full].reshape(-1, BLOCK), overwrite_x)
+        if full < m:
+            self._blocks(x[full:].reshape(1, -1), out[full:].reshape(1, -1), overwrite_x)
         return out
 
-    def scan(self, v: FloatArray, rescale: bool = True) -> FloatArray:
-        """Turn prescaled inputs `v` (shape (..., m)) into the smoothed values, in place.
-
-        With rescale=False the i-th value is left multiplied by a**-(i % BLOCK): enough for a
-        ratio of two series smoothed in the same call (stacked), and one pass cheaper.
-        """
-        a = self._a
-        if a == 0.0:
-            return v
-        for part in _blocks(v):
-            width = part.shape[-1]
-            for r in range(1, width):
-                np.add(part[..., r - 1], part[..., r], out=part[..., r])
-            big_a = float(self._up[width - 1]) * a
-            ends = part[..., width - 1] * big_a
-            carry, state = lfilter(
-                _LAG, np.array([1.0, -big_a]), ends, axis=-1, zi=self._state[..., None]
-            )
-            part += carry[..., None]
-            self._state = state[..., 0]
-            if rescale:
-                part *= self._up[:width]
-        return v
-
-    def feed(self, x: FloatArray, out: FloatArray | None = None) -> FloatArray:
-        """Smoothed values for the next x.shape[-1] bars (out may be x)."""
-        if out is None:
-            out = np.empty_like(x)
-        return self.scan(self.prescale(x, out))
+    def _blocks(self, x: FloatArray, out: FloatArray, overwrite_x: bool) -> None:
+        rows, width = x.shape
+        within = self._within[:width, :width]
+        # What each block would end on from 0 (two columns: never a matrix-vector product).
+        ends = np.matmul(x, within[:, width - 2 :] if width > 1 else within)[:, -1]
+        den = np.array([1.0, -self._power[width - 1]])
+        prev, self._state = lfilter(_LAG, den, ends, zi=self._state)
+        lifted = x if overwrite_x else x.copy()
+        prev *= self._lift
+        lifted[:, 0] += prev
+        for lo in range(0, rows, _GEMM_ROWS):
+            hi = min(rows, lo + _GEMM_ROWS)
+            np.matmul(lifted[lo:hi], within, out=out[lo:hi])
 
 
 def smooth(

@@ -18,16 +18,6 @@ from graphql_api.indicators._kernels import (
 _TINY = float(np.finfo(np.float64).tiny)
 
 
-def _rsi_ratio(gain: FloatArray, total: FloatArray, out: FloatArray) -> None:
-    """100 * gain / total, where total = smoothed gains + smoothed losses (total may be reused)."""
-    # No movement at all would be 0/0: TA-Lib gives 0 (not 50). The gain is 0 whenever the
-    # total is, so dividing by max(total, tiny) gives that 0 without a masked division, and
-    # only totals below ~2e-308 (subnormal) are affected at all. NaN still propagates.
-    np.maximum(total, _TINY, out=total)
-    np.divide(gain, total, out=out)
-    out *= 100.0
-
-
 def _rsi_core(x: FloatArray, n: int) -> tuple[FloatArray]:
     m = len(x)
     if m <= n:
@@ -39,26 +29,27 @@ def _rsi_core(x: FloatArray, n: int) -> tuple[FloatArray]:
     gain0 = np.maximum(first, 0.0)
     loss0 = gain0 - first
     mean_gain, mean_loss = mean_of(gain0), mean_of(loss0)
-    total0 = mean_gain + mean_loss
-    _rsi_ratio(np.array([mean_gain]), np.array([total0]), out[n : n + 1])
-    if m == n + 1:
-        return (out,)
     # Smoothed gains + smoothed losses = the smoothed absolute change (the smoothing is
-    # linear), so the two recursions are gains and |change|, stacked into one (2, w) array and
-    # smoothed in the same calls. Both rows carry the same factor a**-(i % BLOCK) when left
-    # unscaled, and it cancels in the ratio.
-    smoother = Smoother(1.0 / n, np.array([mean_gain, total0]))
-    buf = np.empty((2, min(CHUNK, m - n - 1)))
+    # linear): RSI = 100 * G / A with G the smoothed gains (times 100, folded into the
+    # smoothing) and A the smoothed |change|. No movement at all would be 0/0: TA-Lib gives
+    # 0 (not 50). G is 0 whenever A is, so dividing by max(A, tiny) gives that 0 without a
+    # masked division, and only A below ~2e-308 (subnormal) is affected at all.
+    total0 = mean_gain + mean_loss
+    out[n] = 100.0 * mean_gain / max(total0, _TINY)
+    gains = Smoother(1.0 / n, mean_gain, scale=100.0)
+    totals = Smoother(1.0 / n, total0)
+    size = min(CHUNK, m - n - 1)
+    move, gain, total = np.empty(size), np.empty(size), np.empty(size)
     for lo in range(n + 1, m, CHUNK):
         hi = min(m, lo + CHUNK)
-        pair = buf[:, : hi - lo]
-        gain, move = pair
-        np.subtract(x[lo:hi], x[lo - 1 : hi - 1], out=move)
-        smoother.prescale(move, move)  # a positive factor: commutes with max and abs
-        np.maximum(move, 0.0, out=gain)
-        np.abs(move, out=move)
-        smoother.scan(pair, rescale=False)
-        _rsi_ratio(gain, move, out[lo:hi])
+        w = hi - lo
+        np.subtract(x[lo:hi], x[lo - 1 : hi - 1], out=move[:w])
+        np.maximum(move[:w], 0.0, out=gain[:w])
+        smoothed_gain = gains.feed(gain[:w], out[lo:hi], overwrite_x=True)
+        np.abs(move[:w], out=move[:w])
+        smoothed_total = totals.feed(move[:w], total[:w], overwrite_x=True)
+        np.maximum(smoothed_total, _TINY, out=smoothed_total)
+        np.divide(smoothed_gain, smoothed_total, out=smoothed_gain)
     return (out,)
 
 

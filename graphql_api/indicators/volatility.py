@@ -58,7 +58,8 @@ def _atr_core(high: FloatArray, low: FloatArray, close: FloatArray, n: int) -> t
     smoother = Smoother(1.0 / n, seed)
     for lo in range(n + 1, m, CHUNK):
         hi = min(m, lo + CHUNK)
-        out[lo:hi] = smoother.feed(_true_range(high[lo:hi], low[lo:hi], close[lo - 1 : hi - 1]))
+        tr = _true_range(high[lo:hi], low[lo:hi], close[lo - 1 : hi - 1])
+        smoother.feed(tr, out[lo:hi], overwrite_x=True)
     return (out,)
 
 
