@@ -11,7 +11,7 @@ from graphql_api.tracing import loader_span
 
 
 async def fetch(engine: AsyncEngine, sql: str, *args: Any) -> Sequence[Any]:
-    """Run `sql` (with $1… parameters) and return all rows.
+    """Run `sql` (with $1… parameters) and return all rows (indexable records).
 
     Each call checks out its own connection: loader batches of one request resolve
     concurrently, and one connection cannot serve two statements at a time.
@@ -19,7 +19,12 @@ async def fetch(engine: AsyncEngine, sql: str, *args: Any) -> Sequence[Any]:
     with loader_span() as span:  # a no-op unless tracing is on
         async with engine.connect() as conn:
             result = await conn.exec_driver_sql(sql, args)
-            rows = result.all()
+            # The driver's own records (asyncpg's, in C; indexable like tuples) rather than
+            # SQLAlchemy Row objects made from them: ~1 µs a row saved, 5 ms on a 5,000-bar
+            # chart request. Statement events (metrics, traces, counts) still fire.
+            cursor = result.cursor
+            rows = cursor.fetchall() if cursor is not None else result.all()
+            result.close()
         if span is not None:
             span.set_attribute("db.response.returned_rows", len(rows))
         return rows
