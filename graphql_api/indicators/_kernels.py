@@ -260,8 +260,13 @@ class Smoother:
     def _blocks(self, x: FloatArray, out: FloatArray, overwrite_x: bool) -> None:
         rows, width = x.shape
         within = self._within[:width, :width]
-        # What each block would end on from 0 (two columns: never a matrix-vector product).
-        ends = np.matmul(x, within[:, width - 2 :] if width > 1 else within)[:, -1]
+        # What each block would end on from 0 (two columns: never a matrix-vector product,
+        # 8 * _GEMM_ROWS rows at a time: one call for a CHUNK, under the threading threshold).
+        last = within[:, width - 2 :] if width > 1 else within
+        step = 8 * _GEMM_ROWS
+        ends = np.concatenate(
+            [np.matmul(x[lo : lo + step], last)[:, -1] for lo in range(0, rows, step)]
+        )
         den = np.array([1.0, -self._power[width - 1]])
         prev, self._state = lfilter(_LAG, den, ends, zi=self._state)
         lifted = x if overwrite_x else x.copy()
