@@ -6,10 +6,14 @@ Per batch, under an advisory lock on each symbol/timeframe (a "series") in it:
   straight into `bars`;
 * older rows are compared with the stored bars, read back by binary COPY: missing ones are
   appended with that same COPY, unchanged ones are dropped (a re-run writes nothing), and
-  only changed ones go through a staging table and one `INSERT … ON CONFLICT DO UPDATE`.
+  changed ones are copied to a staging table and written by one plain `UPDATE` per yearly
+  partition (an index probe per row; no `ON CONFLICT`, whose per-row tuple lock costs one
+  more WAL record per row);
+* older rows of a series too sparse to read back cheaply go through a staging table and
+  one `INSERT … ON CONFLICT DO UPDATE … WHERE IS DISTINCT FROM` instead.
 
 The lock makes this safe with several workers writing the same series (no one can store a
-bar between our read and our COPY) and keeps each series' change ids in commit order (see
+bar between our read and our write) and keeps each series' change ids in commit order (see
 workers.events). Every writer of `bars` must come through here. Both COPY directions are
 binary, built from and parsed into numpy arrays (workers.pgcopy), not Python tuples.
 """
@@ -17,6 +21,7 @@ binary, built from and parsed into numpy arrays (workers.pgcopy), not Python tup
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import asyncpg
 import numpy as np
@@ -154,13 +159,17 @@ async def _write(conn: asyncpg.Connection, series: list[Series], source: str) ->
                 staged.append(s.take(~after))
         if staged:
             # Of rows at or before the newest stored bar, those missing are appended too;
-            # only changed ones need the (much slower) upsert; unchanged ones cost a read.
-            missing, staged = await _compare_with_stored(conn, staged)
+            # only changed ones need the (much slower) update; unchanged ones cost a read.
+            missing, changed, staged = await _compare_with_stored(conn, staged)
             appended += missing
+        else:
+            changed = []
         if appended:
             await copy_series(conn, "bars", appended)
+        if changed:
+            await _update_changed(conn, changed)
         merged: dict[tuple[int, str], BarChange] = {}
-        for s in appended:
+        for s in appended + changed:
             _merge(merged, BarChange(s.symbol_id, s.timeframe, s.first, s.last, len(s.ts_us)))
         if staged:
             for c in await _merge_staged(conn, staged):
@@ -230,17 +239,17 @@ JOIN bars b ON b.symbol_id = r.symbol_id AND b.timeframe = r.timeframe
 
 async def _compare_with_stored(
     conn: asyncpg.Connection, staged: list[Series]
-) -> tuple[list[Series], list[Series]]:
-    """Split rows into (missing from the table, changed); unchanged rows are dropped.
+) -> tuple[list[Series], list[Series], list[Series]]:
+    """Split rows into (missing from the table, changed, unknown); unchanged rows are dropped.
 
     Reads the stored bars over each series' time range in one query; a series whose rows
     are sparse in its range (reading it would fetch far more than it holds) is passed on
-    whole as "changed", for the upsert to sort out.
+    whole as "unknown", for the upsert to sort out.
     """
     dense = [s for s in staged if _is_dense(s)]
     sparse = [s for s in staged if not _is_dense(s)]
     if not dense:
-        return [], sparse
+        return [], [], sparse
     keys, ts_us, values = await copy_out_keyed_bars(
         conn,
         _READ_STORED,
@@ -253,7 +262,8 @@ async def _compare_with_stored(
     order = np.lexsort((ts_us, keys))
     keys, ts_us, values = keys[order], ts_us[order], values[:, order]
     bounds = np.searchsorted(keys, np.arange(len(dense) + 1))
-    missing, changed = [], list(sparse)
+    missing: list[Series] = []
+    changed: list[Series] = []
     for i, s in enumerate(dense):
         stored_ts = ts_us[bounds[i] : bounds[i + 1]]
         stored = values[:, bounds[i] : bounds[i + 1]]
@@ -265,13 +275,65 @@ async def _compare_with_stored(
             missing.append(s.take(~found))
         if differs.any():
             changed.append(s.take(differs))
-    return missing, changed
+    return missing, changed, sparse
 
 
 def _is_dense(s: Series) -> bool:
     step_us = Interval(s.timeframe).seconds * 1_000_000
     slots = (int(s.ts_us[-1]) - int(s.ts_us[0])) // step_us + 1
     return len(s.ts_us) * 4 >= slots
+
+
+_UPDATE_CHANGED = """
+UPDATE {partition} AS b
+SET open = s.open, high = s.high, low = s.low, close = s.close, volume = s.volume
+FROM _stage_changed AS s
+WHERE b.symbol_id = s.symbol_id AND b.timeframe = s.timeframe AND b.ts = s.ts
+  AND s.ts >= $1 AND s.ts < $2
+"""
+
+
+async def _update_changed(conn: asyncpg.Connection, changed: list[Series]) -> None:
+    """Overwrite bars known (from the read-back, under the series locks) to exist and differ.
+
+    One UPDATE per yearly partition, straight on the partition: through the parent, the
+    planner probed every partition's index for each row. Hash and merge joins are turned off
+    for these statements: without statistics on the stage, the planner may pick one, which
+    reads the whole partition (or its index from the start) for every batch; a nested loop
+    costs one index probe per changed row, whatever the size of the table.
+    """
+    await conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS _stage_changed "
+        "(LIKE bars INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    )
+    await copy_series(conn, "_stage_changed", changed)
+    years = sorted({y for s in changed for y in range(s.first.year, s.last.year + 1)})
+    expected = sum(len(s.ts_us) for s in changed)
+    prev = await conn.fetchrow(
+        "SELECT h, m, set_config('enable_hashjoin', 'off', true), "
+        "set_config('enable_mergejoin', 'off', true) FROM (SELECT "
+        "current_setting('enable_hashjoin') AS h, current_setting('enable_mergejoin') AS m "
+        "OFFSET 0) AS prev"
+    )
+    updated = 0
+    for year in years:
+        # The partitions ensure_bar_partitions makes (and _lock_and_ensure_partitions
+        # checked): bars_yYYYY holds [YYYY-01-01, YYYY+1-01-01) UTC.
+        status = await conn.execute(
+            _UPDATE_CHANGED.format(partition=f"bars_y{year}"),
+            datetime(year, 1, 1, tzinfo=UTC),
+            datetime(year + 1, 1, 1, tzinfo=UTC),
+        )
+        updated += int(status.split()[-1])
+    await conn.execute(
+        "SELECT set_config('enable_hashjoin', $1, true), set_config('enable_mergejoin', $2, true)",
+        prev["h"],
+        prev["m"],
+    )
+    if updated != expected:
+        # Only a writer that bypassed the series locks could make a stored bar vanish
+        # between our read and this update: refuse the batch rather than lose bars.
+        raise RuntimeError(f"updated {updated} revised bars, expected {expected}")
 
 
 async def _merge_staged(conn: asyncpg.Connection, staged: list[Series]) -> list[BarChange]:

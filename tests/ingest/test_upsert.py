@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Collection
 from datetime import UTC, datetime
 
 import asyncpg
@@ -221,3 +222,64 @@ async def test_sparse_revisions_of_far_apart_bars(conn: asyncpg.Connection) -> N
         "SELECT ts, close FROM bars WHERE symbol_id = $1 AND timeframe = 'D1' ORDER BY ts", sid
     )
     assert [r["close"] for r in closes] == pytest.approx([100.0, 100.0, 100.51, 100.02])
+
+
+async def test_revisions_across_a_year_boundary_update_only_the_changed_bars(
+    conn: asyncpg.Connection,
+) -> None:
+    ids = await upsert_symbols(conn, [SymbolInfo("ACME"), SymbolInfo("GLOBX")])
+    acme, globx = ids["ACME"], ids["GLOBX"]
+    start = pd.Timestamp("2023-12-31 23:00", tz="UTC")  # 60 bars in 2023, 60 in 2024
+
+    def around_new_year(symbol_id: int, bump_at: Collection[int] = ()) -> pd.DataFrame:
+        frame = bars(symbol_id, 0, 120)
+        frame["ts"] = start + pd.to_timedelta(np.arange(120), unit="min")
+        for i in bump_at:
+            frame.loc[i, ["close", "high"]] += 0.5
+        return frame
+
+    daily = bars(acme, 0, 3).assign(timeframe="D1")
+    daily["ts"] = [T0, T0 + pd.Timedelta(days=100), T0 + pd.Timedelta(days=200)]
+    await upsert_frame(conn, pd.concat([around_new_year(acme), around_new_year(globx), daily]))
+    before = {
+        (r["symbol_id"], r["timeframe"], r["ts"]): r["xmin"]
+        for r in await conn.fetch("SELECT symbol_id, timeframe, ts, xmin::text AS xmin FROM bars")
+    }
+    await conn.execute("SET enable_hashjoin = off")  # a session setting the write must keep
+
+    acme_changed = {10, 11, 59, 60, 61, 100}  # both partitions
+    globx_changed = {70}
+    sparse = daily.iloc[[1]].assign(close=daily["close"].iloc[1] + 0.25)
+    batch = pd.concat(
+        [
+            around_new_year(acme, acme_changed),
+            around_new_year(globx, globx_changed),
+            sparse,  # a sparse daily revision: the ON CONFLICT path, in the same batch
+        ]
+    )
+    changes = await upsert_frame(conn, batch.sample(frac=1.0, random_state=5), source="rev")
+
+    got = {(c.symbol_id, c.timeframe): (c.rows, c.first_ts, c.last_ts) for c in changes}
+    minute = pd.Timedelta(minutes=1)
+    assert got == {
+        (acme, "M1"): (6, start + 10 * minute, start + 100 * minute),
+        (globx, "M1"): (1, start + 70 * minute, start + 70 * minute),
+        (acme, "D1"): (1, T0 + pd.Timedelta(days=100), T0 + pd.Timedelta(days=100)),
+    }
+    recorded = await conn.fetch(
+        "SELECT symbol_id, timeframe, rows, first_ts, last_ts FROM bar_changes WHERE source = 'rev'"
+    )
+    assert {(r["symbol_id"], r["timeframe"]): tuple(r.values())[2:] for r in recorded} == got
+    rows = await conn.fetch(
+        "SELECT symbol_id, timeframe, ts, close, xmin::text AS xmin FROM bars "
+        "WHERE timeframe = 'M1' ORDER BY symbol_id, ts"
+    )
+    assert len(rows) == 240
+    for r in rows:
+        i = int((r["ts"] - start.to_pydatetime()) / minute)
+        changed = i in (acme_changed if r["symbol_id"] == acme else globx_changed)
+        assert r["close"] == pytest.approx(100.0 + i * 0.01 + (0.5 if changed else 0.0))
+        unchanged_xmin = r["xmin"] == before[(r["symbol_id"], "M1", r["ts"])]
+        assert unchanged_xmin != changed, (r["symbol_id"], i)
+    assert await conn.fetchval("SELECT current_setting('enable_hashjoin')") == "off"
+    assert await conn.fetchval("SELECT current_setting('enable_mergejoin')") == "on"
