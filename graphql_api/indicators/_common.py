@@ -68,14 +68,17 @@ def as_series(*arrays: ArrayLike, names: Sequence[str]) -> list[FloatArray]:
 
 
 def valid_span(arrays: Sequence[FloatArray]) -> tuple[int, int]:
-    """First bar where every input is a number, and the first later bar with a NaN (or n)."""
+    """First bar where every input is finite, and the first later bar with a NaN or an
+    infinity (or n). An infinity counts as a missing value: no price or volume is infinite,
+    and the blockwise kernels must never see one (see `_kernels.Smoother`)."""
     n = len(arrays[0])
-    # A finite total proves there is no NaN without allocating a mask (the common case).
-    if all(not np.isnan(a.sum()) for a in arrays):
+    # A finite total proves there is no NaN or infinity without allocating a mask (the
+    # common case); a total that overflows only costs the exact check below.
+    if all(np.isfinite(a.sum()) for a in arrays):
         return 0, n
     bad = np.zeros(n, dtype=bool)
     for a in arrays:
-        bad |= np.isnan(a)
+        bad |= ~np.isfinite(a)
     good = np.flatnonzero(~bad)
     if len(good) == 0:
         return n, n
@@ -104,12 +107,16 @@ def apply(
     pass over the inputs in the common case.
     """
     n = len(arrays[0])
-    if propagates and n and not any(np.isnan(a[-1]) for a in arrays):
+    if propagates and n and all(np.isfinite(a[-1]) for a in arrays):
         first = core(*arrays)
-        if not any(np.isnan(part[-1]) for part in first):
+        # A NaN or an infinity anywhere makes the last output of such a core non-finite.
+        if all(np.isfinite(part[-1]) for part in first):
             return first
     start, stop = valid_span(arrays)
     if not poison and start < n:
+        if stop < n:
+            # The core reads past a bad bar: it sees NaN there (its gap), never an infinity.
+            arrays = [np.where(np.isinf(a), np.nan, a) for a in arrays]
         stop = n
     if start == 0 and stop == n:
         return core(*arrays)

@@ -85,7 +85,7 @@ def _vwap_session(
     sums = np.empty((2, n))
     np.multiply((high + low + close) / 3.0, volume, out=sums[0])
     sums[1] = volume
-    bad = np.isnan(sums).any(axis=0)
+    bad = ~np.isfinite(sums).all(axis=0)  # an infinity is a missing value too
     if bad.any():
         sums[:, bad] = 0.0
     num, den = segmented_cumsum(sums, starts)
@@ -104,7 +104,9 @@ def _vwap_session(
 def obv(close: ArrayLike, volume: ArrayLike) -> FloatArray:
     """On-balance volume: running sum of volume signed by the close's direction (TA-Lib OBV)."""
     series = as_series(close, volume, names=("close", "volume"))
-    return apply(_obv_core, series, propagates=True)[0]
+    # Not `propagates`: an infinite close changes only the sign of two steps, so the last
+    # output stays finite and would hide it.
+    return apply(_obv_core, series)[0]
 
 
 def vwap(
