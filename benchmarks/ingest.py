@@ -24,7 +24,9 @@ the end) migrated to head:
 3. (c) csv via CLI: the bars written as one CSV, then `market-graphql ingest` in a
    subprocess into an empty `bars` (wall time, process start-up included).
 4. Prints rows/s (median of the rounds), peak memory, and the ratios against the goals:
-   fresh ≥ 0.8 x plain COPY, revisions ≥ the stage upsert.
+   fresh ≥ 0.8 x plain COPY (both ceilings shown: the bare table and the keyed one),
+   revisions ≥ the stage upsert of the same revisions (the same work; the stage upsert of
+   new rows, which inserts instead of updating, is shown too).
 
 Peak memory: for the in-process steps, the most memory allocated while the step ran
 (tracemalloc, above what was held before it); for the CLI, the subprocess's peak resident
@@ -64,7 +66,8 @@ from workers.pgcopy import PRICE_COLUMNS, copy_series, split_series  # noqa: E40
 from workers.symbols import SymbolInfo, upsert_symbols  # noqa: E402
 from workers.upsert import upsert_columns  # noqa: E402
 
-FIELD_GUIDE_STAGE_UPSERT = 136_000
+# The field guide's stage upsert when every row exists (136k rows/s when none does).
+FIELD_GUIDE_STAGE_UPSERT_EXISTING = 84_000
 
 
 @dataclass
@@ -314,9 +317,17 @@ def report(results: dict[str, Result], csv: Result, args: argparse.Namespace) ->
     lines = [
         ("fresh / plain COPY (keyed table)", rate["fresh"] / rate["keyed"], "goal >= 0.8"),
         ("fresh / plain COPY (bare table)", rate["fresh"] / rate["bare"], ""),
-        ("revised / stage upsert of new rows", rate["revised"] / rate["stage"], "goal >= 1"),
-        ("revised / stage upsert of the revisions", rate["revised"] / rate["stage_revised"], ""),
-        ("revised / field guide's 136k rows/s", rate["revised"] / FIELD_GUIDE_STAGE_UPSERT, ""),
+        (
+            "revised / stage upsert of the revisions",
+            rate["revised"] / rate["stage_revised"],
+            "goal >= 1",
+        ),
+        ("revised / stage upsert of new rows", rate["revised"] / rate["stage"], ""),
+        (
+            "revised / field guide's 84k rows/s",
+            rate["revised"] / FIELD_GUIDE_STAGE_UPSERT_EXISTING,
+            "",
+        ),
         ("re-run / stage upsert of new rows", rate["rerun"] / rate["stage"], ""),
         ("CSV via CLI / fresh", csv.rate / rate["fresh"], ""),
     ]

@@ -6,9 +6,11 @@ Per batch, under an advisory lock on each symbol/timeframe (a "series") in it:
   straight into `bars`;
 * older rows are compared with the stored bars, read back by binary COPY: missing ones are
   appended with that same COPY, unchanged ones are dropped (a re-run writes nothing), and
-  changed ones are copied to a staging table and written by one plain `UPDATE` per yearly
-  partition (an index probe per row; no `ON CONFLICT`, whose per-row tuple lock costs one
-  more WAL record per row);
+  changed ones replace their stored versions: each run of consecutive stored bars that all
+  changed is deleted by one index range scan, then the new versions go in with that same
+  COPY (measured 1.4x an `UPDATE` of the same rows and 1.7x a staging table plus
+  `ON CONFLICT DO UPDATE`: a non-HOT update writes a tuple lock, the new tuple and an index
+  entry per row, while a COPY writes whole pages);
 * older rows of a series too sparse to read back cheaply go through a staging table and
   one `INSERT … ON CONFLICT DO UPDATE … WHERE IS DISTINCT FROM` instead.
 
@@ -21,6 +23,7 @@ binary, built from and parsed into numpy arrays (workers.pgcopy), not Python tup
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import asyncpg
@@ -158,18 +161,16 @@ async def _write(conn: asyncpg.Connection, series: list[Series], source: str) ->
             if not after.all():
                 staged.append(s.take(~after))
         if staged:
-            # Of rows at or before the newest stored bar, those missing are appended too;
-            # only changed ones need the (much slower) update; unchanged ones cost a read.
-            missing, changed, staged = await _compare_with_stored(conn, staged)
-            appended += missing
-        else:
-            changed = []
+            # Of rows at or before the newest stored bar, those missing are appended too and
+            # changed ones replace the stored ones; unchanged ones cost only a read.
+            missing, changed, runs, staged = await _compare_with_stored(conn, staged)
+            if changed:
+                await _delete_runs(conn, runs, sum(len(s.ts_us) for s in changed))
+            appended += missing + changed
         if appended:
-            await copy_series(conn, "bars", appended)
-        if changed:
-            await _update_changed(conn, changed)
+            await copy_series(conn, "bars", _by_series(appended))
         merged: dict[tuple[int, str], BarChange] = {}
-        for s in appended + changed:
+        for s in appended:
             _merge(merged, BarChange(s.symbol_id, s.timeframe, s.first, s.last, len(s.ts_us)))
         if staged:
             for c in await _merge_staged(conn, staged):
@@ -237,19 +238,30 @@ JOIN bars b ON b.symbol_id = r.symbol_id AND b.timeframe = r.timeframe
 """
 
 
+@dataclass
+class _Runs:
+    """Runs of consecutive stored bars that all changed: per run, its series and bounds."""
+
+    symbol_ids: list[int] = field(default_factory=list)
+    timeframes: list[str] = field(default_factory=list)
+    lo_us: list[int] = field(default_factory=list)
+    hi_us: list[int] = field(default_factory=list)
+
+
 async def _compare_with_stored(
     conn: asyncpg.Connection, staged: list[Series]
-) -> tuple[list[Series], list[Series], list[Series]]:
-    """Split rows into (missing from the table, changed, unknown); unchanged rows are dropped.
+) -> tuple[list[Series], list[Series], _Runs, list[Series]]:
+    """Split rows into (missing, changed, runs of changed stored bars, unknown).
 
-    Reads the stored bars over each series' time range in one query; a series whose rows
-    are sparse in its range (reading it would fetch far more than it holds) is passed on
-    whole as "unknown", for the upsert to sort out.
+    Unchanged rows are dropped. Reads the stored bars over each series' time range in one
+    query; a series whose rows are sparse in its range (reading it would fetch far more than
+    it holds) is passed on whole as "unknown", for the upsert to sort out.
     """
+    runs = _Runs()
     dense = [s for s in staged if _is_dense(s)]
     sparse = [s for s in staged if not _is_dense(s)]
     if not dense:
-        return [], [], sparse
+        return [], [], runs, sparse
     keys, ts_us, values = await copy_out_keyed_bars(
         conn,
         _READ_STORED,
@@ -275,7 +287,17 @@ async def _compare_with_stored(
             missing.append(s.take(~found))
         if differs.any():
             changed.append(s.take(differs))
-    return missing, changed, sparse
+            # Stored positions of the changed bars: where they step by more than one, an
+            # unchanged stored bar lies between, which a range delete must not touch.
+            at = pos[differs]
+            breaks = np.flatnonzero(np.diff(at) != 1)
+            starts = np.concatenate([[0], breaks + 1])
+            ends = np.concatenate([breaks, [len(at) - 1]])
+            runs.symbol_ids += [s.symbol_id] * len(starts)
+            runs.timeframes += [s.timeframe] * len(starts)
+            runs.lo_us += stored_ts[at[starts]].tolist()
+            runs.hi_us += stored_ts[at[ends]].tolist()
+    return missing, changed, runs, sparse
 
 
 def _is_dense(s: Series) -> bool:
@@ -284,56 +306,77 @@ def _is_dense(s: Series) -> bool:
     return len(s.ts_us) * 4 >= slots
 
 
-_UPDATE_CHANGED = """
-UPDATE {partition} AS b
-SET open = s.open, high = s.high, low = s.low, close = s.close, volume = s.volume
-FROM _stage_changed AS s
-WHERE b.symbol_id = s.symbol_id AND b.timeframe = s.timeframe AND b.ts = s.ts
-  AND s.ts >= $1 AND s.ts < $2
+_DELETE_RUNS = """
+DELETE FROM {partition} AS b
+USING unnest($1::int[], $2::text[], $3::bigint[], $4::bigint[]) AS r(symbol_id, timeframe, lo, hi)
+WHERE b.symbol_id = r.symbol_id AND b.timeframe = r.timeframe
+  AND b.ts BETWEEN timestamptz '2000-01-01 00:00:00+00' + r.lo * interval '1 microsecond'
+               AND timestamptz '2000-01-01 00:00:00+00' + r.hi * interval '1 microsecond'
 """
 
 
-async def _update_changed(conn: asyncpg.Connection, changed: list[Series]) -> None:
-    """Overwrite bars known (from the read-back, under the series locks) to exist and differ.
+async def _delete_runs(conn: asyncpg.Connection, runs: _Runs, expected: int) -> None:
+    """Delete the stored versions of changed bars (known from the read-back, under the locks).
 
-    One UPDATE per yearly partition, straight on the partition: through the parent, the
-    planner probed every partition's index for each row. Hash and merge joins are turned off
-    for these statements: without statistics on the stage, the planner may pick one, which
-    reads the whole partition (or its index from the start) for every batch; a nested loop
-    costs one index probe per changed row, whatever the size of the table.
+    One DELETE per yearly partition, straight on the partition, each run one index range
+    scan. Hash and merge joins are turned off for these statements so that the plan stays a
+    nested loop over the runs, whatever the size of the table (a hash join would read the
+    whole partition), then restored for the rest of the transaction.
     """
-    await conn.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS _stage_changed "
-        "(LIKE bars INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-    )
-    await copy_series(conn, "_stage_changed", changed)
-    years = sorted({y for s in changed for y in range(s.first.year, s.last.year + 1)})
-    expected = sum(len(s.ts_us) for s in changed)
+    lo = np.asarray(runs.lo_us, dtype=np.int64)
+    hi = np.asarray(runs.hi_us, dtype=np.int64)
+    ids = np.asarray(runs.symbol_ids, dtype=np.int64)
+    timeframes = np.asarray(runs.timeframes, dtype=object)
     prev = await conn.fetchrow(
         "SELECT h, m, set_config('enable_hashjoin', 'off', true), "
         "set_config('enable_mergejoin', 'off', true) FROM (SELECT "
         "current_setting('enable_hashjoin') AS h, current_setting('enable_mergejoin') AS m "
         "OFFSET 0) AS prev"
     )
-    updated = 0
-    for year in years:
+    deleted = 0
+    for year in range(from_pg_us(lo.min()).year, from_pg_us(hi.max()).year + 1):
         # The partitions ensure_bar_partitions makes (and _lock_and_ensure_partitions
         # checked): bars_yYYYY holds [YYYY-01-01, YYYY+1-01-01) UTC.
+        begin = to_pg_us(datetime(year, 1, 1, tzinfo=UTC))
+        end = to_pg_us(datetime(year + 1, 1, 1, tzinfo=UTC))
+        inside = (lo < end) & (hi >= begin)
+        if not inside.any():
+            continue
         status = await conn.execute(
-            _UPDATE_CHANGED.format(partition=f"bars_y{year}"),
-            datetime(year, 1, 1, tzinfo=UTC),
-            datetime(year + 1, 1, 1, tzinfo=UTC),
+            _DELETE_RUNS.format(partition=f"bars_y{year}"),
+            ids[inside].tolist(),
+            timeframes[inside].tolist(),
+            lo[inside].tolist(),
+            hi[inside].tolist(),
         )
-        updated += int(status.split()[-1])
+        deleted += int(status.split()[-1])
     await conn.execute(
         "SELECT set_config('enable_hashjoin', $1, true), set_config('enable_mergejoin', $2, true)",
         prev["h"],
         prev["m"],
     )
-    if updated != expected:
-        # Only a writer that bypassed the series locks could make a stored bar vanish
-        # between our read and this update: refuse the batch rather than lose bars.
-        raise RuntimeError(f"updated {updated} revised bars, expected {expected}")
+    if deleted != expected:
+        # Only a writer that bypassed the series locks could change the stored bars between
+        # our read and this delete: refuse the batch rather than lose or duplicate bars.
+        raise RuntimeError(f"deleted {deleted} revised bars, expected {expected}")
+
+
+def _by_series(parts: list[Series]) -> list[Series]:
+    """Parts of the same series merged into one, in time order (so the COPY lays them out
+    in the order range reads want)."""
+    groups: dict[tuple[int, str], list[Series]] = {}
+    for p in parts:
+        groups.setdefault((p.symbol_id, p.timeframe), []).append(p)
+    out = []
+    for (symbol_id, timeframe), group in groups.items():
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        ts_us = np.concatenate([p.ts_us for p in group])
+        order = np.argsort(ts_us, kind="stable")
+        values = np.concatenate([p.values for p in group], axis=1)
+        out.append(Series(symbol_id, timeframe, ts_us[order], values[:, order]))
+    return out
 
 
 async def _merge_staged(conn: asyncpg.Connection, staged: list[Series]) -> list[BarChange]:
