@@ -10,7 +10,6 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
-from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -20,6 +19,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from graphql_api import db
 from graphql_api.auth import KeyStore, Principal
 from graphql_api.cache import FieldCache
+from graphql_api.compression import SizedGZipMiddleware
 from graphql_api.context import Context
 from graphql_api.graphiql import EXAMPLE_QUERY, graphiql_html, mount_static
 from graphql_api.http import GraphQLEndpoint
@@ -187,8 +187,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="market-graphql", lifespan=lifespan, docs_url=None, redoc_url=None)
     telemetry.mount(app)
-    # Level 5: within a few per cent of level 9's size at about a third of its CPU.
-    app.add_middleware(GZipMiddleware, minimum_size=1000, compresslevel=5)
+    app.add_middleware(
+        SizedGZipMiddleware,
+        minimum_size=1000,
+        level=settings.gzip_level,
+        large_level=settings.gzip_large_level,
+    )
     app.add_middleware(SocketBufferMiddleware, send_buffer=settings.live_socket_send_buffer)
     router = MarketRouter(
         schema,

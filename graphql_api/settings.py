@@ -62,6 +62,17 @@ class Settings(BaseSettings):
         description="Automatic persisted queries, or only registered ones (admins register).",
     )
 
+    # Responses
+    gzip_level: int = Field(
+        default=5, ge=1, le=9, description="Gzip level for responses under 1 MiB."
+    )
+    gzip_large_level: int = Field(
+        default=1,
+        ge=1,
+        le=9,
+        description="Gzip level from 1 MiB up (level 1 is ~3x faster there for ~17% more bytes).",
+    )
+
     # Execution
     fast_path: bool = Field(default=True, description="Complete plain record lists in one loop.")
     verify_fast_path: bool = Field(
