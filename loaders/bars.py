@@ -8,7 +8,7 @@ LATERAL subquery, so N symbols cost one statement, not N.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -85,7 +85,7 @@ FROM unnest($1::int[], $2::timestamptz[], $3::timestamptz[], $5::int[])
      WITH ORDINALITY AS k(sid, lo, hi, lim, idx)
 CROSS JOIN LATERAL (
     SELECT ts, open, high, low, close, volume FROM bars
-    WHERE symbol_id = k.sid AND timeframe = $4 AND ts >= k.lo AND ts < k.hi
+    WHERE symbol_id = k.sid AND timeframe = $4{bounds}
     ORDER BY ts {order} LIMIT k.lim
 ) b
 """
@@ -103,13 +103,31 @@ CROSS JOIN LATERAL (
            sum(r.volume) AS volume, sum(count(*)) OVER () AS fetched
     FROM (
         SELECT {bucket} AS bucket, ts, open, high, low, close, volume FROM bars
-        WHERE symbol_id = k.sid AND timeframe = $4 AND ts >= k.lo AND ts < k.hi
+        WHERE symbol_id = k.sid AND timeframe = $4{bounds}
         ORDER BY ts {order} LIMIT k.lim
     ) r
     GROUP BY r.bucket
 ) g
 ORDER BY k.idx, g.bucket {order}
 """
+
+
+def _bounds(keys: Sequence[BarKey]) -> str:
+    """The time conditions a page statement needs: only the bounds some key really sets.
+
+    With both `ts >= k.lo` and `ts < k.hi` on parameters, PostgreSQL estimates the pair at
+    0.5% of a symbol's rows, and then prefers reading every row of the symbol and sorting
+    them to walking the index from one end (measured: 18.6 ms against 2.8 ms for 50
+    symbols x 2,000 bars, and it grows with the history). An unbounded end (no `from`, no
+    cursor on that side) is left out, so the usual pages (newest first, or paging on from a
+    cursor) walk the index and stop after `limit` rows.
+    """
+    out = ""
+    if any(k.lo > MIN_TS for k in keys):
+        out += " AND ts >= k.lo"
+    if any(k.hi < MAX_TS for k in keys):
+        out += " AND ts < k.hi"
+    return out
 
 
 K = TypeVar("K")
@@ -184,7 +202,8 @@ class BarPageLoader(DataLoader[BarKey, BarPage]):
         per: list[list[Any]] = [[] for _ in keys]
         if w.base == w.interval:
             limits = [k.limit + 1 for k in keys]
-            rows = await fetch(self.engine, _STORED.format(order=order), *args, limits)
+            sql = _STORED.format(order=order, bounds=_bounds(keys))
+            rows = await fetch(self.engine, sql, *args, limits)
             for r in rows:
                 per[r[0] - 1].append(r)
             return [
@@ -196,7 +215,7 @@ class BarPageLoader(DataLoader[BarKey, BarPage]):
             ]
         ratio = rows_per_bucket(w.base, w.interval)
         row_limits = [(k.limit + 2) * ratio for k in keys]
-        sql = _RESAMPLED.format(order=order, bucket=bucket_sql(w.interval))
+        sql = _RESAMPLED.format(order=order, bucket=bucket_sql(w.interval), bounds=_bounds(keys))
         rows = await fetch(self.engine, sql, *args, row_limits)
         for r in rows:
             per[r[0] - 1].append(r)
