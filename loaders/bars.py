@@ -123,10 +123,28 @@ def _bounds(keys: Sequence[BarKey]) -> str:
     cursor) walk the index and stop after `limit` rows.
     """
     out = ""
-    if any(k.lo > MIN_TS for k in keys):
+    bounded_lo = any(k.lo > MIN_TS for k in keys)
+    bounded_hi = any(k.hi < MAX_TS for k in keys)
+    if bounded_lo:
         out += " AND ts >= k.lo"
-    if any(k.hi < MAX_TS for k in keys):
+    if bounded_hi:
         out += " AND ts < k.hi"
+    if bounded_lo and bounded_hi:
+        # Both ends set (a window, or `from` and a cursor): the estimate above stays tiny, so
+        # the group's outer bounds go in as constants too, widened to whole UTC days so that
+        # statements repeat. The planner then prunes partitions and estimates from the
+        # histogram (measured: 85 ms reading and sorting a day of 50 symbols against 3 ms).
+        # The constants come from datetimes, never from client text.
+        lo = min(k.lo for k in keys).astimezone(UTC)
+        hi = max(k.hi for k in keys).astimezone(UTC)
+        day_lo = lo.replace(hour=0, minute=0, second=0, microsecond=0)
+        day_hi = hi.replace(hour=0, minute=0, second=0, microsecond=0)
+        if day_hi < hi:
+            day_hi += timedelta(days=1)
+        out += (
+            f" AND ts >= '{day_lo.isoformat()}'::timestamptz"
+            f" AND ts < '{day_hi.isoformat()}'::timestamptz"
+        )
     return out
 
 

@@ -111,6 +111,16 @@ PAGES = {
         " { nodes { time } } } } }",
         50 * 11,
     ),
+    "newest 10 in a 7-hour window of 50 symbols": (
+        "{ symbols(first: 50) { nodes { bars(interval: M1, first: 10,"
+        ' from: "2024-03-04T01:00:00Z", to: "2024-03-04T08:00:00Z") { nodes { time } } } } }',
+        50 * 11,
+    ),
+    "oldest 10 in a 7-hour window of 50 symbols": (
+        "{ symbols(first: 50) { nodes { bars(interval: M1, first: 10, order: OLDEST_FIRST,"
+        ' from: "2024-03-04T01:00:00Z", to: "2024-03-04T08:00:00Z") { nodes { time } } } } }',
+        50 * 11,
+    ),
     "newest 3 M5 bars of 50 symbols, resampled": (
         "{ symbols(first: 50) { nodes { bars(interval: M5, first: 3) { nodes { time } } } } }",
         50 * 5 * 5,
