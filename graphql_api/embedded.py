@@ -4,12 +4,41 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import platformdirs
 
 log = logging.getLogger(__name__)
+
+
+@contextmanager
+def _quiet_pgserver() -> Iterator[None]:
+    """Keep pgserver's chatter out of the service's output (its warnings and errors still show).
+
+    Wraps the first import of pgserver, which is where the platformdirs warning is raised.
+    """
+    # pgserver logs each initdb / pg_ctl command line and its output at INFO on one logger:
+    # a dozen lines before the service's first. LOG_LEVEL=DEBUG keeps them, to diagnose a
+    # start that fails; a level set on that logger by the operator is left alone.
+    pg_log = logging.getLogger("pgserver")
+    if pg_log.level == logging.NOTSET and logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        pg_log.setLevel(logging.WARNING)
+    # pgserver keeps a lock file in the user runtime dir, computed when it is imported; without
+    # XDG_RUNTIME_DIR (cron, systemd services, containers) platformdirs warns and falls back
+    # to /tmp, which is fine for a lock file. Older platformdirs have no such warning.
+    category = getattr(platformdirs, "RuntimeDirWarning", None)
+    with warnings.catch_warnings():
+        if category is not None:
+            # The warning is attributed to platformdirs' own module today; to its caller
+            # (pgserver) should platformdirs' stacklevel change.
+            warnings.filterwarnings(
+                "ignore", category=category, module=r"(platformdirs|pgserver)\."
+            )
+        yield
 
 
 def default_data_dir() -> Path:
@@ -27,7 +56,8 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start the server and return a postgresql:// URL (Unix socket) for it."""
-        import pgserver
+        with _quiet_pgserver():
+            import pgserver
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         self.stop_leftover()
@@ -39,8 +69,9 @@ class EmbeddedPostgres:
 
     def stop_leftover(self) -> bool:
         """Stop a server a killed owner left running on our folder; True if there was one."""
-        from pgserver import _commands
-        from pgserver.utils import PostmasterInfo
+        with _quiet_pgserver():
+            from pgserver import _commands
+            from pgserver.utils import PostmasterInfo
 
         if not (self.data_dir / "PG_VERSION").exists():
             return False

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +22,11 @@ if TYPE_CHECKING:
     from workers.files import OhlcvFile
 
 console = Console(stderr=True, soft_wrap=True)
+
+# `ingest` exit statuses for rejected rows, so a scheduler can tell a failed load from a good
+# one: click itself exits 1 (a failure) and 2 (a usage error), so these start at 3.
+EXIT_SOME_REJECTED = 3
+EXIT_ALL_REJECTED = 4
 
 
 def _settings() -> Settings:
@@ -89,7 +94,16 @@ def ingest(
         int | None, typer.Option(help="Rows per transaction (default: INGEST_BATCH_ROWS).")
     ] = None,
 ) -> None:
-    """Ingest OHLCV files: every row validated, good rows written, rejects reported."""
+    """Ingest OHLCV files: every row validated, good rows written, rejects reported.
+
+    Exit status, counted over the rows of all FILES:
+
+    0  every row accepted (also a file with a header and no rows: nothing was refused)
+    1  the load failed: a file is not an OHLCV table, or the database failed
+    2  usage or configuration error
+    3  some rows rejected; the others were written
+    4  every row rejected; nothing written
+    """
     # Imported here: pandas and numpy would slow down every other command's start.
     from workers.file_ingest import RejectWriter, open_files
     from workers.validation import NotOhlcvError, check_timezone
@@ -114,6 +128,33 @@ def ingest(
         _print_report(report)
     if reject_file is not None and any(r.rows_rejected for r in reports):
         console.print(f"rejected rows written to {reject_file}")
+    status = ingest_exit_status(reports)
+    if status != 0:
+        read = sum(r.rows_read for r in reports)
+        rejected = sum(r.rows_rejected for r in reports)
+        if status == EXIT_ALL_REJECTED:
+            console.print(
+                f"[red]error:[/] every row was rejected ({rejected:,}); nothing written",
+                highlight=False,
+            )
+        else:
+            console.print(
+                f"[yellow]warning:[/] {rejected:,} of {read:,} rows rejected; "
+                f"the other {read - rejected:,} accepted",
+                highlight=False,
+            )
+        raise typer.Exit(status)
+
+
+def ingest_exit_status(reports: Sequence[FileReport]) -> int:
+    """`ingest`'s exit status for these reports: 0, EXIT_SOME_REJECTED or EXIT_ALL_REJECTED."""
+    rejected = sum(r.rows_rejected for r in reports)
+    if rejected == 0:
+        # Also when no rows were read: an empty delta (a holiday) is a normal day for a feed,
+        # and a file without even a header already fails (exit 1) as not a table.
+        return 0
+    accepted = sum(r.rows_accepted for r in reports)
+    return EXIT_ALL_REJECTED if accepted == 0 else EXIT_SOME_REJECTED
 
 
 async def _ingest(
