@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -16,15 +17,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.fastapi import GraphQLRouter
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
-from graphql_api import db
+from graphql_api import db, http_protocol, metrics
 from graphql_api.auth import KeyStore, Principal
 from graphql_api.cache import FieldCache
 from graphql_api.compression import SizedGZipMiddleware
 from graphql_api.context import Context
+from graphql_api.documents import DocumentCacheExtension
+from graphql_api.documents import cache as document_cache
 from graphql_api.graphiql import EXAMPLE_QUERY, graphiql_html, mount_static
 from graphql_api.http import GraphQLEndpoint
 from graphql_api.live import create_hub
 from graphql_api.live.ws import (
+    ConnectionLimitMiddleware,
     LiveTransportWSHandler,
     SocketBufferMiddleware,
     allowed_origins,
@@ -59,51 +63,97 @@ class MarketRouter(GraphQLRouter[Context, None]):
         return HTMLResponse(graphiql_html(EXAMPLE_QUERY))  # assets served by this app, no CDN
 
 
-async def _readiness(engine: AsyncEngine, settings: Settings, head: str | None) -> dict[str, Any]:
-    checks: dict[str, Any] = {}
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-        revision = await db.current_revision(engine)
-        checks["database"] = "ok" if revision == head else f"at revision {revision}, head is {head}"
-    except Exception as exc:
-        checks["database"] = f"unreachable: {type(exc).__name__}"
-    if settings.redis_url:
-        from redis.asyncio import Redis
+async def _check_database(engine: AsyncEngine, head: str | None) -> str:
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+    revision = await db.current_revision(engine)
+    return "ok" if revision == head else f"at revision {revision}, head is {head}"
 
-        client = Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
-        try:
-            await client.ping()
-            checks["redis"] = "ok"
-        except Exception as exc:
-            checks["redis"] = f"unreachable: {type(exc).__name__}"
-        finally:
-            await client.aclose()
-    return checks
+
+async def _check_redis(url: str, deadline: float) -> str:
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(url, socket_timeout=deadline, socket_connect_timeout=deadline)
+    try:
+        await client.ping()
+        return "ok"
+    finally:
+        await client.aclose()
+
+
+#: Checks still running after their deadline, by name: one at a time per dependency, so a
+#: frozen server polled every second does not pile up connection attempts.
+_pending: dict[str, asyncio.Task[str]] = {}
+
+
+async def _bounded(name: str, check: Coroutine[Any, Any, str], deadline: float) -> str:
+    """The check's result, or a refusal once `deadline` passes.
+
+    The check is not cancelled at the deadline: cancelling a pooled connection mid-call
+    makes SQLAlchemy close it, and that close waits on the frozen server too (/readyz took
+    2.9 s with a 0.8 s deadline). It finishes in the background, bounded by the driver's
+    own deadlines, and its result is not needed.
+    """
+    running = _pending.get(name)
+    if running is not None and not running.done():
+        check.close()
+        return "no answer (the previous check is still waiting)"
+    task = asyncio.ensure_future(check)
+    done, _ = await asyncio.wait({task}, timeout=deadline)
+    if not done:
+        _pending[name] = task
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return f"no answer within {deadline:g} s"
+    _pending.pop(name, None)
+    try:
+        return task.result()
+    except Exception as exc:
+        return f"unreachable: {type(exc).__name__}"
+
+
+async def readiness(
+    engine: AsyncEngine, settings: Settings, head: str | None
+) -> tuple[bool, dict[str, Any]]:
+    """Whether the service can answer queries, and the body /readyz reports.
+
+    Only the database decides readiness: without Redis, caches, rate limits and persisted
+    queries degrade to this process's memory and queries are still answered, so a Redis
+    outage must not pull every replica out of the load balancer. Checks run concurrently,
+    each under its own deadline, so the answer comes within READINESS_TIMEOUT_SECONDS.
+    """
+    deadline = settings.readiness_timeout_seconds
+    names = ["database"]
+    checks = [_bounded("database", _check_database(engine, head), deadline)]
+    if settings.redis_url:
+        names.append("redis")
+        checks.append(_bounded("redis", _check_redis(settings.redis_url, deadline), deadline))
+    results = dict(zip(names, await asyncio.gather(*checks), strict=True))
+    for name, result in results.items():
+        metrics.dependency_up.labels(name).set(1 if result == "ok" else 0)
+    ready = results["database"] == "ok"
+    degraded = sorted(name for name, result in results.items() if result != "ok")
+    status = ("ready" if not degraded else "degraded") if ready else "unavailable"
+    body: dict[str, Any] = {"status": status, "checks": results}
+    if ready and degraded:
+        body["degraded"] = degraded
+    return ready, body
 
 
 def _schema_extensions(settings: Settings) -> list[Any]:
-    from strawberry.extensions import (
-        AddValidationRules,
-        MaxAliasesLimiter,
-        MaxTokensLimiter,
-        ParserCache,
-        QueryDepthLimiter,
-        ValidationCache,
-    )
+    from strawberry.extensions import AddValidationRules, MaxAliasesLimiter, QueryDepthLimiter
 
     # The limiters' rule classes are made once: each limiter instance makes a new class, and
-    # a new class per request is a new ValidationCache key, so nothing was ever cached.
+    # a new class per request would defeat the cached validation results.
     rules = [
         *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
     ]
-    # Factories, not instances: extension instances keep per-request state (GUIDE.md).
+    # Validation results depend on the schema (always this one) and these limits.
+    rules_key = (settings.max_query_depth, settings.max_aliases)
+    # Factories, not instances: extension instances keep per-request state.
     return [
         lambda: AddValidationRules(rules),
-        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
-        lambda: ParserCache(maxsize=512),
-        lambda: ValidationCache(maxsize=512),
+        lambda: DocumentCacheExtension(settings.max_tokens, settings.max_aliases, rules_key),
     ]
 
 
@@ -111,6 +161,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application; connections open in the lifespan and close with it."""
     settings = settings or load_settings()
     head = db.head_revision(settings)
+    document_cache.resize(settings.document_cache_bytes)
+    http_protocol.configure(settings.max_header_bytes, settings.header_timeout_seconds)
     state: dict[str, Any] = {}
     schema = build_schema(fast_path=settings.fast_path, extensions=_schema_extensions(settings))
     reference = (
@@ -194,6 +246,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         large_level=settings.gzip_large_level,
     )
     app.add_middleware(SocketBufferMiddleware, send_buffer=settings.live_socket_send_buffer)
+    app.add_middleware(ConnectionLimitMiddleware, limit=settings.live_max_connections_per_ip)
     router = MarketRouter(
         schema,
         context_getter=context_getter,
@@ -221,12 +274,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz(request: Request) -> JSONResponse:
-        checks = await _readiness(state["engine"], settings, head)
-        ready = all(v == "ok" for v in checks.values())
-        return JSONResponse(
-            {"status": "ready" if ready else "unavailable", "checks": checks},
-            status_code=200 if ready else 503,
-        )
+        ready, body = await readiness(state["engine"], settings, head)
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     return app
 

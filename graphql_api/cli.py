@@ -20,7 +20,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # no 80-column wrapping off a terminal
 
 
 def _settings() -> Settings:
@@ -80,6 +80,7 @@ def serve(
     import uvicorn
 
     from graphql_api import db
+    from graphql_api.http_protocol import HTTP_PROTOCOL
     from graphql_api.logging_setup import configure_logging
 
     settings = _settings()
@@ -112,6 +113,8 @@ def serve(
             workers=workers,
             log_level="info",
             access_log=False,
+            # Bounds the request head (size, time) that stock httptools leaves unbounded.
+            http=HTTP_PROTOCOL,
         )
     finally:
         if embedded is not None:

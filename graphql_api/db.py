@@ -16,6 +16,20 @@ from graphql_api.settings import Settings
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
+def client_timeout(settings: Settings) -> float | None:
+    """The driver's deadline for one call: a little above the server's statement timeout.
+
+    Beyond the statement timeout the server has given up already, so a call still waiting
+    means the server is frozen or the network is gone; holding the request longer (it was
+    30 s) only piles up waiting requests.
+    """
+    if settings.db_client_timeout_seconds is not None:
+        return settings.db_client_timeout_seconds
+    if settings.statement_timeout_ms == 0:
+        return None
+    return settings.statement_timeout_ms / 1000 + 2.0
+
+
 def create_engine(settings: Settings, *, pool: bool = True) -> AsyncEngine:
     """An asyncpg engine with the pool and statement timeout from settings."""
     connect_args = {
@@ -26,7 +40,8 @@ def create_engine(settings: Settings, *, pool: bool = True) -> AsyncEngine:
         },
         # asyncpg's prepared-statement cache breaks behind PgBouncer in transaction mode;
         # we keep it (much faster) and document the PgBouncer setting instead.
-        "command_timeout": max(settings.statement_timeout_ms / 1000 * 2, 30),
+        "command_timeout": client_timeout(settings),
+        "timeout": settings.db_connect_timeout_seconds,
     }
     if not pool:
         return create_async_engine(

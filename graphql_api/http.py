@@ -8,12 +8,12 @@ unsupported media types. Per-request state lives on `request.state`, never on sh
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -30,14 +30,15 @@ from graphql import (
     OperationDefinitionNode,
     OperationType,
     get_operation_ast,
-    parse,
 )
 from graphql.validation import NoSchemaIntrospectionCustomRule, validate
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import ClientDisconnect
 from strawberry import Schema
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType as StrawberryOperation
 
+from graphql_api import documents
 from graphql_api.auth import KeyStore, Principal, Scope
 from graphql_api.cache import FieldCache
 from graphql_api.cost import CostRules, query_cost
@@ -163,9 +164,17 @@ def _params_from(data: Any) -> Params:
     return Params(query, variables, op_name, extensions)
 
 
-async def read_params(request: Request) -> Params:
-    """Parameters from a GET query string or a POST JSON body."""
+async def read_params(request: Request, settings: Settings) -> Params:
+    """Parameters from a GET query string or a POST JSON body, within the size limits."""
+    limit = settings.max_request_bytes
     if request.method == "GET":
+        if len(request.scope.get("query_string", b"")) > limit:
+            raise RequestError(
+                414,
+                f"the query string exceeds {limit} bytes (MAX_REQUEST_BYTES); send a POST",
+                "REQUEST_TOO_LARGE",
+                extensions={"limit": limit},
+            )
         qp = request.query_params
         return _params_from(
             {
@@ -180,7 +189,7 @@ async def read_params(request: Request) -> Params:
         raise RequestError(
             415, "send the request as `content-type: application/json`", "UNSUPPORTED_MEDIA_TYPE"
         )
-    body = await request.body()
+    body = await read_body(request, limit, settings.request_body_timeout_seconds)
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -188,10 +197,50 @@ async def read_params(request: Request) -> Params:
     return _params_from(data)
 
 
-@lru_cache(maxsize=512)
-def parse_cached(query: str) -> DocumentNode:
-    """Parse with a cache: the same documents come again and again (generated clients)."""
-    return parse(query, max_tokens=100_000)
+def _too_large(limit: int) -> RequestError:
+    return RequestError(
+        413,
+        f"the request body exceeds {limit} bytes (MAX_REQUEST_BYTES)",
+        "REQUEST_TOO_LARGE",
+        {"connection": "close"},
+        extensions={"limit": limit},
+    )
+
+
+async def read_body(request: Request, limit: int, deadline: float) -> bytes:
+    """The body, refused as soon as it is known to exceed `limit` bytes or to arrive slower
+    than `deadline` seconds in all (never buffered past the limit)."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise _too_large(limit)
+        except ValueError:
+            raise RequestError(400, "invalid content-length", "BAD_REQUEST") from None
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(deadline):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestError(
+            408,
+            f"the request body did not arrive within {deadline:g} s",
+            "REQUEST_TIMEOUT",
+            {"connection": "close"},
+        ) from None
+    except ClientDisconnect:
+        raise RequestError(400, "the client went away mid-request", "BAD_REQUEST") from None
+    return b"".join(chunks)
+
+
+def parse_cached(query: str, max_tokens: int = 5_000) -> DocumentNode:
+    """The parsed document of `query`, from the process's byte-bounded cache."""
+    return documents.parse_document(query, max_tokens)
 
 
 def operation_of(document: DocumentNode, name: str | None) -> OperationDefinitionNode:
@@ -323,7 +372,7 @@ class GraphQLEndpoint:
 
     async def _run(self, request: Request, request_id: str, media_type: str) -> Outcome:
         principal = await self._authenticate(request)
-        params = await read_params(request)
+        params = await read_params(request, self.settings)
         info = RequestInfo(request_id, media_type, principal)
         note_request(info)
         if self.persisted is not None:
@@ -336,7 +385,11 @@ class GraphQLEndpoint:
         if not params.query:
             raise RequestError(400, "no GraphQL query in the request", "BAD_REQUEST")
         try:
-            document = parse_cached(params.query)
+            document = documents.parse_document(
+                params.query, self.settings.max_tokens, self.settings.max_aliases
+            )
+        except documents.DocumentLimitError as exc:
+            raise RequestError(400, exc.message, exc.code) from None
         except GraphQLSyntaxError as exc:
             raise RequestError(
                 400,
@@ -399,8 +452,12 @@ class GraphQLEndpoint:
             raise RequestError(403, "this API key lacks the `ingest` scope", "FORBIDDEN")
         if (
             self.settings.require_read_key
+            and op != OperationType.MUTATION
             and not principal.has(Scope.READ)
-            and not (principal.has(Scope.INGEST))
+            and not (
+                # An ingest key may follow its own jobs, and nothing else.
+                principal.has(Scope.INGEST) and _root_fields(document, operation) <= INGEST_READABLE
+            )
         ):
             if not principal.authenticated:
                 raise RequestError(
@@ -510,6 +567,8 @@ class GraphQLEndpoint:
         return Outcome(body)
 
 
+#: Root query fields a key with only the `ingest` scope may read when reads need a key.
+INGEST_READABLE = frozenset({"ingestJobs", "__typename"})
 #: Root fields whose answers depend on who asks or change without a data version bump.
 UNCACHEABLE = frozenset({"ingestJobs"})
 

@@ -80,7 +80,20 @@ _rows_rejected = Counter(
     "Input rows rejected by validation in this process.",
     registry=None,
 )
-_PROCESS_METRICS: tuple[Collector, ...] = (subscriptions, _rows_written, _rows_rejected)
+#: Whether each dependency answered the last readiness check (1) or not (0): Redis down
+#: leaves the service ready but degraded, and this is where that shows.
+dependency_up = Gauge(
+    f"{PREFIX}_dependency_up",
+    "Whether a dependency answered the last /readyz check (1 yes, 0 no).",
+    ["dependency"],
+    registry=None,
+)
+_PROCESS_METRICS: tuple[Collector, ...] = (
+    subscriptions,
+    _rows_written,
+    _rows_rejected,
+    dependency_up,
+)
 
 
 def ingest_written(changes: Iterable[Any]) -> None:

@@ -23,7 +23,10 @@ from loaders.symbols import SymbolFilterArgs, symbols_page
 
 
 async def _node(info: Info, node_id: str) -> Node | None:
-    type_name, pk = parse_global_id(node_id)
+    parsed = parse_global_id(node_id)
+    if parsed is None:
+        return None
+    type_name, pk = parsed
     if type_name == "Symbol":
         row = await info.context.loaders.symbol_by_id.load(pk)
         return Symbol.from_row(row) if row else None
@@ -68,7 +71,13 @@ class Query:
             raise BadUserInput(
                 f"at most {info.context.settings.max_page_size_symbols} ids per request"
             )
-        return list(await asyncio.gather(*(_node(info, i) for i in ids)))  # one batch
+        # A malformed id is an error at its own position (nodes.<i>), not of the whole list:
+        # graphql-core completes a returned exception as that item's located error.
+        results = await asyncio.gather(*(_node(info, i) for i in ids), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, ApiError):
+                raise result
+        return results  # type: ignore[return-value]
 
     @strawberry.field(description="One symbol by ticker (case-insensitive); null if unknown.")
     async def symbol(

@@ -32,6 +32,16 @@ class Settings(BaseSettings):
     pool_timeout: float = Field(default=10.0, gt=0)
     pool_pre_ping: bool = True
     statement_timeout_ms: int = Field(default=15_000, ge=0)
+    db_client_timeout_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="Client-side deadline of one database call (seconds); unset: "
+        "STATEMENT_TIMEOUT_MS + 2 s, so a frozen or unreachable server fails the request "
+        "instead of holding it.",
+    )
+    db_connect_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="Deadline for opening one database connection."
+    )
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
@@ -91,7 +101,41 @@ class Settings(BaseSettings):
     max_query_cost: int = Field(default=1_000_000, ge=1)
     max_query_depth: int = Field(default=12, ge=1)
     max_aliases: int = Field(default=30, ge=1)
-    max_tokens: int = Field(default=5_000, ge=1)
+    max_tokens: int = Field(
+        default=5_000,
+        ge=1,
+        description="Most tokens (comments included) in a document; parsing stops there.",
+    )
+    max_request_bytes: int = Field(
+        default=1_048_576,
+        ge=1024,
+        description="Largest GraphQL request body (query and variables), or GET query "
+        "string; larger ones get 413 (414 for GET) before they are read whole.",
+    )
+    max_header_bytes: int = Field(
+        default=65_536,
+        ge=4096,
+        description="Largest request head (request line and headers) `serve` accepts; "
+        "larger ones get 431.",
+    )
+    header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Deadline for receiving a request head after connecting (408 after).",
+    )
+    request_body_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Deadline for receiving a whole request body (slow senders get 408).",
+    )
+    document_cache_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=0,
+        description="Memory budget of the cache of parsed documents (estimated bytes).",
+    )
+    readiness_timeout_seconds: float = Field(
+        default=0.8, gt=0, le=30, description="Deadline of each /readyz check."
+    )
     rate_limit_cost_per_minute: int = Field(
         default=5_000_000, ge=0, description="Cost units per key (or IP) per minute; 0 = off."
     )
@@ -188,6 +232,12 @@ class Settings(BaseSettings):
         "same-origin pages and non-browser clients always may.",
     )
     live_max_subscriptions_per_connection: int = Field(default=20, ge=1, le=1000)
+    live_max_connections_per_ip: int = Field(
+        default=100,
+        ge=0,
+        description="WebSockets one client address may hold open at once; more are refused "
+        "at the handshake with HTTP 429 (0: no limit).",
+    )
     live_max_symbols_per_subscription: int = Field(default=50, ge=1, le=10_000)
     live_queue_size: int = Field(
         default=256,

@@ -67,10 +67,35 @@ def global_id(type_name: str, pk: int) -> strawberry.ID:
     return strawberry.ID(base64.urlsafe_b64encode(f"{type_name}:{pk}".encode()).decode())
 
 
-def parse_global_id(value: str) -> tuple[str, int]:
-    """Type name and primary key from a Relay ID."""
+#: Largest primary key of a node table (`symbols.id` is a PostgreSQL integer).
+MAX_NODE_PK = 2**31 - 1
+#: Longer ids cannot be canonical encodings of any id we issue.
+_MAX_ID_LENGTH = 96
+
+
+def _malformed(value: str) -> BadUserInput:
+    shown = value if len(value) <= _MAX_ID_LENGTH else value[:_MAX_ID_LENGTH] + "…"
+    return BadUserInput(f"malformed node id {shown!r}")
+
+
+def parse_global_id(value: str) -> tuple[str, int] | None:
+    """Type name and primary key from a Relay ID; None for a well-formed ID that cannot exist.
+
+    Strict: only the canonical encoding of `Type:N` is accepted (padded URL-safe base64,
+    ASCII letters, ASCII digits without sign or leading zeros), so one object has exactly one
+    ID. A key beyond the table's integer range names nothing (None), rather than reaching the
+    driver as an overflow. Anything else is BAD_USER_INPUT.
+    """
+    if len(value) > _MAX_ID_LENGTH or not value.isascii():
+        raise _malformed(value)
     try:
-        type_name, _, pk = base64.urlsafe_b64decode(value.encode()).decode().partition(":")
-        return type_name, int(pk)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise BadUserInput(f"malformed node id {value!r}") from None
+        raw = base64.b64decode(value.encode(), altchars=b"-_", validate=True)
+    except (ValueError, binascii.Error):
+        raise _malformed(value) from None
+    if base64.urlsafe_b64encode(raw) != value.encode() or not raw.isascii():
+        raise _malformed(value)
+    type_name, sep, pk = raw.decode().partition(":")
+    if not sep or not type_name.isalpha() or not pk.isdigit() or (pk.startswith("0") and pk != "0"):
+        raise _malformed(value)
+    number = int(pk)
+    return (type_name, number) if 0 < number <= MAX_NODE_PK else None

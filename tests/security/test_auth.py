@@ -143,12 +143,12 @@ def test_anonymous_reads_are_open_by_default(open_api: TestClient) -> None:
 
 @pytest.mark.parametrize(
     ("who", "status"),
-    [(None, 401), ("reader", 200), ("admin", 200), ("ingester", 200)],
+    [(None, 401), ("reader", 200), ("admin", 200), ("ingester", 403)],
 )
 def test_require_read_key(
     closed_api: TestClient, tokens: dict[str, str], who: str | None, status: int
 ) -> None:
-    # The code lets an `ingest` key read (a loader checks what it wrote); `admin` holds all.
+    # `admin` holds every scope; an `ingest` key alone does not read market data (issue 13).
     response = post(closed_api, READ, token=tokens[who] if who else None)
     assert response.status_code == status, response.text
     body = response.json()
@@ -156,9 +156,25 @@ def test_require_read_key(
         assert body["data"] == {"symbol": {"ticker": "AAPL"}}
     else:
         assert "data" not in body
-        assert codes(body) == ["UNAUTHENTICATED"]
+        assert codes(body) == ["UNAUTHENTICATED" if status == 401 else "FORBIDDEN"]
         assert "read" in body["errors"][0]["message"]
-        assert response.headers["www-authenticate"].startswith("Bearer")
+        if status == 401:
+            assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_ingest_key_reads_only_its_jobs_when_reads_need_a_key(
+    closed_api: TestClient, tokens: dict[str, str]
+) -> None:
+    jobs = post(
+        closed_api, "{ ingestJobs(first: 1) { edges { cursor } } }", token=tokens["ingester"]
+    )
+    assert jobs.status_code == 200, jobs.text
+    mixed = post(
+        closed_api,
+        '{ ingestJobs(first: 1) { edges { cursor } } symbol(ticker: "AAPL") { ticker } }',
+        token=tokens["ingester"],
+    )
+    assert mixed.status_code == 403
 
 
 def test_require_read_key_still_refuses_wrong_keys(closed_api: TestClient) -> None:
