@@ -228,14 +228,14 @@ def _count_e(data: dict[str, Any]) -> int:
 
 # --- the floor: raw asyncpg + orjson -------------------------------------------------------
 
-_BAR_PREFIX = b"v1:bar:M1:"
+_BAR_FORMAT = b"v2:bar:%d:M1:%d"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 
 
-def bar_cursor(ts: datetime) -> str:
+def bar_cursor(symbol_id: int, ts: datetime) -> str:
     """The service's bar cursor (same bytes), computed the cheap way."""
-    raw = _BAR_PREFIX + str((ts - _EPOCH) // _US).encode()
+    raw = _BAR_FORMAT % (symbol_id, (ts - _EPOCH) // _US)
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
@@ -244,14 +244,15 @@ def symbol_cursor(t: str) -> str:
     return base64.urlsafe_b64encode(b"v1:sym:" + t.encode()).rstrip(b"=").decode()
 
 
-def parse_bar_cursor(cursor: str) -> datetime:
-    """The bar start a bar cursor points at."""
+def parse_bar_cursor(cursor: str) -> tuple[int, datetime]:
+    """The symbol id and bar start a bar cursor points at."""
     raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-    return _EPOCH + int(raw.rsplit(b":", 1)[1]) * _US
+    _, _, symbol_id, _, micros = raw.split(b":")
+    return int(symbol_id), _EPOCH + int(micros) * _US
 
 
 F_A = """
-SELECT s.ticker, b.ts, b.open, b.high, b.low, b.close, b.volume
+SELECT s.ticker, b.ts, b.open, b.high, b.low, b.close, b.volume, s.id
 FROM (SELECT id, ticker FROM symbols ORDER BY ticker LIMIT 50) s
 CROSS JOIN LATERAL (
     SELECT ts, open, high, low, close, volume FROM bars
@@ -299,7 +300,7 @@ async def floor_a(pool: asyncpg.Pool) -> bytes:
         ts = r[1]
         bar_edges.append(
             {
-                "cursor": bar_cursor(ts),
+                "cursor": bar_cursor(r[7], ts),
                 "node": {
                     "time": ts,
                     "open": r[2],
@@ -326,9 +327,10 @@ async def floor_c(pool: asyncpg.Pool) -> bytes:
 
 def make_floor_d(cursor: str) -> Callable[[asyncpg.Pool], Awaitable[bytes]]:
     async def floor_d(pool: asyncpg.Pool) -> bytes:
-        rows = await pool.fetch(F_D, ONE_TICKER, parse_bar_cursor(cursor))
+        symbol_id, ts = parse_bar_cursor(cursor)
+        rows = await pool.fetch(F_D, ONE_TICKER, ts)
         more, rows = len(rows) > 100, rows[:100]
-        edges = [{"cursor": bar_cursor(r[0]), "node": _bar(r)} for r in rows]
+        edges = [{"cursor": bar_cursor(symbol_id, r[0]), "node": _bar(r)} for r in rows]
         page = {"hasNextPage": more, "endCursor": edges[-1]["cursor"] if edges else None}
         return orjson.dumps({"data": {"symbol": {"bars": {"edges": edges, "pageInfo": page}}}})
 

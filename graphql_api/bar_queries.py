@@ -61,14 +61,18 @@ def plan_bars(
 ) -> BarPlan | None:
     """The loader key for one symbol's page, or None when nothing stored can serve it."""
     time_range(start, end)
+    # Cursors are checked even where nothing is stored: another symbol's cursor is refused
+    # the same way whether or not this one has bars at the interval.
+    after, before = (
+        None if cursor is None else parse_bar_cursor(cursor, symbol.id, interval)
+        for cursor in (page.after, page.before)
+    )
     base = symbol.base_for(interval)
     if base is None:
         return None
     stored = base.timeframe == interval
     lo, hi = bucket_range(interval, stored, start, end)
     count_key = CountKey(symbol.id, base.timeframe, interval, lo, hi, base.version)
-    after = parse_bar_cursor(page.after, interval) if page.after is not None else None
-    before = parse_bar_cursor(page.before, interval) if page.before is not None else None
     # "after" means further along the list; in a newest-first list that is older.
     older_than, newer_than = (after, before) if newest_first else (before, after)
     if older_than is not None:

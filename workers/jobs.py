@@ -13,7 +13,7 @@ from procrastinate.types import JSONValue
 
 from graphql_api.settings import Settings
 from workers.providers import PROVIDERS
-from workers.validation import ticker_problem
+from workers.validation import MAX_TICKER_LENGTH, ticker_problem
 from workers.writer import parse_timeframe
 
 #: procrastinate's job states.
@@ -100,11 +100,16 @@ def _json(value: object) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def _shown(text: str) -> str:
+    """`text` cut for a message: all of a huge argument would only be echoed to its sender."""
+    return text if len(text) <= MAX_TICKER_LENGTH else text[:MAX_TICKER_LENGTH] + "…"
+
+
 def _aware(value: datetime | None, name: str) -> str | None:
     if value is None:
         return None
     if value.tzinfo is None:
-        raise ValueError(f"{name} needs a time zone")
+        raise ValueError(f"`{name}` needs a time zone (a UTC offset)")
     return value.astimezone(UTC).isoformat()
 
 
@@ -113,30 +118,35 @@ async def enqueue_ingest(
     provider: str,
     tickers: Sequence[str],
     timeframe: str,
-    start: datetime | None,
-    end: datetime | None,
+    from_: datetime | None,
+    to: datetime | None,
 ) -> int:
     """Queue a provider ingest job and return its id; ValueError for bad arguments.
 
-    Without `start` the job is incremental (from the newest stored bar of each ticker).
+    The arguments are `requestIngest`'s, and the messages, which reach its clients, name
+    them as the schema does. Without `from_` the job is incremental (from the newest stored
+    bar of each ticker).
     """
     from workers.queue import INGEST, create_app
 
     name = provider.strip().lower()
     if name not in PROVIDERS:
-        raise ValueError(f"unknown provider {provider!r}; known: {', '.join(PROVIDERS)}")
+        raise ValueError(
+            f"unknown provider {_shown(provider)!r}: `provider` must be one of "
+            f"{', '.join(PROVIDERS)}"
+        )
     distinct = sorted({t.strip().upper() for t in tickers if t.strip()})
     if not distinct:
-        raise ValueError("at least one ticker is needed")
+        raise ValueError("`tickers` needs at least one ticker")
     for ticker in distinct:
         problem = ticker_problem(ticker)
         if problem is not None:
-            raise ValueError(f"{problem}: {ticker!r}")
+            raise ValueError(f"`tickers` holds {_shown(ticker)!r}: {problem}")
     cleaned: list[JSONValue] = [*distinct]
     # Offsets first: comparing a naive with an aware time would raise TypeError.
-    start_iso, end_iso = _aware(start, "start"), _aware(end, "end")
-    if start is not None and end is not None and start > end:
-        raise ValueError("start is after end")
+    start_iso, end_iso = _aware(from_, "from"), _aware(to, "to")
+    if from_ is not None and to is not None and from_ > to:
+        raise ValueError("`from` is after `to`")
     args: dict[str, JSONValue] = {
         "provider": name,
         "tickers": cleaned,

@@ -33,20 +33,22 @@ class Bar:
 @strawberry.type(description="A bar and its cursor.")
 class BarEdge:
     node: Bar = strawberry.field(description="The bar.")
+    symbol_id: strawberry.Private[int]
     interval: strawberry.Private[CoreInterval]
 
     @strawberry.field(description="Opaque keyset cursor of this bar, for `after`/`before`.")
     def cursor(self) -> str:
-        return bar_cursor(self.interval, self.node.time)
+        return bar_cursor(self.symbol_id, self.interval, self.node.time)
 
 
 class RowEdge:
     """A lightweight stand-in for BarEdge around a loaded row (BarEdge.cursor works on it)."""
 
-    __slots__ = ("interval", "node")
+    __slots__ = ("interval", "node", "symbol_id")
 
-    def __init__(self, node: BarRow, interval: CoreInterval) -> None:
+    def __init__(self, node: BarRow, symbol_id: int, interval: CoreInterval) -> None:
         self.node = node
+        self.symbol_id = symbol_id
         self.interval = interval
 
 

@@ -12,6 +12,7 @@ from graphql_api.auth import Principal, Scope
 from graphql_api.context import Info
 from graphql_api.errors import BadUserInput, Forbidden, Unauthenticated
 from graphql_api.types.common import Interval, PageInfo
+from graphql_api.validation import time_range
 
 
 @strawberry.enum(description="State of a job in the queue.")
@@ -166,7 +167,9 @@ class Mutation:
 
         require_ingest(info)
         if len(tickers) > 500:
-            raise BadUserInput("at most 500 tickers per job")
+            raise BadUserInput(f"`tickers` may hold at most 500 tickers, got {len(tickers)}")
+        # The read API's checks of `from`/`to`, so both ends of the API word them alike.
+        time_range(from_, to)
         try:
             job_id = await enqueue_ingest(
                 info.context.settings, provider, tickers, timeframe.core.value, from_, to

@@ -158,7 +158,8 @@ class Symbol(Node):
         rows = loaded.rows[::-1] if plan.reverse else loaded.rows
         # Loaded rows stand in for Bar objects (same attribute names): building two
         # Strawberry objects per bar cost more than the rest of the request's Python work.
-        edges = cast(list[BarEdge], [RowEdge(r, core) for r in rows])
+        symbol_id = self.row.id
+        edges = cast(list[BarEdge], [RowEdge(r, symbol_id, core) for r in rows])
         if page.from_end:
             has_next, has_prev = page.before is not None, loaded.has_more
         else:
@@ -168,8 +169,8 @@ class Symbol(Node):
             page_info=PageInfo(
                 has_next_page=has_next,
                 has_previous_page=has_prev,
-                start_cursor=bar_cursor(core, rows[0].ts) if rows else None,
-                end_cursor=bar_cursor(core, rows[-1].ts) if rows else None,
+                start_cursor=bar_cursor(symbol_id, core, rows[0].ts) if rows else None,
+                end_cursor=bar_cursor(symbol_id, core, rows[-1].ts) if rows else None,
             ),
             count_key=plan.count_key,
         )

@@ -184,9 +184,13 @@ def test_extreme_times_never_cause_a_server_error(gql: GraphQL, args: dict[str, 
             bad_input(result)
 
 
-def _forged_cursor(interval: str, when: datetime) -> str:
+def _forged_cursor(gql: GraphQL, ticker: str, interval: str, when: datetime) -> str:
+    """A well-formed bar cursor of `ticker` (bar cursors carry the symbol's id)."""
+    node_id = data_of(gql("query($t: String!) { symbol(ticker: $t) { id } }", {"t": ticker}))
+    symbol_id = base64.urlsafe_b64decode(node_id["symbol"]["id"]).decode().split(":")[1]
     micros = int(when.timestamp()) * 1_000_000
-    return base64.urlsafe_b64encode(f"v1:bar:{interval}:{micros}".encode()).decode().rstrip("=")
+    raw = f"v2:bar:{symbol_id}:{interval}:{micros}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 @pytest.mark.parametrize(
@@ -205,7 +209,8 @@ def test_cursor_at_the_end_of_time_never_causes_a_server_error(
     BAD_USER_INPUT."""
     query = """query($i: Interval!, $a: String, $o: BarOrder!) { symbol(ticker: "AAPL") {
         bars(interval: $i, first: 2, after: $a, order: $o) { nodes { time } } } }"""
-    result = gql(query, {"i": interval, "a": _forged_cursor(interval, when), "o": order})
+    cursor = _forged_cursor(gql, "AAPL", interval, when)
+    result = gql(query, {"i": interval, "a": cursor, "o": order})
     if result.get("errors"):
         bad_input(result)
     else:

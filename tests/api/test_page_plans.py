@@ -56,7 +56,8 @@ def env(make_database: Callable[[], str]) -> Iterator[tuple[TestClient, str]]:
         await conn.execute("ANALYZE")
 
     with_connection(url, load)
-    with app_client(url, **COUNTING) as client:
+    # 50 aliases: a page after a cursor for each of 50 symbols is 50 `symbol` fields.
+    with app_client(url, **COUNTING, max_aliases=50) as client:
         yield client, migrated_settings(url).asyncpg_dsn
 
 
@@ -146,13 +147,21 @@ def test_a_page_after_a_cursor_also_stops_early(env: tuple[TestClient, str]) -> 
     client, dsn = env
     first = post(
         client,
-        '{ symbol(ticker: "P007") { bars(interval: M1, first: 300) { pageInfo { endCursor } } } }',
+        "{ symbols(first: 50) { nodes { ticker"
+        " bars(interval: M1, first: 300) { pageInfo { endCursor } } } } }",
     )
-    cursor = first["data"]["symbol"]["bars"]["pageInfo"]["endCursor"]
-    query = (
-        "query($after: String!) { symbols(first: 50) { nodes {"
-        " bars(interval: M1, first: 10, after: $after) { nodes { time } } } } }"
+    # A bar cursor pages only its own symbol's bars, so each symbol gets its own.
+    cursors = {
+        n["ticker"]: n["bars"]["pageInfo"]["endCursor"] for n in first["data"]["symbols"]["nodes"]
+    }
+    fields = " ".join(
+        f's{i}: symbol(ticker: "{ticker}") {{ bars(interval: M1, first: 10, after: $c{i})'
+        " { nodes { time } } }"
+        for i, ticker in enumerate(cursors)
     )
-    _, seen = statements(client, query, {"after": cursor})
+    variables = ", ".join(f"$c{i}: String!" for i in range(len(cursors)))
+    query = f"query({variables}) {{ {fields} }}"
+    body, seen = statements(client, query, {f"c{i}": c for i, c in enumerate(cursors.values())})
+    assert all(len(body["data"][f"s{i}"]["bars"]["nodes"]) == 10 for i in range(50))
     assert len(seen) == 1
     assert rows_read(dsn, *seen[0]) <= 50 * 11

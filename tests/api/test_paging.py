@@ -7,7 +7,7 @@ import base64
 import random
 import re
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -439,6 +439,62 @@ def test_cursors_are_opaque_and_differ_between_lists(gql: GraphQL) -> None:
     assert len({d1, m5, sym}) == 3
     for cursor in (d1, m5, sym):
         assert "ACME" not in cursor and "AAPL" not in cursor and "2024" not in cursor
+
+
+CROSS_SYMBOL = """query($t: String!, $i: Interval!, $o: BarOrder!, $a: String, $b: String) {
+    symbol(ticker: $t) {
+        forward: bars(interval: $i, order: $o, first: 2, after: $a) { nodes { time } }
+        backward: bars(interval: $i, order: $o, last: 2, before: $b) { nodes { time } } } }"""
+
+
+@pytest.mark.parametrize("order", ["NEWEST_FIRST", "OLDEST_FIRST"])
+@pytest.mark.parametrize("interval", ["D1", "W1"])
+@pytest.mark.parametrize("which", ["edge", "startCursor", "endCursor"])
+def test_cursor_from_another_symbol_is_refused(
+    gql: GraphQL, order: str, interval: str, which: str
+) -> None:
+    """Both symbols have bars at the interval, so without the symbol in the cursor an AAPL
+    cursor on ACME was a valid-looking (empty or wrong) page (issue 13, item 6)."""
+    page = bars_page(gql, "AAPL", interval, order, first=3)
+    cursor = page["edges"][1]["cursor"] if which == "edge" else page["pageInfo"][which]
+    for variables in ({"a": cursor}, {"b": cursor}):
+        result = gql(CROSS_SYMBOL, {"t": "ACME", "i": interval, "o": order, **variables})
+        assert "belongs to another symbol" in bad_input(result)
+    # On its own symbol the same cursor pages on.
+    own = data_of(gql(CROSS_SYMBOL, {"t": "AAPL", "i": interval, "o": order, "a": cursor}))
+    assert len(own["symbol"]["forward"]["nodes"]) == 2
+
+
+def test_cursor_through_a_symbol_list_pages_each_symbol(gql: GraphQL) -> None:
+    """Cursors made in a many-symbol request page on each symbol's own list, and only there."""
+    query = """{ symbols(first: 8) { nodes { ticker
+        bars(interval: D1, first: 2) { nodes { time } pageInfo { endCursor } } } } }"""
+    symbols = data_of(gql(query))["symbols"]["nodes"]
+    cursors = {s["ticker"]: s["bars"]["pageInfo"]["endCursor"] for s in symbols}
+    cursors = {t: c for t, c in cursors.items() if c is not None}
+    assert len(cursors) >= 2
+    for ticker, cursor in cursors.items():
+        page = bars_page(gql, ticker, "D1", "NEWEST_FIRST", first=2, after=cursor)
+        first_two = next(s for s in symbols if s["ticker"] == ticker)["bars"]["nodes"]
+        assert page["edges"], ticker
+        assert page["edges"][0]["node"]["time"] < first_two[-1]["time"]
+        for other in cursors.keys() - {ticker}:
+            result = gql(BARS_AFTER, {"t": other, "i": "D1", "a": cursor})
+            assert "belongs to another symbol" in bad_input(result)
+
+
+def test_v1_bar_cursor_is_refused_with_what_to_do(gql: GraphQL) -> None:
+    """Cursors issued before they carried the symbol cannot be checked against it: refused,
+    telling the client to start from the first page, rather than possibly paging the wrong
+    symbol's bars."""
+    newest = bars_page(gql, "AAPL", "D1", "NEWEST_FIRST", first=2)["edges"][-1]["node"]["time"]
+    micros = (datetime.fromisoformat(newest) - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(
+        microseconds=1
+    )
+    old = _b64(f"v1:bar:D1:{micros}")
+    for variables in ({"a": old}, {"b": old}):
+        message = bad_input(gql(BARS_AFTER, {"t": "AAPL", "i": "D1", **variables}))
+        assert "no longer accepted" in message and "first page" in message, message
 
 
 # --- Nodes and symbols -----------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -119,3 +120,54 @@ def test_bad_requests_are_bad_user_input(
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
     assert fragment in error["message"]
     assert asyncio.run(queued()) == before  # nothing half-queued
+
+
+REQUEST_ANY = """mutation($p: String!, $t: [String!]!, $from: DateTime, $to: DateTime) {
+  requestIngest(provider: $p, tickers: $t, timeframe: M1, from: $from, to: $to) { jobId } }"""
+
+
+@pytest.mark.parametrize(
+    ("arguments", "names"),
+    [
+        # Issue 13, item 6: these said "start needs a time zone" and "start is after end".
+        ({"from": "2024-01-01T00:00:00"}, ["`from`"]),
+        ({"to": "2024-01-02T00:00:00"}, ["`to`"]),
+        ({"from": "2024-01-02T00:00:00Z", "to": "2024-01-01T00:00:00Z"}, ["`from`", "`to`"]),
+        ({"from": "0001-01-01T00:00:00Z"}, ["`from`"]),
+        ({"p": "nasdaq-feed"}, ["`provider`"]),
+        ({"t": []}, ["`tickers`"]),
+        ({"t": [" "]}, ["`tickers`"]),
+        ({"t": ["X" * 33]}, ["`tickers`"]),
+        ({"t": ["X" * 100_000]}, ["`tickers`"]),
+        ({"p": "P" * 100_000}, ["`provider`"]),
+        ({"t": [f"T{i}" for i in range(501)]}, ["`tickers`"]),
+    ],
+)
+def test_request_ingest_errors_name_the_schema_arguments(
+    env: tuple[TestClient, dict[str, str], str], arguments: dict[str, Any], names: list[str]
+) -> None:
+    """Every refusal names the arguments as the schema spells them (`from`/`to`, not the
+    worker's `start`/`end`), so a client can tell which of its arguments to fix."""
+    client, tokens, _ = env
+    variables = {"p": "binance", "t": ["BTCUSDT"], **arguments}
+    response = _post(client, REQUEST_ANY, tokens["ingest"], **variables)
+    error = response.json()["errors"][0]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT", error
+    for name in names:
+        assert name in error["message"], error["message"]
+    assert not re.search(r"\b(start|end)\b", error["message"]), error["message"]
+    assert len(error["message"]) < 200  # a huge argument is not echoed back whole
+
+
+def test_ingest_jobs_errors_name_the_schema_arguments(
+    env: tuple[TestClient, dict[str, str], str],
+) -> None:
+    client, tokens, _ = env
+    query = "query($n: Int!, $a: String) { ingestJobs(first: $n, after: $a) { edges { cursor } } }"
+    for variables, name in (({"n": 501}, "`first`"), ({"n": -1}, "`first`")):
+        error = _post(client, query, tokens["ingest"], **variables).json()["errors"][0]
+        assert error["extensions"]["code"] == "BAD_USER_INPUT"
+        assert name in error["message"], error["message"]
+    error = _post(client, query, tokens["ingest"], n=1, a="garbage!").json()["errors"][0]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "cursor" in error["message"]

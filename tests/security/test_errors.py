@@ -190,5 +190,7 @@ def test_ingest_range_without_offset_is_bad_user_input(
     assert response.status_code == 200
     body = response.json()
     assert codes(body) == ["BAD_USER_INPUT"], body
-    assert "time zone" in body["errors"][0]["message"]
+    message = body["errors"][0]["message"]
+    naive = "`from`" if not start.endswith("Z") else "`to`"
+    assert "UTC offset" in message and naive in message, message
     assert not _errors_logged(caplog)

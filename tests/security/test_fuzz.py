@@ -237,19 +237,29 @@ def test_symbol_cursor_round_trips(ticker: str) -> None:
         min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
     ),
     interval=st.sampled_from(list(Interval)),
+    symbol_id=st.integers(min_value=1, max_value=2**31 - 1),
 )
-@example(when=datetime(1969, 12, 31, 23, 59, 59, 500_000, tzinfo=UTC), interval=Interval.M1)
+@example(
+    when=datetime(1969, 12, 31, 23, 59, 59, 500_000, tzinfo=UTC), interval=Interval.M1, symbol_id=1
+)
 @settings(max_examples=300, deadline=None)
-def test_bar_cursor_round_trips(when: datetime, interval: Interval) -> None:
-    cursor = bar_cursor(interval, when)
-    assert parse_bar_cursor(cursor, interval) == when
+def test_bar_cursor_round_trips(when: datetime, interval: Interval, symbol_id: int) -> None:
+    cursor = bar_cursor(symbol_id, interval, when)
+    assert parse_bar_cursor(cursor, symbol_id, interval) == when
     others = [i for i in Interval if i != interval]
-    with pytest.raises(BadUserInput):
-        parse_bar_cursor(cursor, others[0])
+    with pytest.raises(BadUserInput, match="interval"):
+        parse_bar_cursor(cursor, symbol_id, others[0])
+    for other_id in (symbol_id - 1, symbol_id + 1, symbol_id * 10):
+        with pytest.raises(BadUserInput, match="belongs to another symbol"):
+            parse_bar_cursor(cursor, other_id, interval)
     # The hand-built bytes of bar_cursor are the generic encoding's, character for character.
     micros = (when - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
-    raw = f"v1:bar:{interval.value}:{micros}".encode()
+    raw = f"v2:bar:{symbol_id}:{interval.value}:{micros}".encode()
     assert cursor == base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    # The same bar's cursor as issued before cursors carried the symbol: refused, not trusted.
+    old = base64.urlsafe_b64encode(f"v1:bar:{interval.value}:{micros}".encode()).decode()
+    with pytest.raises(BadUserInput, match="first page again"):
+        parse_bar_cursor(old, symbol_id, interval)
 
 
 def _b64(text: str) -> str:
@@ -266,6 +276,12 @@ CURSORS = st.one_of(
         st.one_of(st.integers(min_value=-(10**30), max_value=10**30).map(str), TEXT.map(str.strip)),
     ),
     st.builds(lambda t: _b64(f"v2:sym:{t}"), st.sampled_from(DEMO_TICKERS)),
+    st.builds(
+        lambda symbol, code, value: _b64(f"v2:bar:{symbol}:{code}:{value}"),
+        st.one_of(st.integers(min_value=-5, max_value=10**12).map(str), TEXT),
+        st.sampled_from([*[i.value for i in Interval], "", "Q9"]),
+        st.one_of(st.integers(min_value=-(10**30), max_value=10**30).map(str), TEXT.map(str.strip)),
+    ),
 )
 
 
