@@ -35,7 +35,6 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry import Schema
 
 from graphql_api.context import Context
-from graphql_api.errors import ApiError
 from graphql_api.live.hub import LiveBar
 from graphql_api.live.stream import bar_stream
 
@@ -193,25 +192,23 @@ class Gone(Exception):
     """The client went away while the subscription was sending."""
 
 
-async def run(context: Context, op_id: str, plan: Plan) -> dict[str, Any] | None:
-    """Stream the subscription to the client; returns a final error payload, if any.
+async def run(context: Context, op_id: str, plan: Plan) -> None:
+    """Stream the subscription to the client until its stream ends.
 
-    Raises Gone when the connection closed under it (nothing more can be sent).
+    Raises Gone when the connection closed under it (nothing more can be sent); any other
+    exception is the stream's (bad arguments, unknown tickers, the database down), for the
+    handler to report as Strawberry would (graphql_api.live.ws).
     """
     websocket = context.request
     assert isinstance(websocket, WebSocket)
     head = b'{"id":' + orjson.dumps(op_id) + b',"type":"next","payload":'
     stream = bar_stream(context, plan.tickers, plan.interval.core, plan.since)
-    try:
-        async with aclosing(stream):
-            async for bar, ticker in stream:
-                message = (head + render(plan, bar, ticker) + b"}").decode()
-                try:
-                    await websocket.send_text(message)
-                except (WebSocketDisconnect, RuntimeError) as exc:
-                    # Starlette: WebSocketDisconnect once the peer is gone, RuntimeError
-                    # after the socket was closed (by a slow-consumer cut-off).
-                    raise Gone from exc
-    except ApiError as exc:
-        return {"message": exc.message, "extensions": exc.extensions}
-    return None
+    async with aclosing(stream):
+        async for bar, ticker in stream:
+            message = (head + render(plan, bar, ticker) + b"}").decode()
+            try:
+                await websocket.send_text(message)
+            except (WebSocketDisconnect, RuntimeError) as exc:
+                # Starlette: WebSocketDisconnect once the peer is gone, RuntimeError
+                # after the socket was closed (by a slow-consumer cut-off).
+                raise Gone from exc

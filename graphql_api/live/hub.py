@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from graphql_api.auth import KeyStore
 from graphql_api.intervals import Interval
+from graphql_api.live.keywatch import KeyWatch, check_period
 from graphql_api.live.reads import (
     base_for,
     changes_after,
@@ -291,10 +292,13 @@ class LiveHub:
         self._tickers: dict[int, str] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self.fanout = fanout_factory(self)
+        # Open WebSockets authenticated with a key, re-checked for revocation.
+        self.key_watch = KeyWatch(engine, check_period(settings.api_key_cache_seconds), self.spawn)
 
     async def start(self) -> None:
-        """Start the fan-out (it connects in the background)."""
+        """Start the fan-out (it connects in the background) and the key re-checks."""
         await self.fanout.start()
+        self.spawn(self.key_watch.run())
 
     async def stop(self) -> None:
         """Stop the fan-out and every group and background task."""

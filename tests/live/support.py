@@ -320,3 +320,60 @@ class StalledClient:
             if not alive:
                 self.sock.close()
                 return None
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, in MB (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def open_fds(pid: int) -> int:
+    """File descriptors a process holds open (sockets included)."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+#: A WebSocket upgrade request for /graphql (the key is RFC 6455's example: any will do).
+UPGRADE = (
+    b"GET /graphql HTTP/1.1\r\n"
+    b"Host: 127.0.0.1\r\n"
+    b"Upgrade: websocket\r\n"
+    b"Connection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    b"Sec-WebSocket-Version: 13\r\n"
+    b"Sec-WebSocket-Protocol: graphql-transport-ws\r\n"
+    b"\r\n"
+)
+
+
+async def raw_upgrade(
+    port: int, wait: float = 30.0
+) -> tuple[int, bytes, asyncio.StreamReader, asyncio.StreamWriter]:
+    """Open a TCP connection and send a WebSocket upgrade: (status, body, reader, writer).
+
+    The cheapest way to open many idle WebSockets: no client library state per socket. The
+    body is read only for a refusal (it comes with a content-length); after a 101 the
+    socket is left open and silent.
+    """
+    reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), wait)
+    try:
+        writer.write(UPGRADE)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), wait)
+        status = int(head.split(b" ", 2)[1])
+        body = b""
+        if status != 101:
+            length = next(
+                (
+                    int(line.split(b":", 1)[1])
+                    for line in head.lower().split(b"\r\n")
+                    if line.startswith(b"content-length:")
+                ),
+                0,
+            )
+            body = await asyncio.wait_for(reader.readexactly(length), wait) if length else b""
+    except BaseException:
+        writer.close()
+        raise
+    return status, body, reader, writer
