@@ -432,6 +432,12 @@ class GraphQLEndpoint:
         document: DocumentNode,
     ) -> None:
         op = operation.operation
+        if op == OperationType.SUBSCRIPTION:
+            raise RequestError(
+                400,
+                "subscriptions are served over WebSocket (graphql-transport-ws) at /graphql",
+                "BAD_REQUEST",
+            )
         if request.method == "GET" and op != OperationType.QUERY:
             raise RequestError(
                 405,

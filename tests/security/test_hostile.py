@@ -479,3 +479,11 @@ def test_ingest_only_key_cannot_read_when_reads_need_a_key(url: str) -> None:
     assert codes(refused.json()) == ["FORBIDDEN"]
     assert "`read` scope" in refused.json()["errors"][0]["message"]
     assert allowed.status_code == 200
+
+
+def test_subscription_over_http_is_a_request_error(api: httpx.Client) -> None:
+    # It was a 500 (Strawberry's InvalidOperationTypeError escaped the endpoint).
+    response = post(api, 'subscription { barUpdates(tickers: ["IBM"]) { ticker } }')
+    assert response.status_code == 400
+    body = response.json()
+    assert codes(body) == ["BAD_REQUEST"] and "WebSocket" in body["errors"][0]["message"]
