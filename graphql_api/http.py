@@ -432,18 +432,18 @@ class GraphQLEndpoint:
         document: DocumentNode,
     ) -> None:
         op = operation.operation
-        if op == OperationType.SUBSCRIPTION:
-            raise RequestError(
-                400,
-                "subscriptions are served over WebSocket (graphql-transport-ws) at /graphql",
-                "BAD_REQUEST",
-            )
         if request.method == "GET" and op != OperationType.QUERY:
             raise RequestError(
                 405,
                 f"{op.value}s are only accepted over POST",
                 "METHOD_NOT_ALLOWED",
                 {"allow": "POST"},
+            )
+        if op == OperationType.SUBSCRIPTION:
+            raise RequestError(
+                400,
+                "subscriptions are served over WebSocket (graphql-transport-ws) at /graphql",
+                "BAD_REQUEST",
             )
         if op == OperationType.MUTATION and not (
             principal.has(Scope.INGEST) or self.settings.allow_anonymous_ingest
