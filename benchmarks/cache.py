@@ -37,8 +37,8 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from graphql_api import db  # noqa: E402
-from graphql_api.settings import load_settings  # noqa: E402
+from core import db  # noqa: E402
+from core.settings import load_settings  # noqa: E402
 from workers.symbols import SymbolInfo, upsert_symbols  # noqa: E402
 from workers.upsert import frame_records, upsert_bars  # noqa: E402
 

@@ -22,7 +22,7 @@ import talib
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from graphql_api import indicators as ind
+import indicators as ind
 
 Bench = tuple[
     str, Callable[[dict[str, np.ndarray]], object], Callable[[dict[str, np.ndarray]], object]

@@ -30,9 +30,9 @@ from asgi_lifespan import LifespanManager  # noqa: E402
 from cache import load  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from graphql_api import db  # noqa: E402
+from core import db  # noqa: E402
+from core.settings import load_settings  # noqa: E402
 from graphql_api.app import create_app  # noqa: E402
-from graphql_api.settings import load_settings  # noqa: E402
 
 RSI = "{ symbols(first: 20) { nodes { ticker indicators(interval: M1) { rsi { value } } } } }"
 BARS = (

@@ -60,8 +60,8 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from graphql_api import db  # noqa: E402
-from graphql_api.settings import load_settings  # noqa: E402
+from core import db  # noqa: E402
+from core.settings import load_settings  # noqa: E402
 from workers.pgcopy import PRICE_COLUMNS, copy_series, split_series  # noqa: E402
 from workers.symbols import SymbolInfo, upsert_symbols  # noqa: E402
 from workers.upsert import upsert_columns  # noqa: E402

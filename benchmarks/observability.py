@@ -32,10 +32,10 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from graphql_api import tracing
+from core import tracing
+from core.logging_setup import JsonFormatter, RequestIdFilter
+from core.settings import load_settings
 from graphql_api.app import create_app
-from graphql_api.logging_setup import JsonFormatter, RequestIdFilter
-from graphql_api.settings import load_settings
 
 BARS = """query Bars { symbol(ticker: "ACME") {
   bars(interval: M1, first: 1000) { edges { node { time open high low close volume } } } } }"""
@@ -87,7 +87,7 @@ def micro(iterations: int = 20_000) -> None:
     from starlette.requests import Request
     from starlette.responses import Response
 
-    from graphql_api import reqstats
+    from core import reqstats
     from graphql_api.telemetry import Telemetry
 
     async def handler(request: Request) -> Response:

@@ -49,8 +49,8 @@ from benchmarks.read_api import (  # noqa: E402
     load_dataset,
     make_floor_d,
 )
-from graphql_api import db  # noqa: E402
-from graphql_api.settings import load_settings  # noqa: E402
+from core import db  # noqa: E402
+from core.settings import load_settings  # noqa: E402
 
 Floor = Callable[[asyncpg.Pool], Awaitable[bytes]]
 HEADERS = {"content-type": "application/json", "accept-encoding": "identity"}

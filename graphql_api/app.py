@@ -17,9 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.fastapi import GraphQLRouter
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
-from graphql_api import db, http_protocol, metrics
+from core import db, metrics
+from core.cache import FieldCache
+from core.logging_setup import configure_logging
+from core.settings import Settings, load_settings
+from graphql_api import http_protocol
 from graphql_api.auth import KeyStore, Principal
-from graphql_api.cache import FieldCache
 from graphql_api.compression import SizedGZipMiddleware
 from graphql_api.context import Context
 from graphql_api.documents import DocumentCacheExtension
@@ -36,7 +39,6 @@ from graphql_api.live.ws import (
 )
 from graphql_api.ratelimit import RateLimiter
 from graphql_api.schema import build_schema
-from graphql_api.settings import Settings, load_settings
 from graphql_api.telemetry import Telemetry
 from loaders import Loaders
 
@@ -284,3 +286,10 @@ def _wants_html(request: Request) -> bool:
     """A browser navigating to /graphql (no query in the URL) gets GraphiQL."""
     accept = request.headers.get("accept", "")
     return "text/html" in accept and "query" not in request.query_params
+
+
+def create_logged_app() -> FastAPI:
+    """The app factory `market-graphql serve` gives uvicorn: logging first, in each process."""
+    settings = load_settings()
+    configure_logging(settings)
+    return create_app(settings)

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from graphql_api.errors import Unauthenticated
+from core.errors import Unauthenticated
 
 KEY_PREFIX = "mgk"
 

@@ -6,22 +6,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from core.errors import BadUserInput
+from core.intervals import MAX_TS, MIN_TS, Interval, after_bucket, align_up
+from core.settings import Settings
 from graphql_api.cursors import parse_bar_cursor
-from graphql_api.errors import BadUserInput
-from graphql_api.intervals import Interval
-from graphql_api.settings import Settings
 from graphql_api.validation import PageArgs, time_range
-from loaders.bars import (
-    MAX_TS,
-    MIN_TS,
-    BarKey,
-    BarWindow,
-    BucketCountKey,
-    CountKey,
-    SeriesKey,
-    after_bucket,
-    align_up,
-)
+from loaders.bars import BarKey, BarWindow, BucketCountKey, CountKey, SeriesKey
 from loaders.rows import StoredSeries, SymbolRow
 
 #: Interval ladder the series walks up when a range holds too many points.

@@ -11,8 +11,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from graphql_api.errors import ConfigError
-from graphql_api.settings import Settings, load_settings
+from core.errors import ConfigError
+from core.settings import Settings, load_settings
 from workers.cli import export, ingest, worker
 
 app = typer.Typer(
@@ -56,7 +56,7 @@ async def _load_demo(settings: Settings) -> None:
 @app.command()
 def migrate() -> None:
     """Upgrade the database schema to the newest revision."""
-    from graphql_api import db
+    from core import db
 
     settings = _require_database(_settings())
     db.upgrade(settings)
@@ -79,9 +79,9 @@ def serve(
     """Serve the GraphQL API; with no DATABASE_URL, on an embedded PostgreSQL with demo data."""
     import uvicorn
 
-    from graphql_api import db
+    from core import db
+    from core.logging_setup import configure_logging
     from graphql_api.http_protocol import HTTP_PROTOCOL
-    from graphql_api.logging_setup import configure_logging
 
     settings = _settings()
     configure_logging(settings)
@@ -105,7 +105,7 @@ def serve(
         console.print(f"GraphQL at http://{bind_host}:{bind_port}/graphql")
         uvicorn.run(
             # Configures logging, then builds the app: in each worker process too.
-            "graphql_api.logging_setup:create_logged_app",
+            "graphql_api.app:create_logged_app",
             factory=True,
             log_config=None,  # uvicorn's loggers propagate to our structured handler
             host=bind_host,
@@ -127,7 +127,7 @@ app.add_typer(keys_app, name="keys")
 
 
 async def _with_engine(settings: Settings, work: Any) -> Any:
-    from graphql_api.db import create_engine
+    from core.db import create_engine
 
     engine = create_engine(settings, pool=False)
     try:

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.fastapi import BaseContext
 from strawberry.types import Info as _Info
 
-from graphql_api.settings import Settings
+from core.settings import Settings
 from loaders import Loaders
 
 

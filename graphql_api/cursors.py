@@ -7,8 +7,8 @@ import binascii
 import re
 from datetime import UTC, datetime, timedelta
 
-from graphql_api.errors import BadUserInput
-from graphql_api.intervals import Interval
+from core.errors import BadUserInput
+from core.intervals import Interval
 from graphql_api.validation import EARLIEST, LATEST
 
 #: Version of symbol and job cursors.
@@ -45,6 +45,19 @@ def _decode(cursor: str, kind: str) -> str:
             )
         raise BadUserInput(f"cursor {cursor!r} is from an unsupported version ({version})")
     return value
+
+
+def job_cursor(job_id: int) -> str:
+    """The cursor of the ingest job `job_id` in `ingestJobs`."""
+    return _encode("job", str(job_id))
+
+
+def parse_job_cursor(cursor: str) -> int:
+    """The job id in a cursor from `job_cursor`; BadUserInput for anything else."""
+    try:
+        return int(_decode(cursor, "job"))
+    except ValueError:
+        raise BadUserInput(f"malformed cursor {cursor!r}") from None
 
 
 def symbol_cursor(ticker: str) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 from graphql import GraphQLError
 
-from graphql_api.errors import ApiError
+from core.errors import ApiError
 
 log = logging.getLogger("graphql_api.errors")
 

@@ -38,17 +38,17 @@ from strawberry import Schema
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType as StrawberryOperation
 
+from core.cache import FieldCache
+from core.errors import ApiError, Forbidden, Unauthenticated
+from core.reqstats import note_outcome, note_request
+from core.settings import Settings
 from graphql_api import documents
 from graphql_api.auth import KeyStore, Principal, Scope
-from graphql_api.cache import FieldCache
 from graphql_api.cost import CostRules, query_cost
 from graphql_api.error_format import classify, format_error
-from graphql_api.errors import ApiError, Forbidden, Unauthenticated
 from graphql_api.persisted import PersistedQueries, PersistedQueryError
 from graphql_api.ratelimit import Decision, RateLimiter
-from graphql_api.reqstats import note_outcome, note_request
 from graphql_api.response_cache import data_version, etag, matches
-from graphql_api.settings import Settings
 from graphql_api.telemetry import observe_request
 
 log = logging.getLogger(__name__)

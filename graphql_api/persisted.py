@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from graphql_api.cache import FieldCache
+from core.cache import FieldCache
 
 #: Persisted queries a process keeps in memory.
 LOCAL_ENTRIES = 10_000

@@ -9,9 +9,9 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.types import ExecutionContext
 
+from core.errors import ApiError, BadUserInput
 from graphql_api.context import Info
 from graphql_api.cursors import parse_symbol_cursor, symbol_cursor
-from graphql_api.errors import ApiError, BadUserInput
 from graphql_api.fastpath import FastExecutionContext
 from graphql_api.types.common import Node, PageInfo, parse_global_id
 from graphql_api.types.jobs import IngestJobConnection, Mutation, ingest_jobs

@@ -2,7 +2,7 @@
 
 One `Telemetry` per app: `create_app` builds it, `attach`es it to the engine and cache in the
 lifespan and `mount`s /metrics; the GraphQL endpoint runs every request through
-`observe_request`. The request's counters live in a context variable (graphql_api.reqstats)
+`observe_request`. The request's counters live in a context variable (core.reqstats)
 that SQLAlchemy's cursor events, the cache and the loaders add to.
 """
 
@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
 
-from graphql_api import logging_setup, reqstats
-from graphql_api.metrics import AppMetrics
-from graphql_api.settings import Settings
-from graphql_api.tracing import Tracing
+from core import logging_setup, reqstats
+from core.metrics import AppMetrics
+from core.settings import Settings
+from core.tracing import Tracing
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from starlette.responses import Response
     from strawberry import Schema
 
-    from graphql_api.cache import FieldCache
+    from core.cache import FieldCache
 
 Handler = Callable[["Request"], Awaitable["Response"]]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from graphql_api.errors import BadUserInput
+from core.errors import BadUserInput
 
 
 def aware(name: str, value: datetime | None) -> datetime | None:

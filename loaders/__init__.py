@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from graphql_api.cache import FieldCache
+from core.cache import FieldCache
 from loaders.bars import BarCountLoader, BarPageLoader, BucketCountLoader, SeriesLoader
 from loaders.indicators import IndicatorLoader
 from loaders.symbols import SymbolByIdLoader, SymbolByTickerLoader

@@ -16,15 +16,13 @@ from typing import Any, TypeVar
 from aiodataloader import DataLoader
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from graphql_api.cache import FieldCache
-from graphql_api.intervals import Interval
+from core.cache import FieldCache
+from core.intervals import MAX_TS, MIN_TS, Interval
 from loaders.codec import decode_page, decode_series, encode_page, encode_series
 from loaders.rows import BarPage, BarRow, SeriesColumns
 from loaders.sql import fetch
 
 #: Stand-ins for an open range end (PostgreSQL's ±infinity has no Python datetime).
-MIN_TS = datetime(1800, 1, 1, tzinfo=UTC)
-MAX_TS = datetime(2500, 1, 1, tzinfo=UTC)
 _ORIGIN = "TIMESTAMPTZ '2000-01-03 00:00:00+00'"  # a Monday at midnight UTC
 
 
@@ -489,14 +487,3 @@ class BucketCountLoader(DataLoader[BucketCountKey, int]):
             for r in rows:
                 counts[idxs[r[0] - 1]] = int(r[1])
         return counts
-
-
-def align_up(interval: Interval, ts: datetime) -> datetime:
-    """`ts` if it starts a bucket, else the start of the next bucket."""
-    start = interval.bucket_start(ts)
-    return start if start == ts else interval.bucket_end(start)
-
-
-def after_bucket(interval: Interval, stored: bool, ts: datetime) -> datetime:
-    """The inclusive lower bound of what lies strictly after the bar starting at `ts`."""
-    return ts + timedelta(microseconds=1) if stored else interval.bucket_end(ts)

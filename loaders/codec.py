@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from graphql_api.intervals import Interval
+from core.intervals import Interval
 from loaders.rows import BarPage, BarRow, SeriesColumns
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -19,8 +19,8 @@ import numpy as np
 from aiodataloader import DataLoader
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from graphql_api.indicators import get_indicator
-from graphql_api.intervals import Interval
+from core.intervals import Interval
+from indicators import get_indicator
 from loaders.bars import bucket_rows_sql, rows_per_bucket
 from loaders.sql import fetch
 

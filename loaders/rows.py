@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
-from graphql_api.intervals import Interval
+from core.intervals import Interval
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from graphql_api.tracing import loader_span
+from core.tracing import loader_span
 
 
 async def fetch(engine: AsyncEngine, sql: str, *args: Any) -> Sequence[Any]:

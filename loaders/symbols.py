@@ -9,7 +9,7 @@ from typing import Any
 from aiodataloader import DataLoader
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from graphql_api.intervals import Interval
+from core.intervals import Interval
 from loaders.rows import StoredSeries, SymbolRow
 from loaders.sql import fetch
 

@@ -10,7 +10,7 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import async_engine_from_config
 
-from graphql_api.tables import include_name, metadata
+from core.tables import include_name, metadata
 
 config = context.config
 target_metadata = metadata

@@ -16,8 +16,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 
-from graphql_api import db
-from graphql_api.settings import Settings, load_settings
+from core import db
+from core.settings import Settings, load_settings
 from workers.demo import load_demo_data
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from graphql_api.indicators import INDICATORS
+from indicators import INDICATORS
 
 N = 200
 

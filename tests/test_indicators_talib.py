@@ -21,9 +21,9 @@ import talib.abstract
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from graphql_api import indicators as ind
-from graphql_api.indicators import INDICATORS, MAX_PERIOD, get_indicator
-from graphql_api.indicators._kernels import CHUNK
+import indicators as ind
+from indicators import INDICATORS, MAX_PERIOD, get_indicator
+from indicators._kernels import CHUNK
 
 Arrays = dict[str, np.ndarray]
 

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from graphql_api.indicators import DECAY, get_indicator
-from graphql_api.indicators.registry import decay_bars
+from indicators import DECAY, get_indicator
+from indicators.registry import decay_bars
 from tests.test_indicators_talib import Arrays, assert_close, demo_stocks, intraday, random_walk
 
 # Finite warm-up: (indicator, params).

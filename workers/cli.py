@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from graphql_api.errors import ConfigError
-from graphql_api.settings import Settings, load_settings
+from core.errors import ConfigError
+from core.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from workers.file_ingest import FileReport, ProgressCallback, RejectWriter
@@ -57,8 +57,8 @@ def worker(
 async def _run_worker(settings: Settings, concurrency: int, queues: list[str] | None) -> None:
     from procrastinate.app import WorkerOptions
 
-    from graphql_api.logging_setup import configure_logging
-    from graphql_api.metrics import start_worker_server
+    from core.logging_setup import configure_logging
+    from core.metrics import start_worker_server
     from workers.queue import create_app
 
     configure_logging(settings)  # JSON lines (or console) like the API's
@@ -105,9 +105,9 @@ def ingest(
     4  every row rejected; nothing written
     """
     # Imported here: pandas and numpy would slow down every other command's start.
+    from core.intervals import parse_timeframe
     from workers.file_ingest import RejectWriter, open_files
     from workers.validation import NotOhlcvError, check_timezone
-    from workers.writer import parse_timeframe
 
     settings = _settings()
     try:

@@ -8,7 +8,7 @@ from typing import BinaryIO
 
 import asyncpg
 
-from workers.writer import parse_timeframe
+from core.intervals import parse_timeframe
 
 EXPORT_COLUMNS = ("ticker", "time", "open", "high", "low", "close", "volume")
 

@@ -14,10 +14,11 @@ from typing import TextIO
 import asyncpg
 import pandas as pd
 
+from core.intervals import parse_timeframe
 from workers.files import OhlcvFile
 from workers.runs import RunRecorder
 from workers.validation import ValidatedChunk, check_timezone, validate_chunk
-from workers.writer import BarWriter, parse_timeframe
+from workers.writer import BarWriter
 
 #: Columns of the reject file.
 REJECT_COLUMNS = (

@@ -9,13 +9,13 @@ import asyncpg
 import numpy as np
 import pandas as pd
 
-from graphql_api.intervals import Interval
-from graphql_api.settings import Settings
+from core.intervals import Interval, parse_timeframe
+from core.settings import Settings
 from workers.providers import MarketDataProvider, ProviderConfig, config_from_env
 from workers.runs import RunRecorder
 from workers.symbols import SymbolInfo, upsert_symbols
 from workers.validation import CLEAN_COLUMNS, ColumnMap, validate_chunk
-from workers.writer import BarWriter, parse_timeframe
+from workers.writer import BarWriter
 
 _PAGE_COLUMNS = ColumnMap(
     time="time", open="open", high="high", low="low", close="close", volume="volume"

@@ -19,7 +19,7 @@ import asyncpg
 from procrastinate import Blueprint, JobContext
 from procrastinate.exceptions import AlreadyEnqueued
 
-from graphql_api.settings import Settings, load_settings
+from core.settings import Settings, load_settings
 from workers.file_ingest import ingest_file as run_file_ingest
 from workers.provider_ingest import ingest_provider_bars, provider_config, sync_symbols
 from workers.providers import get_provider

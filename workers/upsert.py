@@ -16,7 +16,7 @@ Per batch, under an advisory lock on each symbol/timeframe (a "series") in it:
 
 The lock makes this safe with several workers writing the same series (no one can store a
 bar between our read and our write) and keeps each series' change ids in commit order (see
-workers.events). Every writer of `bars` must come through here. Both COPY directions are
+core.events). Every writer of `bars` must come through here. Both COPY directions are
 binary, built from and parsed into numpy arrays (workers.pgcopy), not Python tuples.
 """
 
@@ -31,8 +31,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from graphql_api.intervals import Interval
-from workers.events import BarChange, record_changes
+from core.events import BarChange, record_changes
+from core.intervals import Interval
 from workers.pgcopy import (
     BAR_COLUMNS,
     PRICE_COLUMNS,

@@ -12,7 +12,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from graphql_api import metrics
+from core import metrics
+from core.tickers import ticker_problem
 
 #: Accepted column names (compared case-insensitively, after trimming), in order of preference.
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -31,24 +32,6 @@ REQUIRED = ("time", "open", "high", "low", "close", "volume")
 PRICES = ("open", "high", "low", "close")
 #: Columns of a validated chunk.
 CLEAN_COLUMNS = ("ticker", "ts", "open", "high", "low", "close", "volume")
-MAX_TICKER_LENGTH = 32
-
-
-def ticker_problem(ticker: str) -> str | None:
-    """Why `ticker` (already trimmed) cannot be stored, or None when it can.
-
-    Control, format and private-use characters are refused: PostgreSQL cannot store NUL at
-    all, and the others only make symbols that no one can type or see.
-    """
-    if not ticker:
-        return "missing ticker"
-    if len(ticker) > MAX_TICKER_LENGTH:
-        return "ticker too long"
-    if not ticker.isprintable():
-        return "ticker has unprintable characters"
-    return None
-
-
 _OFFSET_SUFFIX = r"\d:\d\d(?::\d\d(?:\.\d+)?)?\s*(?:[zZ]|[+-]\d\d(?::?\d\d)?)$"
 
 

@@ -9,23 +9,13 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from graphql_api.intervals import Interval
-from workers.events import BarChange
+from core.events import BarChange
+from core.intervals import parse_timeframe
 from workers.runs import RunRecorder
 from workers.symbols import SymbolInfo, upsert_symbols
 from workers.upsert import PRICE_COLUMNS, upsert_columns
 
 _SOURCE_MAX = 64  # bar_changes.source is varchar(64)
-
-
-def parse_timeframe(value: str) -> str:
-    """The interval code for `value` (case-insensitive), or ValueError listing the known ones."""
-    code = value.strip().upper()
-    if code not in {i.value for i in Interval}:
-        raise ValueError(
-            f"unknown timeframe {value!r}; known: {', '.join(i.value for i in Interval)}"
-        )
-    return code
 
 
 @dataclass

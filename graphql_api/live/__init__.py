@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.settings import Settings
 from graphql_api.live.hub import Fanout, LiveHub
-from graphql_api.settings import Settings
 
 
 def create_hub(settings: Settings, engine: AsyncEngine) -> LiveHub:

@@ -1,7 +1,7 @@
 """Getting committed bar changes to the hub of every API process.
 
 Writers (ingest workers, the CLI, any process calling `workers.upsert`) announce each
-committed batch with `pg_notify` inside their transaction (workers.events), so an event
+committed batch with `pg_notify` inside their transaction (core.events), so an event
 exists only once its bars are visible, whichever process wrote it. From there:
 
 - Without Redis (`LocalFanout`), each API process LISTENs itself.
@@ -16,7 +16,7 @@ exists only once its bars are visible, whichever process wrote it. From there:
   clients watch (PUBSUB NUMSUB counts processes, not clients), and to a pattern only while
   an ingestEvents subscription is open.
 
-Payloads are workers.events' versioned JSON (`{"v": 1, …}`, about 200 bytes); channel
+Payloads are core.events' versioned JSON (`{"v": 1, …}`, about 200 bytes); channel
 names carry the payload version and a hash of the database, so deployments (and test runs)
 sharing a Redis never see each other's events. After a lost connection the hub catches up
 from `bar_changes` (LiveHub.catch_up).
@@ -37,10 +37,10 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from graphql_api.errors import ServiceUnavailable
+from core.errors import ServiceUnavailable
+from core.events import PAYLOAD_VERSION, BarChange, add_listener
+from core.settings import Settings
 from graphql_api.live.hub import LiveHub
-from graphql_api.settings import Settings
-from workers.events import PAYLOAD_VERSION, BarChange, add_listener
 
 log = logging.getLogger(__name__)
 

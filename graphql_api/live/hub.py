@@ -25,8 +25,10 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.events import BarChange
+from core.intervals import Interval
+from core.settings import Settings
 from graphql_api.auth import KeyStore
-from graphql_api.intervals import Interval
 from graphql_api.live.keywatch import KeyWatch, check_period
 from graphql_api.live.reads import (
     base_for,
@@ -36,9 +38,7 @@ from graphql_api.live.reads import (
     tickers_of,
     touched_range,
 )
-from graphql_api.settings import Settings
 from loaders.rows import BarRow
-from workers.events import BarChange
 
 log = logging.getLogger(__name__)
 
@@ -446,3 +446,9 @@ class LiveHub:
         task = asyncio.create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+
+def hub_of(request: Any) -> LiveHub:
+    """The live hub of the application serving `request` (set in the app lifespan)."""
+    hub: LiveHub = request.app.state.live
+    return hub

@@ -4,7 +4,7 @@ Both read bars with the read API's resampling (`loaders.bars.bucket_sql`, first 
 close, max high, min low, summed volume) and, in the same statement and so the same
 snapshot, the series' data version and newest stored bar. The version is the newest
 `bar_changes` id of the series: the id a change event carries, so an event can be compared
-with a read (see workers.events: per series these ids grow in commit order).
+with a read (see core.events: per series these ids grow in commit order).
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from graphql_api.intervals import Interval
+from core.events import BarChange
+from core.intervals import Interval
 from loaders.bars import bucket_sql, rows_per_bucket
 from loaders.rows import BarRow
 from loaders.sql import fetch
-from workers.events import BarChange
 
 #: Most base rows a replay may aggregate (a D1 replay from M1 bars reads 1,440 per bar).
 MAX_REPLAY_ROWS = 500_000

@@ -14,16 +14,21 @@ from typing import Any
 
 from starlette.websockets import WebSocket
 
+from core.errors import BadUserInput, Forbidden, Unauthenticated
+from core.events import BarChange
+from core.intervals import Interval
 from graphql_api.auth import Principal, Scope
 from graphql_api.context import Context
-from graphql_api.errors import BadUserInput, Forbidden, Unauthenticated
-from graphql_api.intervals import Interval
-from graphql_api.live.hub import SLOW_CONSUMER_CODE, BarSubscriber, LiveBar, _Subscriber
+from graphql_api.live.hub import (
+    SLOW_CONSUMER_CODE,
+    BarSubscriber,
+    LiveBar,
+    _Subscriber,
+    hub_of,
+)
 from graphql_api.live.reads import ReplayTooLong, base_for, read_replay
-from graphql_api.live.ws import hub_of
 from graphql_api.validation import aware
 from loaders.rows import SymbolRow
-from workers.events import BarChange
 
 #: Bars sent between two returns to the event loop.
 YIELD_EVERY = 64

@@ -39,12 +39,12 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.types.graphql import OperationType as StrawberryOperationType
 
+from core.errors import Unauthenticated
+from core.settings import Settings
 from graphql_api.auth import Principal, Scope
 from graphql_api.context import Context
 from graphql_api.error_format import format_error
-from graphql_api.errors import Unauthenticated
-from graphql_api.live.hub import LiveHub
-from graphql_api.settings import Settings
+from graphql_api.live.hub import hub_of
 
 #: Close code when the key lookup itself failed (the database is unreachable).
 TRY_AGAIN_LATER = 1013
@@ -63,12 +63,6 @@ class Rejected(Exception):
 def allowed_origins(settings: Settings) -> list[str]:
     """The configured WebSocket origins (besides same-origin, always allowed)."""
     return [o.strip() for o in settings.live_allowed_origins.split(",") if o.strip()]
-
-
-def hub_of(request: Any) -> LiveHub:
-    """The live hub of the application serving `request` (set in the app lifespan)."""
-    hub: LiveHub = request.app.state.live
-    return hub
 
 
 async def authenticate(context: Context) -> None:
@@ -387,6 +381,5 @@ __all__ = [
     "SocketBufferMiddleware",
     "allowed_origins",
     "authenticate",
-    "hub_of",
     "request_error",
 ]

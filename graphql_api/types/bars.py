@@ -6,9 +6,9 @@ from datetime import datetime
 
 import strawberry
 
+from core.intervals import Interval as CoreInterval
 from graphql_api.context import Info
 from graphql_api.cursors import bar_cursor
-from graphql_api.intervals import Interval as CoreInterval
 from graphql_api.types.common import Interval, PageInfo
 from loaders.bars import CountKey
 from loaders.rows import BarRow

@@ -8,8 +8,8 @@ import enum
 
 import strawberry
 
-from graphql_api.errors import BadUserInput
-from graphql_api.intervals import Interval as CoreInterval
+from core.errors import BadUserInput
+from core.intervals import Interval as CoreInterval
 
 
 @strawberry.enum(description="Length of one bar. Intraday buckets align to UTC; W1 is an ISO week.")

@@ -8,11 +8,11 @@ from typing import Annotated, Any
 
 import strawberry
 
+from core.errors import BadUserInput
+from core.intervals import Interval as CoreInterval
 from graphql_api.context import Info
-from graphql_api.errors import BadUserInput
-from graphql_api.indicators import get_indicator
-from graphql_api.intervals import Interval as CoreInterval
 from graphql_api.types.common import Interval
+from indicators import get_indicator
 from loaders.indicators import IndicatorKey, IndicatorResult
 from loaders.rows import StoredSeries
 

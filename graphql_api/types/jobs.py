@@ -8,9 +8,10 @@ from typing import Annotated, cast
 
 import strawberry
 
+from core.errors import BadUserInput, Forbidden, Unauthenticated
 from graphql_api.auth import Principal, Scope
 from graphql_api.context import Info
-from graphql_api.errors import BadUserInput, Forbidden, Unauthenticated
+from graphql_api.cursors import job_cursor, parse_job_cursor
 from graphql_api.types.common import Interval, PageInfo
 from graphql_api.validation import time_range
 
@@ -72,21 +73,6 @@ def require_ingest(info: Info) -> Principal:
     return principal
 
 
-def _job_cursor(job_id: int) -> str:
-    from graphql_api.cursors import _encode
-
-    return _encode("job", str(job_id))
-
-
-def _parse_job_cursor(cursor: str) -> int:
-    from graphql_api.cursors import _decode
-
-    try:
-        return int(_decode(cursor, "job"))
-    except ValueError:
-        raise BadUserInput(f"malformed cursor {cursor!r}") from None
-
-
 async def ingest_jobs(
     info: Info,
     status: Annotated[
@@ -96,12 +82,12 @@ async def ingest_jobs(
     after: Annotated[str | None, strawberry.argument(description="Cursor to start after.")] = None,
 ) -> IngestJobConnection:
     """Resolver of Query.ingestJobs."""
-    from workers.jobs import list_jobs
+    from core.jobs import list_jobs
 
     require_ingest(info)
     if not 0 <= first <= 500:
         raise BadUserInput(f"`first` must be between 0 and 500, got {first}")
-    after_id = _parse_job_cursor(after) if after else None
+    after_id = parse_job_cursor(after) if after else None
     async with info.context.engine.connect() as conn:
         raw = await conn.get_raw_connection()
         jobs = await list_jobs(
@@ -129,7 +115,7 @@ async def ingest_jobs(
                 started_at=j.started_at,
                 finished_at=j.finished_at,
             ),
-            cursor=_job_cursor(j.id),
+            cursor=job_cursor(j.id),
         )
         for j in jobs[:first]
     ]
@@ -163,7 +149,7 @@ class Mutation:
         ] = None,
         to: Annotated[datetime | None, strawberry.argument(description="Range end.")] = None,
     ) -> RequestIngestPayload:
-        from workers.jobs import enqueue_ingest
+        from core.jobs import enqueue_ingest
 
         require_ingest(info)
         if len(tickers) > 500:

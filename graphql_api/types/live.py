@@ -9,12 +9,12 @@ from typing import Annotated
 
 import strawberry
 
+from core.events import BarChange
 from graphql_api.context import Info
 from graphql_api.live.hub import LiveBar
 from graphql_api.live.stream import bar_stream, event_stream
 from graphql_api.types.bars import Bar
 from graphql_api.types.common import Interval
-from workers.events import BarChange
 
 
 @strawberry.type(

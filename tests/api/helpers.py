@@ -23,8 +23,8 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hyp_settings
 from sqlalchemy import event
 
-from graphql_api import db
-from graphql_api.settings import Settings
+from core import db
+from core.settings import Settings
 from tests.conftest import migrated_settings
 from workers.demo import load_demo_data
 from workers.symbols import SymbolInfo, upsert_symbols

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from graphql_api.settings import Settings
+from core.settings import Settings
 from tests.api.helpers import (
     COUNTING,
     app_client,

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from graphql_api.settings import Settings
+from core.settings import Settings
 from tests.api.helpers import (
     HYPOTHESIS,
     INTERVALS,

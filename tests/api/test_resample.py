@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
 
-from graphql_api.settings import Settings
+from core.settings import Settings
 from tests.api.helpers import (
     BAR_FIELDS,
     HYPOTHESIS,

@@ -29,8 +29,8 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
+from core.settings import Settings
 from graphql_api.app import create_app
-from graphql_api.settings import Settings
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

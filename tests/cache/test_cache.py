@@ -18,10 +18,10 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from graphql_api import db
+from core import db
+from core.cache import FieldCache
+from core.settings import Settings
 from graphql_api.app import create_app
-from graphql_api.cache import FieldCache
-from graphql_api.settings import Settings
 from tests.conftest import migrated_settings
 from workers.demo import load_demo_data
 from workers.upsert import upsert_bars
@@ -162,7 +162,7 @@ def test_redis_dying_mid_test_degrades_then_recovers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # After a failure the cache leaves Redis alone for RETRY_SECONDS; shortened for the test.
-    monkeypatch.setattr("graphql_api.cache.RETRY_SECONDS", 0.3)
+    monkeypatch.setattr("core.cache.RETRY_SECONDS", 0.3)
     port, start = private_redis
     server = start()
     settings = own_database.model_copy(update={"redis_url": f"redis://127.0.0.1:{port}/0"})

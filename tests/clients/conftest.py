@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from graphql_api.settings import Settings
+from core.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 #: `market-graphql` as this interpreter runs it.

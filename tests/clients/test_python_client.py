@@ -26,7 +26,7 @@ import pytest
 import talib
 from graphql import OperationDefinitionNode, parse
 
-from graphql_api.settings import Settings
+from core.settings import Settings
 from tests.clients.conftest import CLI, REPO, server_env
 
 PYTHON_CLIENT = REPO / "clients" / "python"

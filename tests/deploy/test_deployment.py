@@ -23,8 +23,8 @@ import uvicorn
 import yaml
 from typer.testing import CliRunner
 
+from core.settings import Settings, load_settings
 from graphql_api.cli import app as cli_app
-from graphql_api.settings import Settings, load_settings
 from workers.queue import create_app as create_queue_app
 
 REPO = Path(__file__).resolve().parents[2]

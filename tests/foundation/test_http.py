@@ -8,8 +8,8 @@ from collections.abc import Callable
 import pytest
 from fastapi.testclient import TestClient
 
+from core.settings import Settings
 from graphql_api.app import create_app
-from graphql_api.settings import Settings
 from tests.conftest import GraphQL, migrated_settings
 
 DONE_WHEN = '{ symbol(ticker: "AAPL") { name bars(first: 3) { edges { node { time close } } } } }'

@@ -12,8 +12,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine as create_sync_engine
 
-from graphql_api import db
-from graphql_api.tables import include_name, metadata
+from core import db
+from core.tables import include_name, metadata
 from tests.conftest import migrated_settings
 
 

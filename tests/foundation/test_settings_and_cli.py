@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from graphql_api.errors import ConfigError
-from graphql_api.settings import load_settings
+from core.errors import ConfigError
+from core.settings import load_settings
 
 
 @pytest.mark.parametrize(

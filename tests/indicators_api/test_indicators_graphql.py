@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event
 
 import loaders.indicators as indicator_loader
-from graphql_api import db
+from core import db
 from graphql_api.app import create_app
 from tests.conftest import GraphQL, migrated_settings
 from workers.demo import daily_stocks, synthetic_minutes

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator, Callable
 import asyncpg
 import pytest
 
-from graphql_api import db
-from graphql_api.settings import Settings
+from core import db
+from core.settings import Settings
 from tests.conftest import migrated_settings
 from tests.providers.conftest import replay_server  # noqa: F401  (the session's replay server)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import asyncpg
 
-from graphql_api.settings import Settings
+from core.settings import Settings
 from tests.conftest import migrated_settings
 from workers.demo import DAILY_SYMBOLS
 from workers.export import export_bars

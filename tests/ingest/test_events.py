@@ -9,8 +9,8 @@ import asyncpg
 import pandas as pd
 import pytest
 
-from graphql_api.settings import Settings
-from workers.events import BarChange, data_version, data_versions, listen
+from core.events import BarChange, data_version, data_versions, listen
+from core.settings import Settings
 from workers.symbols import SymbolInfo, upsert_symbols
 from workers.upsert import upsert_frame
 

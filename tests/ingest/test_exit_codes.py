@@ -12,7 +12,7 @@ from pathlib import Path
 
 import asyncpg
 
-from graphql_api.settings import Settings
+from core.settings import Settings
 from tests.ingest.test_cli import cli
 
 HEADER = "ticker,time,open,high,low,close,volume\n"

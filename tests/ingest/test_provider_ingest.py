@@ -9,9 +9,9 @@ import asyncpg
 import pytest
 from procrastinate.jobs import Job
 
-from graphql_api.settings import Settings
+from core.jobs import enqueue_ingest, list_jobs
+from core.settings import Settings
 from tests.providers.support import ReplayServer, Reply, Seen
-from workers.jobs import enqueue_ingest, list_jobs
 from workers.provider_ingest import ingest_provider_bars, provider_config, sync_symbols
 from workers.providers import ProviderError, get_provider
 from workers.queue import create_app

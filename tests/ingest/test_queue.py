@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import psycopg.conninfo
 
-from graphql_api.settings import load_settings
-from workers.queue import create_app, psycopg_conninfo
+from core.jobs import psycopg_conninfo
+from core.settings import load_settings
+from workers.queue import create_app
 
 
 def test_conninfo_keeps_credentials_and_socket_options() -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from graphql_api.settings import Settings
+from core.settings import Settings
 from workers.symbols import SymbolInfo, upsert_symbols
 from workers.upsert import frame_records, upsert_bars, upsert_frame
 

@@ -14,7 +14,7 @@ import asyncpg
 import numpy as np
 import pandas as pd
 
-from graphql_api.settings import Settings
+from core.settings import Settings
 from workers.queue import create_app
 
 ROWS = 20_000

@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 from fastapi.testclient import TestClient
 
-from graphql_api import db
+from core import db
 from graphql_api.app import create_app
 from graphql_api.auth import Scope, create_key
 from tests.conftest import migrated_settings

@@ -11,9 +11,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from graphql_api import db
+from core import db
+from core.settings import Settings
 from graphql_api.auth import Scope, create_key
-from graphql_api.settings import Settings
 from tests.conftest import migrated_settings
 from tests.live.support import ApiProcess
 from workers.demo import load_demo_data

@@ -60,6 +60,6 @@ async def test_without_redis_updates_flow_in_process_and_reads_can_require_a_key
 
 def hub_interval(code: str) -> object:
     """The core Interval of a code (the hub's group keys)."""
-    from graphql_api.intervals import Interval
+    from core.intervals import Interval
 
     return Interval(code)

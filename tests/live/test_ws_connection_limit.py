@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from graphql_api.settings import Settings
+from core.settings import Settings
 from tests.live.conftest import LiveEnv
 from tests.live.support import ApiProcess, GqlWs, open_fds, raw_upgrade, rss_mb
 

@@ -11,7 +11,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
-from graphql_api import db
+from core import db
 from graphql_api.app import create_app
 from graphql_api.auth import Scope, create_key, revoke_key
 from graphql_api.live.keywatch import REVOKED_CODE, REVOKED_REASON

@@ -19,10 +19,10 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from graphql_api import db
+from core import db
+from core.logging_setup import JsonFormatter, RequestIdFilter
+from core.settings import Settings
 from graphql_api.app import create_app
-from graphql_api.logging_setup import JsonFormatter, RequestIdFilter
-from graphql_api.settings import Settings
 from tests.conftest import migrated_settings
 from workers.symbols import SymbolInfo, upsert_symbols
 from workers.upsert import upsert_bars

@@ -10,13 +10,13 @@ from collections.abc import Callable, Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from graphql_api.logging_setup import (
+from core.logging_setup import (
     ConsoleFormatter,
     JsonFormatter,
     configure_logging,
     resolve_format,
 )
-from graphql_api.settings import load_settings
+from core.settings import load_settings
 from tests.ops.conftest import LAG_TICKER, LogLines
 from tests.ops.test_metrics import TWO_SERIES, count_statements, post
 

@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 from graphql import OperationDefinitionNode, parse
 from sqlalchemy import event
 
-from graphql_api import metrics
-from graphql_api.metrics import OperationLabels
+from core import metrics
+from core.metrics import OperationLabels
 from tests.ops.conftest import LAG_TICKER, OTHER_TICKER, OpsData, samples, value
 from workers.validation import map_columns, validate_chunk
 

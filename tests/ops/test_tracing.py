@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from graphql_api import reqstats, tracing
+from core import reqstats, tracing
 from tests.ops.conftest import LAG_TICKER
 from tests.ops.test_metrics import count_statements, post
 
@@ -142,8 +142,8 @@ def test_no_spans_and_no_wrapping_when_off(
 
 
 def test_tracing_needs_an_exporter_package() -> None:
-    from graphql_api.errors import ConfigError
-    from graphql_api.settings import load_settings
+    from core.errors import ConfigError
+    from core.settings import load_settings
 
     settings = load_settings(tracing_enabled=True, tracing_exporter="otlp")
     try:

@@ -23,10 +23,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 
-from graphql_api import db
+from core import db
+from core.settings import Settings
 from graphql_api.app import create_app
 from graphql_api.auth import Scope, create_key, revoke_key
-from graphql_api.settings import Settings
 from tests.conftest import migrated_settings
 from workers.demo import load_demo_data
 

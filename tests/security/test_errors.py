@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from graphql_api import db
+from core import db
 from graphql_api.auth import Scope
 from tests.conftest import migrated_settings
 from tests.security.helpers import (

@@ -19,7 +19,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from graphql_api import db
+from core import db
 from graphql_api.app import create_app
 from graphql_api.auth import Scope
 from graphql_api.embedded import EmbeddedPostgres

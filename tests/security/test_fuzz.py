@@ -24,11 +24,11 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.generation.modes import GenerationMode
 from schemathesis.graphql import nodes
 
+from core.errors import BadUserInput
+from core.intervals import Interval
 from graphql_api.auth import Scope
 from graphql_api.cost import MAX_REPORTED_COST, CostRules, query_cost
 from graphql_api.cursors import bar_cursor, parse_bar_cursor, parse_symbol_cursor, symbol_cursor
-from graphql_api.errors import BadUserInput
-from graphql_api.intervals import Interval
 from tests.security.helpers import (
     DAILY_TICKERS,
     DEMO_TICKERS,

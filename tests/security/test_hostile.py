@@ -361,7 +361,7 @@ def frozen_capable_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterato
     """A PostgreSQL of our own (the test freezes it with SIGSTOP), with the demo data."""
     import asyncio
 
-    from graphql_api import db
+    from core import db
 
     data_dir = tmp_path_factory.mktemp("frozen") / "pg"
     embedded = EmbeddedPostgres(data_dir, delete_on_stop=True)

@@ -21,7 +21,7 @@ from typing import ClassVar, Self, TypeVar
 
 import pandas as pd
 
-#: The project's interval codes (graphql_api.intervals.Interval values), finest first.
+#: The project's interval codes (core.intervals.Interval values), finest first.
 TIMEFRAMES: tuple[str, ...] = ("M1", "M5", "M15", "M30", "H1", "H4", "D1", "W1", "MN1")
 
 #: Columns of every bar page, in order.

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from graphql_api.indicators._common import FloatArray, apply, as_series, check_int, nans
-from graphql_api.indicators._kernels import mean_of, smooth, window_sum, window_weighted_sum
+from indicators._common import FloatArray, apply, as_series, check_int, nans
+from indicators._kernels import mean_of, smooth, window_sum, window_weighted_sum
 
 
 def _sma_core(x: FloatArray, n: int) -> tuple[FloatArray]:

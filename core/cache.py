@@ -18,9 +18,10 @@ from dataclasses import dataclass
 
 from cashews import Cache
 
-from graphql_api import reqstats
+from core import reqstats
 
-log = logging.getLogger(__name__)
+# The logger keeps the name it had inside graphql_api, which log filters and dashboards use.
+log = logging.getLogger("graphql_api.cache")
 
 #: How long the backend is skipped after a failure before it is tried again.
 RETRY_SECONDS = 5.0

@@ -10,7 +10,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 
-from graphql_api.errors import ConfigError
+from core.errors import ConfigError
 
 
 class Settings(BaseSettings):
@@ -140,7 +140,7 @@ class Settings(BaseSettings):
         default=5_000_000, ge=0, description="Cost units per key (or IP) per minute; 0 = off."
     )
 
-    # Operability: metrics, logs, traces (graphql_api.metrics, .logging_setup, .tracing)
+    # Operability: metrics, logs, traces (core.metrics, .logging_setup, .tracing)
     metrics_enabled: bool = Field(default=True, description="Prometheus metrics at /metrics.")
     metrics_operation_names: str = Field(
         default="",

@@ -14,8 +14,8 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from graphql_api.indicators._common import FloatArray, apply, as_series, nans
-from graphql_api.indicators._kernels import cumsum_blocked, segmented_cumsum
+from indicators._common import FloatArray, apply, as_series, nans
+from indicators._kernels import cumsum_blocked, segmented_cumsum
 
 TimeUnit = Literal["s", "ms", "us", "ns"]
 

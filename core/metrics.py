@@ -10,7 +10,7 @@ Labels stay bounded: operation names come from an allow-list or the first N dist
 
 Other modules call, for example::
 
-    from graphql_api import metrics
+    from core import metrics
     metrics.subscriptions.inc()          # a subscription started (dec() when it ends)
     metrics.ingest_written(changes)      # bar changes recorded by a writer
 """
@@ -38,16 +38,17 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from graphql_api.settings import Settings
+from core.settings import Settings
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
     from graphql import OperationDefinitionNode
     from sqlalchemy.ext.asyncio import AsyncEngine
 
-    from graphql_api.cache import FieldCache
+    from core.cache import FieldCache
 
-log = logging.getLogger(__name__)
+# The logger keeps the name it had inside graphql_api, which log filters and dashboards use.
+log = logging.getLogger("graphql_api.metrics")
 
 PREFIX = "market_graphql"
 #: The most tickers METRICS_LAG_TICKERS may name (each is a label value on every scrape).

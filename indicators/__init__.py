@@ -4,19 +4,19 @@ Inputs are float64 arrays (open/high/low/close/volume; for VWAP also bar start t
 every output is a float64 array of the input's length, NaN where the value is not defined
 (the GraphQL layer maps NaN to null). No database and no GraphQL here.
 
-    from graphql_api.indicators import get_indicator
+    from indicators import get_indicator
     spec = get_indicator("MACD")
     params = spec.validate({"fastperiod": 12})        # ValueError names a bad parameter
     read_from = start_index - spec.warmup_bars(params)  # None: read the whole history
     out = spec.compute({"close": close}, params)      # {"macd": ..., "macdsignal": ..., ...}
 
-NaN handling is described in `graphql_api.indicators._common`; warm-up in `registry`.
+NaN handling is described in `indicators._common`; warm-up in `registry`.
 """
 
-from graphql_api.indicators._common import MAX_PERIOD
-from graphql_api.indicators.momentum import macd, roc, rsi, stoch
-from graphql_api.indicators.moving import ema, sma, wma
-from graphql_api.indicators.registry import (
+from indicators._common import MAX_PERIOD
+from indicators.momentum import macd, roc, rsi, stoch
+from indicators.moving import ema, sma, wma
+from indicators.registry import (
     DECAY,
     INDICATORS,
     Indicator,
@@ -24,8 +24,8 @@ from graphql_api.indicators.registry import (
     describe,
     get_indicator,
 )
-from graphql_api.indicators.volatility import atr, bbands
-from graphql_api.indicators.volume import obv, utc_days, vwap
+from indicators.volatility import atr, bbands
+from indicators.volume import obv, utc_days, vwap
 
 __all__ = [
     "DECAY",

@@ -1,4 +1,9 @@
-"""Ingest jobs as the API shows them (listing) and requests them (enqueueing)."""
+"""Ingest jobs as the API shows them (listing) and requests them (enqueueing).
+
+The queue-facing side of the job queue: task names, the connection to procrastinate's
+tables, listing and deferring by task name. The tasks themselves are registered by the
+workers (workers/queue.py, workers/tasks.py); deferring by name needs none of their code.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +14,22 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+from procrastinate import App, PsycopgConnector
 from procrastinate.types import JSONValue
+from psycopg.conninfo import make_conninfo
+from sqlalchemy.engine import make_url
 
-from graphql_api.settings import Settings
-from workers.providers import PROVIDERS
-from workers.validation import MAX_TICKER_LENGTH, ticker_problem
-from workers.writer import parse_timeframe
+from core.errors import ConfigError
+from core.intervals import parse_timeframe
+from core.settings import Settings
+from core.tickers import MAX_TICKER_LENGTH, ticker_problem
+
+#: Task names are "<namespace>:<function>"; jobs listed by the API are those of INGEST.
+INGEST = "ingest"
+MAINTENANCE = "maintenance"
+#: Names of the market-data providers, in the order messages list them; the workers'
+#: registry (workers/providers/registry.py) maps exactly these names to provider classes.
+PROVIDER_NAMES = ("alpaca", "polygon", "binance")
 
 #: procrastinate's job states.
 STATUSES = ("todo", "doing", "succeeded", "failed", "cancelled", "aborting", "aborted")
@@ -127,13 +142,11 @@ async def enqueue_ingest(
     them as the schema does. Without `from_` the job is incremental (from the newest stored
     bar of each ticker).
     """
-    from workers.queue import INGEST, create_app
-
     name = provider.strip().lower()
-    if name not in PROVIDERS:
+    if name not in PROVIDER_NAMES:
         raise ValueError(
             f"unknown provider {_shown(provider)!r}: `provider` must be one of "
-            f"{', '.join(PROVIDERS)}"
+            f"{', '.join(PROVIDER_NAMES)}"
         )
     distinct = sorted({t.strip().upper() for t in tickers if t.strip()})
     if not distinct:
@@ -154,7 +167,36 @@ async def enqueue_ingest(
         "start": start_iso,
         "end": end_iso,
     }
-    app = create_app(settings)
+    app = App(connector=connector(settings))
     async with app.open_async():
         job_id: int = await app.configure_task(f"{INGEST}:ingest_provider").defer_async(**args)
     return job_id
+
+
+def psycopg_conninfo(settings: Settings) -> str:
+    """The database URL as a libpq conninfo string (psycopg), query options kept."""
+    if settings.database_url is None:
+        raise ConfigError("DATABASE_URL is not set: the job queue needs a database")
+    url = make_url(settings.database_url)
+    params: dict[str, Any] = {
+        "host": url.host,
+        "port": url.port,
+        "user": url.username,
+        "password": url.password,
+        "dbname": url.database,
+    }
+    for key, value in url.query.items():
+        # A repeated option (host=a&host=b for fail-over) is a comma list in libpq.
+        params[key] = ",".join(value) if isinstance(value, tuple) else value
+    return make_conninfo("", **{k: v for k, v in params.items() if v is not None})
+
+
+def connector(settings: Settings) -> PsycopgConnector:
+    """The connector of the job queue's App, in workers and in the API alike."""
+    return PsycopgConnector(
+        conninfo=psycopg_conninfo(settings),
+        min_size=1,
+        # Per job a connection to finish it, plus the fetcher, the listener and the heartbeat.
+        max_size=settings.worker_concurrency + 4,
+        kwargs={"application_name": "market-graphql-worker"},
+    )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from graphql_api.indicators._common import FloatArray, apply, as_series, check_int, nans
-from graphql_api.indicators._kernels import (
+from indicators._common import FloatArray, apply, as_series, check_int, nans
+from indicators._kernels import (
     CHUNK,
     Smoother,
     mean_of,

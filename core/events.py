@@ -22,7 +22,7 @@ from typing import Any
 
 import asyncpg
 
-from graphql_api import metrics
+from core import metrics
 
 #: The NOTIFY channel carrying bar change events.
 CHANNEL = "bar_changes"

@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.signal import lfilter
 
-from graphql_api.indicators._common import FloatArray
+from indicators._common import FloatArray
 
 #: Outputs per chunk: large enough to amortise the per-call overhead, small enough for L2/L3.
 CHUNK = 65536

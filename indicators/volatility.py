@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from graphql_api.indicators._common import (
+from indicators._common import (
     FloatArray,
     apply,
     as_series,
@@ -13,7 +13,7 @@ from graphql_api.indicators._common import (
     check_int,
     nans,
 )
-from graphql_api.indicators._kernels import CHUNK, Smoother, mean_of, window_mean_var
+from indicators._kernels import CHUNK, Smoother, mean_of, window_mean_var
 
 #: Bounds for the band widths, in standard deviations (TA-Lib takes any real number).
 MAX_NBDEV = 10.0

@@ -21,7 +21,7 @@ from sqlalchemy import (
     text,
 )
 
-from graphql_api.intervals import Interval
+from core.intervals import Interval
 
 metadata = MetaData()
 

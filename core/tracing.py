@@ -19,9 +19,9 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from graphql_api import reqstats
-from graphql_api.errors import ConfigError
-from graphql_api.settings import Settings
+from core import reqstats
+from core.errors import ConfigError
+from core.settings import Settings
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider

@@ -24,11 +24,11 @@ from typing import Any
 
 from numpy.typing import ArrayLike
 
-from graphql_api.indicators._common import MAX_PERIOD, FloatArray, check_float, check_int
-from graphql_api.indicators.momentum import macd, roc, rsi, stoch
-from graphql_api.indicators.moving import ema, sma, wma
-from graphql_api.indicators.volatility import MAX_NBDEV, atr, bbands
-from graphql_api.indicators.volume import ANCHORS, obv, vwap
+from indicators._common import MAX_PERIOD, FloatArray, check_float, check_int
+from indicators.momentum import macd, roc, rsi, stoch
+from indicators.moving import ema, sma, wma
+from indicators.volatility import MAX_NBDEV, atr, bbands
+from indicators.volume import ANCHORS, obv, vwap
 
 #: The seed's remaining influence that the warm-up of recursive indicators aims for.
 DECAY = 1e-15

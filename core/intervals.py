@@ -79,3 +79,29 @@ _SECONDS = {
 
 #: Base timeframes bars may be stored at, finest first.
 STORED_TIMEFRAMES: tuple[Interval, ...] = tuple(Interval)
+
+
+#: Bounds of an open time range (no `from` or no `to`).
+MIN_TS = datetime(1800, 1, 1, tzinfo=UTC)
+MAX_TS = datetime(2500, 1, 1, tzinfo=UTC)
+
+
+def align_up(interval: Interval, ts: datetime) -> datetime:
+    """`ts` if it starts a bucket, else the start of the next bucket."""
+    start = interval.bucket_start(ts)
+    return start if start == ts else interval.bucket_end(start)
+
+
+def after_bucket(interval: Interval, stored: bool, ts: datetime) -> datetime:
+    """The inclusive lower bound of what lies strictly after the bar starting at `ts`."""
+    return ts + timedelta(microseconds=1) if stored else interval.bucket_end(ts)
+
+
+def parse_timeframe(value: str) -> str:
+    """The interval code for `value` (case-insensitive), or ValueError listing the known ones."""
+    code = value.strip().upper()
+    if code not in {i.value for i in Interval}:
+        raise ValueError(
+            f"unknown timeframe {value!r}; known: {', '.join(i.value for i in Interval)}"
+        )
+    return code

@@ -17,11 +17,10 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import orjson
 
-from graphql_api import reqstats
-from graphql_api.settings import Settings, load_settings
+from core import reqstats
+from core.settings import Settings
 
 if TYPE_CHECKING:
-    from fastapi import FastAPI
     from sqlalchemy.ext.asyncio import AsyncEngine
 
 REQUEST_LOG = logging.getLogger("market_graphql.request")
@@ -204,12 +203,3 @@ async def _log_plans(engine: AsyncEngine, stats: reqstats.RequestStats, timeout_
                 "plan": plan,
             },
         )
-
-
-def create_logged_app() -> FastAPI:
-    """The app factory `market-graphql serve` gives uvicorn: logging first, in each process."""
-    from graphql_api.app import create_app
-
-    settings = load_settings()
-    configure_logging(settings)
-    return create_app(settings)
