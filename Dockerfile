@@ -10,6 +10,8 @@ RUN python -m venv /opt/venv
 WORKDIR /src
 # Every dependency ships manylinux wheels: no compiler needed.
 COPY pyproject.toml README.md LICENSE ./
+COPY core ./core
+COPY indicators ./indicators
 COPY graphql_api ./graphql_api
 COPY loaders ./loaders
 COPY workers ./workers

@@ -1,10 +1,11 @@
 """The field cache: cashews over Redis (when configured) or memory, holding serialized bytes.
 
-Values are bytes we encode ourselves (orjson): never pickle from Redis (GUIDE.md: a planted
-pickle executes code on read) and never live objects (the memory backend hands back the
-stored object itself). Keys carry a data version, so a commit makes the next read miss
-instead of relying on deletes. With Redis down or slow, every call degrades to a miss or a
-no-op within `timeout`, and the failure is counted and logged (at most once a minute).
+Values are bytes we encode ourselves (orjson): never pickle from Redis (cashews pickles by
+default, and a planted pickle executes code on read) and never live objects (the memory
+backend hands back the stored object itself). Keys carry a data version, so a commit makes
+the next read miss instead of relying on deletes. With Redis down or slow, every call
+degrades to a miss or a no-op within `timeout`, and the failure is counted and logged (at
+most once a minute).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ The cost approximates the number of objects a query can return: every field cost
 parent object, and list fields multiply what is below them by the page size they ask for
 (`first`/`last`, `maxPoints`, the number of `ids`) or by the default page size. A generated
 client sends `first` as a variable, so arguments are read through the operation's variables
-(GUIDE.md: a third-party analyser crashed exactly there).
+(the third-party analyser `graphql-complexity` crashed exactly there).
 """
 
 from __future__ import annotations
