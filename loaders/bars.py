@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from aiodataloader import DataLoader
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.bar import BAR_FIELDS, BarField, columns_sql, resample_sql
 from core.cache import FieldCache
 from core.intervals import MAX_TS, MIN_TS, Interval
 from loaders.codec import decode_page, decode_series, encode_page, encode_series
@@ -35,16 +36,16 @@ def bucket_sql(interval: Interval, column: str = "ts") -> str:
     return f"date_bin(INTERVAL '{interval.seconds} seconds', {column}, {_ORIGIN})"
 
 
-def bucket_rows_sql(base: Interval, interval: Interval, where: str) -> str:
-    """SELECT of (bucket, open, high, low, close, volume) over base bars matching `where`:
-    the stored rows themselves, or buckets resampled from them (open first, close last)."""
+def bucket_rows_sql(
+    base: Interval, interval: Interval, where: str, fields: tuple[BarField, ...] = BAR_FIELDS
+) -> str:
+    """SELECT of (bucket, <value columns>) over base bars matching `where`: the stored rows
+    themselves, or buckets resampled from them (core.bar's aggregate per column)."""
     if base == interval:
-        return f"SELECT ts AS bucket, open, high, low, close, volume FROM bars WHERE {where}"
+        return f"SELECT ts AS bucket, {columns_sql('', fields)} FROM bars WHERE {where}"
     return f"""
         SELECT {bucket_sql(interval)} AS bucket,
-               (array_agg(open ORDER BY ts))[1] AS open, max(high) AS high,
-               min(low) AS low, (array_agg(close ORDER BY ts DESC))[1] AS close,
-               sum(volume) AS volume
+               {resample_sql("", fields)}
         FROM bars WHERE {where}
         GROUP BY 1
     """
@@ -77,37 +78,46 @@ class BarKey:
     version: int  # data version of the base series: part of the cache key
 
 
-_STORED = """
-SELECT k.idx, b.ts, b.open, b.high, b.low, b.close, b.volume
+def stored_page_sql(fields: tuple[BarField, ...] = BAR_FIELDS) -> str:
+    """Pages of stored bars; `{bounds}` and `{order}` are left for the caller to fill."""
+    return f"""
+SELECT k.idx, b.ts, {columns_sql("b.", fields)}
 FROM unnest($1::int[], $2::timestamptz[], $3::timestamptz[], $5::int[])
      WITH ORDINALITY AS k(sid, lo, hi, lim, idx)
 CROSS JOIN LATERAL (
-    SELECT ts, open, high, low, close, volume FROM bars
-    WHERE symbol_id = k.sid AND timeframe = $4{bounds}
-    ORDER BY ts {order} LIMIT k.lim
+    SELECT ts, {columns_sql("", fields)} FROM bars
+    WHERE symbol_id = k.sid AND timeframe = $4{{bounds}}
+    ORDER BY ts {{order}} LIMIT k.lim
 ) b
 """
+
 
 # Reads at most (limit + 2) buckets' worth of base rows, newest (or oldest) first, so the
 # scan stops early; the bucket at the far end of what was read may be cut short, and is
 # dropped when the read hit its row limit.
-_RESAMPLED = """
-SELECT k.idx, g.bucket, g.open, g.high, g.low, g.close, g.volume, g.fetched
+def resampled_page_sql(fields: tuple[BarField, ...] = BAR_FIELDS) -> str:
+    """Pages of resampled bars; `{bucket}`, `{bounds}` and `{order}` are left to fill."""
+    return f"""
+SELECT k.idx, g.bucket, {columns_sql("g.", fields)}, g.fetched
 FROM unnest($1::int[], $2::timestamptz[], $3::timestamptz[], $5::int[])
      WITH ORDINALITY AS k(sid, lo, hi, lim, idx)
 CROSS JOIN LATERAL (
-    SELECT r.bucket, (array_agg(r.open ORDER BY r.ts))[1] AS open, max(r.high) AS high,
-           min(r.low) AS low, (array_agg(r.close ORDER BY r.ts DESC))[1] AS close,
-           sum(r.volume) AS volume, sum(count(*)) OVER () AS fetched
+    SELECT r.bucket, {resample_sql("r.", fields)}, sum(count(*)) OVER () AS fetched
     FROM (
-        SELECT {bucket} AS bucket, ts, open, high, low, close, volume FROM bars
-        WHERE symbol_id = k.sid AND timeframe = $4{bounds}
-        ORDER BY ts {order} LIMIT k.lim
+        SELECT {{bucket}} AS bucket, ts, {columns_sql("", fields)} FROM bars
+        WHERE symbol_id = k.sid AND timeframe = $4{{bounds}}
+        ORDER BY ts {{order}} LIMIT k.lim
     ) r
     GROUP BY r.bucket
 ) g
-ORDER BY k.idx, g.bucket {order}
+ORDER BY k.idx, g.bucket {{order}}
 """
+
+
+_STORED = stored_page_sql()
+_RESAMPLED = resampled_page_sql()
+_N = len(BAR_FIELDS)
+_FETCHED = 2 + _N  # index of `fetched` in a resampled page row
 
 
 def _bounds(keys: Sequence[BarKey]) -> str:
@@ -224,7 +234,7 @@ class BarPageLoader(DataLoader[BarKey, BarPage]):
                 per[r[0] - 1].append(r)
             return [
                 BarPage(
-                    [BarRow(r[1], r[2], r[3], r[4], r[5], r[6], True) for r in rs[: k.limit]],
+                    [BarRow(r[1], *r[2:_FETCHED], True) for r in rs[: k.limit]],
                     len(rs) > k.limit,
                 )
                 for k, rs in zip(keys, per, strict=True)
@@ -237,16 +247,12 @@ class BarPageLoader(DataLoader[BarKey, BarPage]):
             per[r[0] - 1].append(r)
         pages = []
         for key, row_limit, rs in zip(keys, row_limits, per, strict=True):
-            if rs and rs[0][7] >= row_limit:
+            if rs and rs[0][_FETCHED] >= row_limit:
                 rs = rs[:-1]  # the far bucket may be missing base bars beyond the limit
             bars = [
                 BarRow(
                     r[1],
-                    r[2],
-                    r[3],
-                    r[4],
-                    r[5],
-                    r[6],
+                    *r[2:_FETCHED],
                     closed=w.interval.bucket_end(r[1]) <= key.newest_base_end,
                 )
                 for r in rs[: key.limit]
@@ -363,16 +369,7 @@ class SeriesLoader(DataLoader[SeriesKey, SeriesColumns]):
                 interval,
                 "symbol_id = k.sid AND timeframe = $4 AND ts >= k.lo AND ts < k.hi",
             )
-            sql = f"""
-            SELECT k.idx, c.t, c.o, c.h, c.l, c.c, c.v
-            FROM unnest($1::int[], $2::timestamptz[], $3::timestamptz[])
-                 WITH ORDINALITY AS k(sid, lo, hi, idx)
-            CROSS JOIN LATERAL (
-                SELECT array_agg(bucket) AS t, array_agg(open) AS o, array_agg(high) AS h,
-                       array_agg(low) AS l, array_agg(close) AS c, array_agg(volume) AS v
-                FROM ({inner} ORDER BY bucket) q
-            ) c
-            """
+            sql = series_sql(inner)
             # One sort (or an index-ordered scan) feeding plain aggregates, which keep their
             # input order: `array_agg(x ORDER BY bucket)` sorted each of the six columns again
             # (244 ms against 90 ms for 100,000 bars).
@@ -393,9 +390,23 @@ class SeriesLoader(DataLoader[SeriesKey, SeriesColumns]):
                     closed = [interval.bucket_end(t) <= key.newest_base_end for t in ts[-2:]]
                     closed = [True] * (len(ts) - len(closed)) + closed
                 out[idxs[r[0] - 1]] = SeriesColumns(
-                    interval, ts, r[2] or [], r[3] or [], r[4] or [], r[5] or [], r[6] or [], closed
+                    interval, ts, *(v or [] for v in r[2:_FETCHED]), closed
                 )
         return out  # type: ignore[return-value]
+
+
+def series_sql(inner: str, fields: tuple[BarField, ...] = BAR_FIELDS) -> str:
+    """Chart series of the rows `inner` selects (bucket and value columns), one array each."""
+    arrays = ", ".join(f"array_agg({f.name}) AS {f.name}" for f in fields)
+    return f"""
+            SELECT k.idx, c.t, {columns_sql("c.", fields)}
+            FROM unnest($1::int[], $2::timestamptz[], $3::timestamptz[])
+                 WITH ORDINALITY AS k(sid, lo, hi, idx)
+            CROSS JOIN LATERAL (
+                SELECT array_agg(bucket) AS t, {arrays}
+                FROM ({inner} ORDER BY bucket) q
+            ) c
+            """
 
 
 #: Cache lifetimes: keys carry the data version, so these only bound memory, except that

@@ -1,7 +1,7 @@
 """The SQL of live updates: buckets an ingest batch touched, and the `since` replay.
 
-Both read bars with the read API's resampling (`loaders.bars.bucket_sql`, first open, last
-close, max high, min low, summed volume) and, in the same statement and so the same
+Both read bars with the read API's resampling (`loaders.bars.bucket_sql` and core.bar's
+aggregate per column) and, in the same statement and so the same
 snapshot, the series' data version and newest stored bar. The version is the newest
 `bar_changes` id of the series: the id a change event carries, so an event can be compared
 with a read (see core.events: per series these ids grow in commit order).
@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.bar import BAR_FIELDS, BarField, columns_sql, resample_sql
 from core.events import BarChange
 from core.intervals import Interval
 from loaders.bars import bucket_sql, rows_per_bucket
@@ -25,51 +26,67 @@ from loaders.sql import fetch
 #: Most base rows a replay may aggregate (a D1 replay from M1 bars reads 1,440 per bar).
 MAX_REPLAY_ROWS = 500_000
 
-# The version as "newest id first, stop at the first of this timeframe": a walk down the
-# (symbol_id, id) index from its end, not an aggregate over every change of the symbol.
-_META = """
+
+def live_sql(fields: tuple[BarField, ...] = BAR_FIELDS) -> dict[str, str]:
+    """The statements of live reads by name; `{bucket}` (resampled ones) is left to fill.
+
+    "meta" wraps one of the others as `{inner}`.
+    """
+    cols = columns_sql("", fields)
+    # The version as "newest id first, stop at the first of this timeframe": a walk down the
+    # (symbol_id, id) index from its end, not an aggregate over every change of the symbol.
+    meta = f"""
 SELECT (SELECT id FROM bar_changes WHERE symbol_id = $1 AND timeframe = $2
         ORDER BY id DESC LIMIT 1) AS version,
        (SELECT last_ts FROM bar_series WHERE symbol_id = $1 AND timeframe = $2) AS last_ts,
        (SELECT array_agg(timeframe) FROM bar_series WHERE symbol_id = $1) AS stored,
-       b.bucket, b.open, b.high, b.low, b.close, b.volume, b.fetched
+       b.bucket, {columns_sql("b.", fields)}, b.fetched
 FROM (SELECT 1) AS one
-LEFT JOIN LATERAL ({inner}) AS b ON true
+LEFT JOIN LATERAL ({{inner}}) AS b ON true
 ORDER BY b.bucket
 """
 
-_AGGREGATE = """
-    SELECT r.bucket, (array_agg(r.open ORDER BY r.ts))[1] AS open, max(r.high) AS high,
-           min(r.low) AS low, (array_agg(r.close ORDER BY r.ts DESC))[1] AS close,
-           sum(r.volume) AS volume, sum(count(*)) OVER () AS fetched
+    def aggregate(rows: str) -> str:
+        return f"""
+    SELECT r.bucket, {resample_sql("r.", fields)}, sum(count(*)) OVER () AS fetched
     FROM ({rows}) AS r
     GROUP BY r.bucket
 """
 
-# Touched buckets, newest first so the limit keeps the newest.
-_TOUCHED_STORED = """
-    SELECT ts AS bucket, open, high, low, close, volume, 0::bigint AS fetched FROM bars
+    return {
+        "meta": meta,
+        # Touched buckets, newest first so the limit keeps the newest.
+        "touched_stored": f"""
+    SELECT ts AS bucket, {cols}, 0::bigint AS fetched FROM bars
     WHERE symbol_id = $1 AND timeframe = $2 AND ts >= $3 AND ts < $4
     ORDER BY ts DESC LIMIT $5
-"""
-_TOUCHED_RESAMPLED = (
-    "SELECT * FROM ("
-    + _AGGREGATE.format(
-        rows="SELECT {bucket} AS bucket, ts, open, high, low, close, volume FROM bars "
-        "WHERE symbol_id = $1 AND timeframe = $2 AND ts >= $3 AND ts < $4"
-    )
-    + ") AS g ORDER BY g.bucket DESC LIMIT $5"
-)
-
-# The replay walks forward from `since` and stops after a row limit, like the bars loader.
-_REPLAY_STORED = """
-    SELECT ts AS bucket, open, high, low, close, volume, 0::bigint AS fetched FROM bars
+""",
+        "touched_resampled": "SELECT * FROM ("
+        + aggregate(
+            f"SELECT {{bucket}} AS bucket, ts, {cols} FROM bars "
+            "WHERE symbol_id = $1 AND timeframe = $2 AND ts >= $3 AND ts < $4"
+        )
+        + ") AS g ORDER BY g.bucket DESC LIMIT $5",
+        # The replay walks forward from `since` and stops after a row limit, like the bars
+        # loader.
+        "replay_stored": f"""
+    SELECT ts AS bucket, {cols}, 0::bigint AS fetched FROM bars
     WHERE symbol_id = $1 AND timeframe = $2 AND ts >= $3 ORDER BY ts LIMIT $4
-"""
-_REPLAY_RESAMPLED = _AGGREGATE.format(
-    rows="SELECT {bucket} AS bucket, ts, open, high, low, close, volume FROM bars "
-    "WHERE symbol_id = $1 AND timeframe = $2 AND ts >= $3 ORDER BY ts LIMIT $4"
-)
+""",
+        "replay_resampled": aggregate(
+            f"SELECT {{bucket}} AS bucket, ts, {cols} FROM bars "
+            "WHERE symbol_id = $1 AND timeframe = $2 AND ts >= $3 ORDER BY ts LIMIT $4"
+        ),
+    }
+
+
+_SQL = live_sql()
+_META = _SQL["meta"]
+_TOUCHED_STORED = _SQL["touched_stored"]
+_TOUCHED_RESAMPLED = _SQL["touched_resampled"]
+_REPLAY_STORED = _SQL["replay_stored"]
+_REPLAY_RESAMPLED = _SQL["replay_resampled"]
+_FETCHED = 4 + len(BAR_FIELDS)  # index of `fetched` in a meta row
 
 
 class ReplayTooLong(Exception):
@@ -108,11 +125,7 @@ def _series(rows: Sequence[Any], base: Interval, interval: Interval) -> SeriesRe
     bars = [
         BarRow(
             r[3],
-            r[4],
-            r[5],
-            r[6],
-            r[7],
-            r[8],
+            *r[4:_FETCHED],
             # The read API's rule: a bucket is closed once the stored bars reach its end.
             closed=base == interval
             or (newest_end is not None and interval.bucket_end(r[3]) <= newest_end),
@@ -159,7 +172,7 @@ async def read_replay(
         row_limit = min((limit + 1) * rows_per_bucket(base, interval), MAX_REPLAY_ROWS)
     rows = await fetch(engine, _META.format(inner=inner), symbol_id, base.value, lo, row_limit)
     read = _series(rows, base, interval)
-    fetched = int(rows[0][9] or 0) if base != interval else len(read.rows)
+    fetched = int(rows[0][_FETCHED] or 0) if base != interval else len(read.rows)
     if len(read.rows) > limit or (base != interval and fetched >= row_limit):
         raise ReplayTooLong(f"more than {limit} {interval.value} bars after `since`")
     return read

@@ -1,0 +1,100 @@
+"""The bar's value columns, described once: SQL, COPY, ingest and export lists derive from here.
+
+A bar is keyed by (symbol_id, timeframe, ts); everything after the key is a value column
+listed in `BAR_FIELDS`, in storage order. The read path's SQL (loaders.bars,
+graphql_api.live.reads), the binary COPY layout (workers.pgcopy), the upsert
+(workers.upsert), file validation (workers.validation), provider pages
+(workers.providers.base) and CSV export (workers.export) build their column lists from
+this tuple, so the SQL text they issue is the same as when it was written out by hand.
+
+Adding a field: append a `BarField`, add a migration for the column (and its CHECK, if
+any, in core.tables), and give the GraphQL types and BarRow/SeriesColumns the attribute
+(tests/core/test_bar.py says which ones still list fields by hand).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Aggregate = Literal["first", "max", "min", "last", "sum"]
+#: What a value must satisfy at ingest on its own; rules across columns stay in
+#: workers.validation because they are not properties of one column.
+Rule = Literal["positive", "non_negative"]
+
+#: The bar's key columns, in storage order.
+KEY_COLUMNS: tuple[str, ...] = ("symbol_id", "timeframe", "ts")
+
+
+@dataclass(frozen=True, slots=True)
+class BarField:
+    """One value column of `bars`."""
+
+    name: str  # column name in the table, frames, COPY and CSV files
+    sql_type: str  # PostgreSQL type; workers.pgcopy maps it to a binary COPY field
+    graphql: str  # field name on the GraphQL Bar types
+    aggregate: Aggregate  # how buckets resampled from finer bars combine it
+    description: str
+    rule: Rule | None = None  # ingest check on the value alone
+    aliases: tuple[str, ...] = ()  # other source-file header names accepted for it
+
+
+BAR_FIELDS: tuple[BarField, ...] = (
+    BarField(
+        "open", "double precision", "open", "first", "Price at the start of the bar.",
+        "positive", ("o",),
+    ),
+    BarField(
+        "high", "double precision", "high", "max", "Highest price during the bar.",
+        "positive", ("h",),
+    ),
+    BarField(
+        "low", "double precision", "low", "min", "Lowest price during the bar.",
+        "positive", ("l",),
+    ),
+    BarField(
+        "close", "double precision", "close", "last", "Price at the end of the bar.",
+        "positive", ("c",),
+    ),
+    BarField(
+        "volume", "double precision", "volume", "sum", "Traded volume during the bar.",
+        "non_negative", ("vol", "v"),
+    ),
+)  # fmt: skip
+
+
+def value_columns(fields: tuple[BarField, ...] = BAR_FIELDS) -> tuple[str, ...]:
+    """The value column names, in storage order."""
+    return tuple(f.name for f in fields)
+
+
+def columns_sql(prefix: str = "", fields: tuple[BarField, ...] = BAR_FIELDS) -> str:
+    """`open, high, …` (each name qualified by `prefix`, e.g. "b." or "EXCLUDED.")."""
+    return ", ".join(f"{prefix}{f.name}" for f in fields)
+
+
+def aggregate_sql(field: BarField, prefix: str = "", order: str = "ts", alias: bool = True) -> str:
+    """The resampling aggregate of one column over rows in time column `order`.
+
+    first/last as the first element of an ordered array_agg: PostgreSQL has no first()
+    aggregate, and this is the form whose plans docs/performance.md measured.
+    """
+    col = f"{prefix}{field.name}"
+    agg = field.aggregate
+    if agg == "first":
+        expr = f"(array_agg({col} ORDER BY {prefix}{order}))[1]"
+    elif agg == "last":
+        expr = f"(array_agg({col} ORDER BY {prefix}{order} DESC))[1]"
+    else:
+        expr = f"{agg}({col})"
+    return f"{expr} AS {field.name}" if alias else expr
+
+
+def resample_sql(prefix: str = "", fields: tuple[BarField, ...] = BAR_FIELDS) -> str:
+    """The select list that combines base rows into one bucket, one aggregate per column."""
+    return ", ".join(aggregate_sql(f, prefix) for f in fields)
+
+
+def upsert_set_sql(fields: tuple[BarField, ...] = BAR_FIELDS) -> str:
+    """`open = EXCLUDED.open, …` for ON CONFLICT DO UPDATE."""
+    return ", ".join(f"{f.name} = EXCLUDED.{f.name}" for f in fields)
