@@ -234,7 +234,7 @@ class BarPageLoader(DataLoader[BarKey, BarPage]):
                 per[r[0] - 1].append(r)
             return [
                 BarPage(
-                    [BarRow(r[1], *r[2:_FETCHED], True) for r in rs[: k.limit]],
+                    [BarRow._make((r[1], *r[2:_FETCHED], True)) for r in rs[: k.limit]],
                     len(rs) > k.limit,
                 )
                 for k, rs in zip(keys, per, strict=True)
@@ -250,11 +250,7 @@ class BarPageLoader(DataLoader[BarKey, BarPage]):
             if rs and rs[0][_FETCHED] >= row_limit:
                 rs = rs[:-1]  # the far bucket may be missing base bars beyond the limit
             bars = [
-                BarRow(
-                    r[1],
-                    *r[2:_FETCHED],
-                    closed=w.interval.bucket_end(r[1]) <= key.newest_base_end,
-                )
+                BarRow._make((*r[1:_FETCHED], w.interval.bucket_end(r[1]) <= key.newest_base_end))
                 for r in rs[: key.limit]
             ]
             pages.append(BarPage(bars, len(rs) > key.limit))
@@ -389,7 +385,9 @@ class SeriesLoader(DataLoader[SeriesKey, SeriesColumns]):
                 else:
                     closed = [interval.bucket_end(t) <= key.newest_base_end for t in ts[-2:]]
                     closed = [True] * (len(ts) - len(closed)) + closed
-                out[idxs[r[0] - 1]] = SeriesColumns(
+                # The value columns in core.bar's order, which SeriesColumns' fields follow
+                # (tests/core/test_bar.py checks the two agree).
+                out[idxs[r[0] - 1]] = SeriesColumns(  # type: ignore[call-arg]
                     interval, ts, *(v or [] for v in r[2:_FETCHED]), closed
                 )
         return out  # type: ignore[return-value]

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
+from core.bar import BAR_FIELDS
 from core.intervals import Interval
 from loaders.rows import BarPage, BarRow, SeriesColumns
 
@@ -25,7 +26,7 @@ def encode_page(page: BarPage) -> bytes:
     return orjson.dumps(
         [
             page.has_more,
-            [[_us(r.ts), r.open, r.high, r.low, r.close, r.volume, r.closed] for r in page.rows],
+            [[_us(r[0]), *r[1:]] for r in page.rows],
         ]
     )
 
@@ -42,11 +43,7 @@ def encode_series(cols: SeriesColumns) -> bytes:
         [
             cols.interval.value,
             [_us(t) for t in cols.ts],
-            cols.open,
-            cols.high,
-            cols.low,
-            cols.close,
-            cols.volume,
+            *(getattr(cols, f.name) for f in BAR_FIELDS),
             cols.closed,
         ]
     )
@@ -54,5 +51,8 @@ def encode_series(cols: SeriesColumns) -> bytes:
 
 def decode_series(data: bytes) -> SeriesColumns:
     """The series `encode_series` encoded."""
-    interval, ts, o, h, lo, c, v, closed = orjson.loads(data)
-    return SeriesColumns(Interval(interval), [_ts(t) for t in ts], o, h, lo, c, v, closed)
+    interval, ts, *values, closed = orjson.loads(data)
+    # SeriesColumns' value fields follow core.bar's order (tests/core/test_bar.py checks).
+    return SeriesColumns(  # type: ignore[call-arg]
+        Interval(interval), [_ts(t) for t in ts], *values, closed
+    )

@@ -8,9 +8,22 @@ from typing import BinaryIO
 
 import asyncpg
 
+from core.bar import BAR_FIELDS, BarField, columns_sql
 from core.intervals import parse_timeframe
 
-EXPORT_COLUMNS = ("ticker", "time", "open", "high", "low", "close", "volume")
+
+def export_columns(fields: tuple[BarField, ...] = BAR_FIELDS) -> tuple[str, ...]:
+    """The CSV header: names workers.validation.ALIASES maps back to the same columns."""
+    return ("ticker", "time", *(f.name for f in fields))
+
+
+def export_select_sql(fields: tuple[BarField, ...] = BAR_FIELDS) -> str:
+    """The select list of an export, in export_columns' order."""
+    return f"s.ticker, b.ts AS time, {columns_sql('b.', fields)}"
+
+
+EXPORT_COLUMNS = export_columns()
+_SELECT = export_select_sql()
 
 
 async def export_bars(
@@ -40,7 +53,7 @@ async def export_bars(
         args.append(end)
         clauses.append(f"b.ts <= ${len(args)}")
     query = (
-        "SELECT s.ticker, b.ts AS time, b.open, b.high, b.low, b.close, b.volume "
+        f"SELECT {_SELECT} "
         "FROM bars b JOIN symbols s ON s.id = b.symbol_id "
         f"WHERE {' AND '.join(clauses)} ORDER BY b.ts"
     )

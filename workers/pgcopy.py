@@ -12,10 +12,12 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from core.bar import BAR_FIELDS, KEY_COLUMNS, BarField, value_columns
 from core.intervals import Interval
 
-BAR_COLUMNS = ("symbol_id", "timeframe", "ts", "open", "high", "low", "close", "volume")
-PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
+#: The value columns, in storage order (all of them carried as float64 in `Series.values`).
+PRICE_COLUMNS = value_columns()
+BAR_COLUMNS = (*KEY_COLUMNS, *PRICE_COLUMNS)
 TIMEFRAMES = tuple(i.value for i in Interval)
 
 _PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # where PostgreSQL's binary timestamps start
@@ -32,7 +34,7 @@ class Series:
     symbol_id: int
     timeframe: str
     ts_us: npt.NDArray[np.int64]
-    values: npt.NDArray[np.float64]  # shape (5, n): open, high, low, close, volume
+    values: npt.NDArray[np.float64]  # shape (len(PRICE_COLUMNS), n), in that order
 
     def take(self, mask: npt.NDArray[np.bool_]) -> Series:
         """The rows where `mask` holds."""
@@ -67,7 +69,7 @@ def split_series(
 ) -> list[Series]:
     """Rows cut into series, each sorted by time with repeated times removed (the last wins).
 
-    `values` are the open, high, low, close and volume columns; naive times are UTC.
+    `values` are the PRICE_COLUMNS, in that order; naive times are UTC.
     """
     if timeframe not in TIMEFRAMES:
         raise ValueError(f"unknown timeframe {timeframe!r}")
@@ -111,21 +113,39 @@ async def copy_series(conn: asyncpg.Connection, table: str, series: Sequence[Ser
     await conn.copy_to_table(table, source=payload(), columns=BAR_COLUMNS, format="binary")
 
 
+#: Binary COPY field of each value column's SQL type (big-endian, as the wire format has it).
+_BINARY_TYPES = {"double precision": ">f8"}
+
+
+def value_fields(fields: tuple[BarField, ...] = BAR_FIELDS) -> list[tuple[str, str]]:
+    """The value columns of a binary COPY tuple: a length word, then the value, per column."""
+    return [
+        (f, t)
+        for field in fields
+        for f, t in ((f"{field.name}_len", ">i4"), (field.name, _BINARY_TYPES[field.sql_type]))
+    ]
+
+
+def insert_row_dtype(timeframe_len: int, fields: tuple[BarField, ...] = BAR_FIELDS) -> np.dtype:
+    """A BAR_COLUMNS row in binary COPY input, for a timeframe code of `timeframe_len` bytes."""
+    return np.dtype(
+        [
+            ("count", ">i2"),
+            ("symbol_id_len", ">i4"),
+            ("symbol_id", ">i4"),
+            ("timeframe_len", ">i4"),
+            ("timeframe", f"S{timeframe_len}"),
+            ("ts_len", ">i4"),
+            ("ts", ">i8"),
+            *value_fields(fields),
+        ]
+    )
+
+
 def _binary_tuples(s: Series) -> bytes:
     """The series' rows in PostgreSQL's binary COPY tuple format, built column-wise."""
     tf = s.timeframe.encode()
-    fields: list[tuple[str, str]] = [
-        ("count", ">i2"),
-        ("symbol_id_len", ">i4"),
-        ("symbol_id", ">i4"),
-        ("timeframe_len", ">i4"),
-        ("timeframe", f"S{len(tf)}"),
-        ("ts_len", ">i4"),
-        ("ts", ">i8"),
-    ]
-    for name in PRICE_COLUMNS:
-        fields += [(f"{name}_len", ">i4"), (name, ">f8")]
-    rows = np.empty(len(s.ts_us), dtype=np.dtype(fields))
+    rows = np.empty(len(s.ts_us), dtype=insert_row_dtype(len(tf)))
     rows["count"] = len(BAR_COLUMNS)
     rows["symbol_id_len"] = 4
     rows["symbol_id"] = s.symbol_id
@@ -139,26 +159,30 @@ def _binary_tuples(s: Series) -> bytes:
     return rows.tobytes()
 
 
-# A row of `SELECT <int4>, <timestamptz>, <5 x float8>` in binary COPY output.
-_STORED_ROW = np.dtype(
-    [
-        ("count", ">i2"),
-        ("key_len", ">i4"),
-        ("key", ">i4"),
-        ("ts_len", ">i4"),
-        ("ts", ">i8"),
-        *[(f, t) for name in PRICE_COLUMNS for f, t in ((f"{name}_len", ">i4"), (name, ">f8"))],
-    ]
-)
+def keyed_row_dtype(fields: tuple[BarField, ...] = BAR_FIELDS) -> np.dtype:
+    """A row of `SELECT <int4>, <timestamptz>, <value columns>` in binary COPY output."""
+    return np.dtype(
+        [
+            ("count", ">i2"),
+            ("key_len", ">i4"),
+            ("key", ">i4"),
+            ("ts_len", ">i4"),
+            ("ts", ">i8"),
+            *value_fields(fields),
+        ]
+    )
+
+
+_STORED_ROW = keyed_row_dtype()
 _HEADER_LEN = len(_COPY_HEADER)
 
 
 async def copy_out_keyed_bars(
     conn: asyncpg.Connection, query: str, *args: object
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-    """Run a `SELECT key int4, ts, open, high, low, close, volume` (no NULLs) by binary COPY.
+    """Run a `SELECT key int4, ts, <PRICE_COLUMNS>` (no NULLs) by binary COPY.
 
-    Returns keys, times (µs since 2000) and values (shape (5, n)), in the order received.
+    Returns keys, times (µs since 2000) and values (one row per column), in the order received.
     """
     chunks: list[bytes] = []
 
@@ -175,7 +199,7 @@ async def copy_out_keyed_bars(
     rows = np.frombuffer(
         buf, dtype=_STORED_ROW, offset=_HEADER_LEN, count=body // _STORED_ROW.itemsize
     )
-    if len(rows) and not (rows["count"] == 7).all():
+    if len(rows) and not (rows["count"] == 2 + len(PRICE_COLUMNS)).all():
         raise RuntimeError("binary COPY rows are not of the expected layout")
     values = np.vstack([rows[name].astype(np.float64) for name in PRICE_COLUMNS])
     return rows["key"].astype(np.int64), rows["ts"].astype(np.int64), values

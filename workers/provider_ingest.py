@@ -14,12 +14,11 @@ from core.settings import Settings
 from workers.providers import MarketDataProvider, ProviderConfig, config_from_env
 from workers.runs import RunRecorder
 from workers.symbols import SymbolInfo, upsert_symbols
-from workers.validation import CLEAN_COLUMNS, ColumnMap, validate_chunk
+from workers.validation import CLEAN_COLUMNS, VALUES, ColumnMap, validate_chunk
 from workers.writer import BarWriter
 
-_PAGE_COLUMNS = ColumnMap(
-    time="time", open="open", high="high", low="low", close="close", volume="volume"
-)
+# Provider pages already carry the canonical names (workers.providers.base.BAR_COLUMNS).
+_PAGE_COLUMNS = ColumnMap(time="time", values={c: c for c in VALUES})
 _EMPTY = pd.DataFrame({c: [] for c in CLEAN_COLUMNS})
 
 

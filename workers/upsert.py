@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from core.bar import BAR_FIELDS, BarField, columns_sql, upsert_set_sql
 from core.events import BarChange, record_changes
 from core.intervals import Interval
 from workers.pgcopy import (
@@ -59,22 +60,27 @@ _TIMEFRAME_INDEX = {i.value: n for n, i in enumerate(Interval)}
 # keys such as ensure_bar_partitions' fit in 32 bits).
 _LOCK_NAMESPACE = int.from_bytes(b"bars") << 32
 
-_UPSERT_STAGED = """
+
+def upsert_staged_sql(fields: tuple[BarField, ...] = BAR_FIELDS) -> str:
+    """The staging table's rows into `bars`, overwriting changed ones; returns what changed."""
+    cols = columns_sql("", fields)
+    return f"""
 WITH written AS (
-    INSERT INTO bars AS b (symbol_id, timeframe, ts, open, high, low, close, volume)
-    SELECT symbol_id, timeframe, ts, open, high, low, close, volume FROM _stage_bars
+    INSERT INTO bars AS b (symbol_id, timeframe, ts, {cols})
+    SELECT symbol_id, timeframe, ts, {cols} FROM _stage_bars
     ON CONFLICT (symbol_id, timeframe, ts) DO UPDATE
-        SET open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low,
-            close = EXCLUDED.close, volume = EXCLUDED.volume
+        SET {upsert_set_sql(fields)}
         -- Unchanged rows are not rewritten: a re-run creates no dead tuples and no events.
-        WHERE (b.open, b.high, b.low, b.close, b.volume)
-              IS DISTINCT FROM (EXCLUDED.open, EXCLUDED.high, EXCLUDED.low,
-                                EXCLUDED.close, EXCLUDED.volume)
+        WHERE ({columns_sql("b.", fields)})
+              IS DISTINCT FROM ({columns_sql("EXCLUDED.", fields)})
     RETURNING symbol_id, timeframe, ts
 )
 SELECT symbol_id, timeframe, min(ts) AS first_ts, max(ts) AS last_ts, count(*) AS rows
 FROM written GROUP BY symbol_id, timeframe
 """
+
+
+_UPSERT_STAGED = upsert_staged_sql()
 
 
 def frame_records(frame: pd.DataFrame) -> list[tuple[object, ...]]:
@@ -138,7 +144,7 @@ async def upsert_columns(
 ) -> list[BarChange]:
     """Like `upsert_frame` for one timeframe, from arrays (no frame to build on the hot path).
 
-    `values` are the open, high, low, close and volume arrays; naive times are UTC.
+    `values` are the PRICE_COLUMNS arrays, in that order; naive times are UTC.
     """
     return await _write(conn, split_series(symbol_ids, timeframe, ts, values), source)
 
@@ -229,13 +235,18 @@ async def _newest(conn: asyncpg.Connection, series: list[Series]) -> dict[tuple[
     }
 
 
-_READ_STORED = """
-SELECT r.i, b.ts, b.open, b.high, b.low, b.close, b.volume
+def read_stored_sql(fields: tuple[BarField, ...] = BAR_FIELDS) -> str:
+    """Stored bars over each series' range, keyed by run index (read back by binary COPY)."""
+    return f"""
+SELECT r.i, b.ts, {columns_sql("b.", fields)}
 FROM unnest($1::int[], $2::int[], $3::text[], $4::timestamptz[], $5::timestamptz[])
      AS r(i, symbol_id, timeframe, lo, hi)
 JOIN bars b ON b.symbol_id = r.symbol_id AND b.timeframe = r.timeframe
            AND b.ts BETWEEN r.lo AND r.hi
 """
+
+
+_READ_STORED = read_stored_sql()
 
 
 @dataclass

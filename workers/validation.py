@@ -13,25 +13,35 @@ import numpy.typing as npt
 import pandas as pd
 
 from core import metrics
+from core.bar import BAR_FIELDS, BarField
 from core.tickers import ticker_problem
 
+
 #: Accepted column names (compared case-insensitively, after trimming), in order of preference.
-ALIASES: dict[str, tuple[str, ...]] = {
-    "time": ("time", "timestamp", "datetime", "date", "ts", "t"),
-    "open": ("open", "o"),
-    "high": ("high", "h"),
-    "low": ("low", "l"),
-    "close": ("close", "c"),
-    "volume": ("volume", "vol", "v"),
-    "ticker": ("ticker", "symbol"),
-    "name": ("name",),
-    "exchange": ("exchange",),
-    "currency": ("currency",),
-}
-REQUIRED = ("time", "open", "high", "low", "close", "volume")
-PRICES = ("open", "high", "low", "close")
-#: Columns of a validated chunk.
-CLEAN_COLUMNS = ("ticker", "ts", "open", "high", "low", "close", "volume")
+def aliases(fields: tuple[BarField, ...] = BAR_FIELDS) -> dict[str, tuple[str, ...]]:
+    """Accepted source names per field: the time, each bar value column, then symbol info."""
+    return {
+        "time": ("time", "timestamp", "datetime", "date", "ts", "t"),
+        **{f.name: (f.name, *f.aliases) for f in fields},
+        "ticker": ("ticker", "symbol"),
+        "name": ("name",),
+        "exchange": ("exchange",),
+        "currency": ("currency",),
+    }
+
+
+def clean_columns(fields: tuple[BarField, ...] = BAR_FIELDS) -> tuple[str, ...]:
+    """Columns of a validated chunk."""
+    return ("ticker", "ts", *(f.name for f in fields))
+
+
+ALIASES = aliases()
+#: The bar's value columns, each checked on its own by its core.bar rule.
+VALUES = tuple(f.name for f in BAR_FIELDS)
+REQUIRED = ("time", *VALUES)
+PRICES = tuple(f.name for f in BAR_FIELDS if f.rule == "positive")
+CLEAN_COLUMNS = clean_columns()
+_SYMBOL_INFO = ("ticker", "name", "exchange", "currency")
 _OFFSET_SUFFIX = r"\d:\d\d(?::\d\d(?:\.\d+)?)?\s*(?:[zZ]|[+-]\d\d(?::?\d\d)?)$"
 
 
@@ -41,23 +51,26 @@ class NotOhlcvError(ValueError):
 
 @dataclass(frozen=True)
 class ColumnMap:
-    """Which source column holds each field (None: absent)."""
+    """Which source column holds each field: `time`, `values` (one per bar value column,
+    keyed by its name) and the optional symbol info (None: absent)."""
 
     time: str
-    open: str
-    high: str
-    low: str
-    close: str
-    volume: str
+    values: dict[str, str]
     ticker: str | None = None
     name: str | None = None
     exchange: str | None = None
     currency: str | None = None
 
+    def source(self, field: str) -> str | None:
+        """The source column of a field of ALIASES."""
+        if field in self.values:
+            return self.values[field]
+        return getattr(self, field)
+
     def source_columns(self) -> list[str]:
         """The source columns to read, in a fixed order."""
-        fields = (*REQUIRED, "ticker", "name", "exchange", "currency")
-        return [c for c in (getattr(self, f) for f in fields) if c is not None]
+        fields = (*REQUIRED, *_SYMBOL_INFO)
+        return [c for c in (self.source(f) for f in fields) if c is not None]
 
 
 @dataclass
@@ -84,7 +97,11 @@ def map_columns(names: Sequence[object], *, ticker_given: bool = False) -> Colum
         raise NotOhlcvError(
             f"not an OHLCV table: no column for {', '.join(missing)} (columns found: {shown})"
         )
-    return ColumnMap(**found)  # type: ignore[arg-type]
+    return ColumnMap(
+        found["time"],  # type: ignore[arg-type]
+        {f: found[f] for f in VALUES},  # type: ignore[misc]
+        **{f: found[f] for f in _SYMBOL_INFO},
+    )
 
 
 def check_timezone(tz: str) -> str:
@@ -122,21 +139,26 @@ def validate_chunk(
     reasons.add(nonexistent, f"ambiguous or nonexistent local time in {tz}")
 
     values = {}
-    for field in (*PRICES, "volume"):
-        col = pd.to_numeric(raw[getattr(columns, field)], errors="coerce")
+    for bar_field in BAR_FIELDS:
+        name = bar_field.name
+        col = pd.to_numeric(raw[columns.values[name]], errors="coerce")
         arr = np.asarray(col, dtype=np.float64)
-        values[field] = arr
+        values[name] = arr
         finite = np.isfinite(arr)
-        reasons.add(~finite, f"{field} is not a number")
-        if field in PRICES:
-            reasons.add(finite & (arr <= 0), f"{field} is not positive")
-    o, h, lo, c, v = (values[f] for f in (*PRICES, "volume"))
+        reasons.add(~finite, f"{name} is not a number")
+        if bar_field.rule == "positive":
+            reasons.add(finite & (arr <= 0), f"{name} is not positive")
+    # Rules across the price columns, then the non-negative ones: the order reasons are
+    # reported in, which rejected-row reports and tests compare.
+    o, h, lo, c = (values[f] for f in ("open", "high", "low", "close"))
     with np.errstate(invalid="ignore"):
         # Consistency only among valid prices: one bad price is reported once, not thrice.
-        prices_ok = (o > 0) & (h > 0) & (lo > 0) & (c > 0)
+        prices_ok = np.logical_and.reduce([values[f] > 0 for f in PRICES])
         reasons.add(prices_ok & (h < np.maximum(o, c)), "high below max(open, close)")
         reasons.add(prices_ok & (lo > np.minimum(o, c)), "low above min(open, close)")
-        reasons.add(v < 0, "volume is negative")
+        for bar_field in BAR_FIELDS:
+            if bar_field.rule == "non_negative":
+                reasons.add(values[bar_field.name] < 0, f"{bar_field.name} is negative")
 
     good = ~reasons.any
     repeated, first_lines = _repeats(codes, ts, lines, good)
@@ -149,7 +171,7 @@ def validate_chunk(
             # Categorical: one string per distinct ticker, not one per row.
             "ticker": pd.Categorical.from_codes(codes[good], categories=pd.Index(tickers)),
             "ts": ts[good],
-            **{f: values[f][good] for f in (*PRICES, "volume")},
+            **{f: values[f][good] for f in VALUES},
         }
     )
     for extra in ("name", "exchange", "currency"):
@@ -159,9 +181,9 @@ def validate_chunk(
     bad = ~good
     rejected = pd.DataFrame({"line": lines[bad], "reason": reasons.text[bad]})
     for field in (*REQUIRED, "ticker"):
-        col = getattr(columns, field)
-        if col is not None:
-            rejected[field] = raw[col].to_numpy()[bad]
+        source = columns.source(field)
+        if source is not None:
+            rejected[field] = raw[source].to_numpy()[bad]
     metrics.ingest_rejected(len(rejected))
     return ValidatedChunk(bars=bars, rejected=rejected)
 

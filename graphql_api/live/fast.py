@@ -34,6 +34,7 @@ from graphql.execution.values import get_argument_values, get_variable_values
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry import Schema
 
+from core.bar import BAR_FIELDS
 from graphql_api.context import Context
 from graphql_api.live.hub import LiveBar
 from graphql_api.live.stream import bar_stream
@@ -42,7 +43,9 @@ log = logging.getLogger(__name__)
 
 #: Fields each type may select on the fast path (anything else goes through Strawberry).
 _UPDATE_FIELDS = frozenset({"ticker", "interval", "bar", "version", "replayed", "__typename"})
-_BAR_FIELDS = frozenset({"time", "open", "high", "low", "close", "volume", "closed", "__typename"})
+#: GraphQL name → BarRow attribute of each bar value field.
+_BAR_VALUES = {f.graphql: f.name for f in BAR_FIELDS}
+_BAR_FIELDS = frozenset({"time", *_BAR_VALUES, "closed", "__typename"})
 #: Rendered payloads kept for other clients of the same bar and selection.
 _RENDERED_MAX = 8_192
 _MAX_QUERY = 10_000
@@ -184,7 +187,7 @@ def _bar(fields: Fields, bar: LiveBar) -> dict[str, Any]:
         elif name == "__typename":
             out[key] = "Bar"
         else:
-            out[key] = float(getattr(row, name))
+            out[key] = float(getattr(row, _BAR_VALUES[name]))
     return out
 
 

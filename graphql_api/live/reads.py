@@ -123,12 +123,13 @@ def _series(rows: Sequence[Any], base: Interval, interval: Interval) -> SeriesRe
     newest_end = base.bucket_end(head[1]) if head[1] is not None else None
     stored = frozenset(Interval(t) for t in head[2] or ())
     bars = [
-        BarRow(
-            r[3],
-            *r[4:_FETCHED],
-            # The read API's rule: a bucket is closed once the stored bars reach its end.
-            closed=base == interval
-            or (newest_end is not None and interval.bucket_end(r[3]) <= newest_end),
+        BarRow._make(
+            (
+                *r[3:_FETCHED],
+                # The read API's rule: a bucket is closed once the stored bars reach its end.
+                base == interval
+                or (newest_end is not None and interval.bucket_end(r[3]) <= newest_end),
+            )
         )
         for r in rows
         if r[3] is not None

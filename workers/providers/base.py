@@ -21,11 +21,13 @@ from typing import ClassVar, Self, TypeVar
 
 import pandas as pd
 
+from core.bar import BAR_FIELDS
+
 #: The project's interval codes (core.intervals.Interval values), finest first.
 TIMEFRAMES: tuple[str, ...] = ("M1", "M5", "M15", "M30", "H1", "H4", "D1", "W1", "MN1")
 
-#: Columns of every bar page, in order.
-BAR_COLUMNS: tuple[str, ...] = ("time", "open", "high", "low", "close", "volume")
+#: Columns of every bar page, in order: the bar's start, then core.bar's value columns.
+BAR_COLUMNS: tuple[str, ...] = ("time", *(f.name for f in BAR_FIELDS))
 
 T = TypeVar("T")
 

@@ -14,7 +14,7 @@ from workers.providers.base import BAR_COLUMNS
 from workers.providers.transport import JsonReply
 
 TimeFormat = Literal["epoch_ms", "iso8601"]
-_PRICE_COLUMNS = BAR_COLUMNS[1:]
+_PRICE_COLUMNS = BAR_COLUMNS[1:]  # everything after `time`
 
 
 def empty_bars() -> pd.DataFrame:
