@@ -34,33 +34,32 @@ class BarField:
     sql_type: str  # PostgreSQL type; workers.pgcopy maps it to a binary COPY field
     graphql: str  # field name on the GraphQL Bar types
     aggregate: Aggregate  # how buckets resampled from finer bars combine it
-    description: str
+    description: str  # of the field on the GraphQL Bar type
+    series_description: str  # of its column on the GraphQL BarSeries type
     rule: Rule | None = None  # ingest check on the value alone
     aliases: tuple[str, ...] = ()  # other source-file header names accepted for it
 
 
+_F8 = "double precision"
+
+#: The descriptions are the GraphQL schema's (schema.graphql must not change with this file).
 BAR_FIELDS: tuple[BarField, ...] = (
-    BarField(
-        "open", "double precision", "open", "first", "Price at the start of the bar.",
-        "positive", ("o",),
-    ),
-    BarField(
-        "high", "double precision", "high", "max", "Highest price during the bar.",
-        "positive", ("h",),
-    ),
-    BarField(
-        "low", "double precision", "low", "min", "Lowest price during the bar.",
-        "positive", ("l",),
-    ),
-    BarField(
-        "close", "double precision", "close", "last", "Price at the end of the bar.",
-        "positive", ("c",),
-    ),
-    BarField(
-        "volume", "double precision", "volume", "sum", "Traded volume during the bar.",
-        "non_negative", ("vol", "v"),
-    ),
+    BarField("open", _F8, "open", "first", "First trade price in the bar.",
+             "Open prices, aligned with `time`.", "positive", ("o",)),
+    BarField("high", _F8, "high", "max", "Highest trade price in the bar.",
+             "High prices, aligned with `time`.", "positive", ("h",)),
+    BarField("low", _F8, "low", "min", "Lowest trade price in the bar.",
+             "Low prices, aligned with `time`.", "positive", ("l",)),
+    BarField("close", _F8, "close", "last", "Last trade price in the bar.",
+             "Close prices, aligned with `time`.", "positive", ("c",)),
+    BarField("volume", _F8, "volume", "sum", "Traded volume (a float: crypto trades in fractions).",
+             "Volumes, aligned with `time`.", "non_negative", ("vol", "v")),
 )  # fmt: skip
+
+
+def bar_field(name: str) -> BarField:
+    """The description of the value column `name`."""
+    return next(f for f in BAR_FIELDS if f.name == name)
 
 
 def value_columns(fields: tuple[BarField, ...] = BAR_FIELDS) -> tuple[str, ...]:

@@ -6,6 +6,7 @@ from datetime import datetime
 
 import strawberry
 
+from core.bar import bar_field
 from core.intervals import Interval as CoreInterval
 from graphql_api.context import Info
 from graphql_api.cursors import bar_cursor
@@ -17,13 +18,12 @@ from loaders.rows import BarRow
 @strawberry.type(description="One OHLCV bar.")
 class Bar:
     time: datetime = strawberry.field(description="Start of the bar (UTC).")
-    open: float = strawberry.field(description="First trade price in the bar.")
-    high: float = strawberry.field(description="Highest trade price in the bar.")
-    low: float = strawberry.field(description="Lowest trade price in the bar.")
-    close: float = strawberry.field(description="Last trade price in the bar.")
-    volume: float = strawberry.field(
-        description="Traded volume (a float: crypto trades in fractions)."
-    )
+    # One attribute per core.bar value field (tests/core/test_bar.py checks they agree).
+    open: float = strawberry.field(description=bar_field("open").description)
+    high: float = strawberry.field(description=bar_field("high").description)
+    low: float = strawberry.field(description=bar_field("low").description)
+    close: float = strawberry.field(description=bar_field("close").description)
+    volume: float = strawberry.field(description=bar_field("volume").description)
     closed: bool = strawberry.field(
         description="False while the bar is still forming: its end lies after the newest "
         "stored bar."
@@ -79,11 +79,11 @@ class BarSeries:
     )
     requested_interval: Interval = strawberry.field(description="The interval that was asked for.")
     time: list[datetime] = strawberry.field(description="Bar start times (UTC), oldest first.")
-    open: list[float] = strawberry.field(description="Open prices, aligned with `time`.")
-    high: list[float] = strawberry.field(description="High prices, aligned with `time`.")
-    low: list[float] = strawberry.field(description="Low prices, aligned with `time`.")
-    close: list[float] = strawberry.field(description="Close prices, aligned with `time`.")
-    volume: list[float] = strawberry.field(description="Volumes, aligned with `time`.")
+    open: list[float] = strawberry.field(description=bar_field("open").series_description)
+    high: list[float] = strawberry.field(description=bar_field("high").series_description)
+    low: list[float] = strawberry.field(description=bar_field("low").series_description)
+    close: list[float] = strawberry.field(description=bar_field("close").series_description)
+    volume: list[float] = strawberry.field(description=bar_field("volume").series_description)
     closed: list[bool] = strawberry.field(
         description="False for a bar still forming (only the newest can be)."
     )

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import strawberry
 
+from core.bar import BAR_FIELDS
 from core.events import BarChange
 from graphql_api.context import Info
 from graphql_api.live.hub import LiveBar
@@ -56,11 +57,7 @@ def _update(bar: LiveBar, ticker: str) -> BarUpdate:
         interval=Interval.of(bar.interval),
         bar=Bar(
             time=row.ts,
-            open=row.open,
-            high=row.high,
-            low=row.low,
-            close=row.close,
-            volume=row.volume,
+            **{f.graphql: getattr(row, f.name) for f in BAR_FIELDS},
             closed=row.closed,
         ),
         version=float(bar.version),

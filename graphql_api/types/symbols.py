@@ -7,6 +7,7 @@ from typing import Annotated, cast
 
 import strawberry
 
+from core.bar import BAR_FIELDS
 from graphql_api.bar_queries import (
     bucket_range,
     plan_bars,
@@ -233,11 +234,7 @@ class Symbol(Node):
                 interval=interval,
                 requested_interval=interval,
                 time=[],
-                open=[],
-                high=[],
-                low=[],
-                close=[],
-                volume=[],
+                **{f.graphql: [] for f in BAR_FIELDS},
                 closed=[],
             )
         cols = await info.context.loaders.series.load(key)
@@ -245,11 +242,7 @@ class Symbol(Node):
             interval=Interval.of(cols.interval),
             requested_interval=interval,
             time=cols.ts,
-            open=cols.open,
-            high=cols.high,
-            low=cols.low,
-            close=cols.close,
-            volume=cols.volume,
+            **{f.graphql: getattr(cols, f.name) for f in BAR_FIELDS},
             closed=cols.closed,
         )
 
