@@ -9,7 +9,7 @@ this tuple, so the SQL text they issue is the same as when it was written out by
 
 Adding a field: append a `BarField`, add a migration for the column (and its CHECK, if
 any, in core.tables), and give the GraphQL types and BarRow/SeriesColumns the attribute
-(tests/core/test_bar.py says which ones still list fields by hand).
+(tests/foundation/test_bar.py says which ones still list fields by hand).
 """
 
 from __future__ import annotations

@@ -386,7 +386,7 @@ class SeriesLoader(DataLoader[SeriesKey, SeriesColumns]):
                     closed = [interval.bucket_end(t) <= key.newest_base_end for t in ts[-2:]]
                     closed = [True] * (len(ts) - len(closed)) + closed
                 # The value columns in core.bar's order, which SeriesColumns' fields follow
-                # (tests/core/test_bar.py checks the two agree).
+                # (tests/foundation/test_bar.py checks the two agree).
                 out[idxs[r[0] - 1]] = SeriesColumns(  # type: ignore[call-arg]
                     interval, ts, *(v or [] for v in r[2:_FETCHED]), closed
                 )

@@ -52,7 +52,7 @@ def encode_series(cols: SeriesColumns) -> bytes:
 def decode_series(data: bytes) -> SeriesColumns:
     """The series `encode_series` encoded."""
     interval, ts, *values, closed = orjson.loads(data)
-    # SeriesColumns' value fields follow core.bar's order (tests/core/test_bar.py checks).
+    # SeriesColumns' value fields follow core.bar's order (tests/foundation/test_bar.py checks).
     return SeriesColumns(  # type: ignore[call-arg]
         Interval(interval), [_ts(t) for t in ts], *values, closed
     )

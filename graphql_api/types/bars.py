@@ -18,7 +18,7 @@ from loaders.rows import BarRow
 @strawberry.type(description="One OHLCV bar.")
 class Bar:
     time: datetime = strawberry.field(description="Start of the bar (UTC).")
-    # One attribute per core.bar value field (tests/core/test_bar.py checks they agree).
+    # One attribute per core.bar value field (tests/foundation/test_bar.py checks they agree).
     open: float = strawberry.field(description=bar_field("open").description)
     high: float = strawberry.field(description=bar_field("high").description)
     low: float = strawberry.field(description=bar_field("low").description)
