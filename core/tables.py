@@ -21,6 +21,7 @@ from sqlalchemy import (
     text,
 )
 
+from core.bar import BAR_FIELDS
 from core.intervals import Interval
 
 metadata = MetaData()
@@ -44,6 +45,9 @@ symbols = Table(
     CheckConstraint("ticker <> ''", name="symbols_ticker_not_empty"),
 )
 
+#: SQLAlchemy type of each core.bar SQL type.
+_SQL_TYPES = {"double precision": Float(53)}
+
 # Range-partitioned on time (yearly partitions, created ahead by `ensure_bar_partitions`).
 # No foreign key to symbols: it would add a trigger per row to bulk ingest, which already
 # resolves symbol ids against `symbols` before it writes.
@@ -53,11 +57,8 @@ bars = Table(
     Column("symbol_id", Integer, nullable=False),
     Column("timeframe", String(4), nullable=False),
     Column("ts", DateTime(timezone=True), nullable=False),
-    Column("open", Float(53), nullable=False),
-    Column("high", Float(53), nullable=False),
-    Column("low", Float(53), nullable=False),
-    Column("close", Float(53), nullable=False),
-    Column("volume", Float(53), nullable=False),
+    # The value columns, from core.bar (a new one still needs its migration).
+    *(Column(f.name, _SQL_TYPES[f.sql_type], nullable=False) for f in BAR_FIELDS),
     PrimaryKeyConstraint("symbol_id", "timeframe", "ts", name="bars_pkey"),
     CheckConstraint(f"timeframe IN ({_timeframe_list})", name="bars_timeframe_known"),
     CheckConstraint("open > 0 AND high > 0 AND low > 0 AND close > 0", name="bars_prices_positive"),
