@@ -17,22 +17,11 @@ import pandas as pd
 from core.intervals import parse_timeframe
 from workers.files import OhlcvFile
 from workers.runs import RunRecorder
-from workers.validation import ValidatedChunk, check_timezone, validate_chunk
+from workers.validation import REQUIRED, ValidatedChunk, check_timezone, validate_chunk
 from workers.writer import BarWriter
 
 #: Columns of the reject file.
-REJECT_COLUMNS = (
-    "file",
-    "line",
-    "reason",
-    "ticker",
-    "time",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-)
+REJECT_COLUMNS = ("file", "line", "reason", "ticker", *REQUIRED)
 MAX_EXAMPLES = 20
 
 #: Called after each chunk with (position, size, rows read so far) of the file.
