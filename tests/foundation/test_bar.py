@@ -158,6 +158,9 @@ def test_copy_upsert_validation_export_and_pages_take_the_new_column() -> None:
         assert column in aliases[column]
 
     assert ("time", *NAMES) == PAGE_COLUMNS
+    from workers.file_ingest import REJECT_COLUMNS
+
+    assert ("file", "line", "reason", "ticker", "time", *NAMES) == REJECT_COLUMNS
 
 
 def test_validation_applies_each_columns_rule() -> None:
