@@ -75,8 +75,9 @@ def columns_sql(prefix: str = "", fields: tuple[BarField, ...] = BAR_FIELDS) -> 
 def aggregate_sql(field: BarField, prefix: str = "", order: str = "ts", alias: bool = True) -> str:
     """The resampling aggregate of one column over rows in time column `order`.
 
-    first/last as the first element of an ordered array_agg: PostgreSQL has no first()
-    aggregate, and this is the form whose plans docs/performance.md measured.
+    first/last as the first element of an ordered array_agg: PostgreSQL has no first() or
+    last() aggregate, and these are the expressions the statements were written with by hand,
+    so their plans (tests/api/test_page_plans.py) stay as they were.
     """
     col = f"{prefix}{field.name}"
     agg = field.aggregate
