@@ -87,6 +87,7 @@ _TOUCHED_RESAMPLED = _SQL["touched_resampled"]
 _REPLAY_STORED = _SQL["replay_stored"]
 _REPLAY_RESAMPLED = _SQL["replay_resampled"]
 _FETCHED = 4 + len(BAR_FIELDS)  # index of `fetched` in a meta row
+_make_row = BarRow._make  # bound once, as in loaders.bars
 
 
 class ReplayTooLong(Exception):
@@ -123,7 +124,7 @@ def _series(rows: Sequence[Any], base: Interval, interval: Interval) -> SeriesRe
     newest_end = base.bucket_end(head[1]) if head[1] is not None else None
     stored = frozenset(Interval(t) for t in head[2] or ())
     bars = [
-        BarRow._make(
+        _make_row(
             (
                 *r[3:_FETCHED],
                 # The read API's rule: a bucket is closed once the stored bars reach its end.
