@@ -133,6 +133,11 @@ def _plain(value: Any) -> Any:
     return value.value if isinstance(value, enum.Enum) else value
 
 
+def field_name(spec: Indicator) -> str:
+    """The `IndicatorSet` field (Python name; GraphQL's is the same, all lower case)."""
+    return spec.name.lower()
+
+
 def _field(spec: Indicator) -> StrawberryField:
     """`spec` as a field whose arguments are its parameters (public names, defaults, texts)."""
     output = _output(spec)
@@ -160,7 +165,7 @@ def _field(spec: Indicator) -> StrawberryField:
     )
     resolve.__annotations__ = {p.name: p.annotation for p in parameters[1:]}
     resolve.__annotations__["return"] = output.type
-    resolve.__name__ = resolve.__qualname__ = spec.name.lower()
+    resolve.__name__ = resolve.__qualname__ = field_name(spec)
     return strawberry.field(resolver=resolve, description=spec.description)
 
 
@@ -175,7 +180,7 @@ def indicator_fields(registry: Mapping[str, Indicator]) -> Callable[[type[_T]], 
 
     def decorate(cls: type[_T]) -> type[_T]:
         for spec in registry.values():
-            setattr(cls, spec.name.lower(), _field(spec))
+            setattr(cls, field_name(spec), _field(spec))
         return cls
 
     return decorate
