@@ -9,6 +9,7 @@ from typing import Annotated, cast
 import strawberry
 
 from core.errors import BadUserInput, Forbidden, Unauthenticated
+from core.providers import names_in_words
 from graphql_api.auth import Principal, Scope
 from graphql_api.context import Info
 from graphql_api.cursors import job_cursor, parse_job_cursor
@@ -137,7 +138,7 @@ class Mutation:
     async def request_ingest(
         self,
         info: Info,
-        provider: Annotated[str, strawberry.argument(description="alpaca, polygon or binance.")],
+        provider: Annotated[str, strawberry.argument(description=names_in_words())],
         tickers: Annotated[list[str], strawberry.argument(description="Tickers to ingest.")],
         timeframe: Annotated[
             Interval, strawberry.argument(description="Timeframe to store (default M1).")

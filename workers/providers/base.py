@@ -21,6 +21,8 @@ from typing import ClassVar, Self, TypeVar
 
 import pandas as pd
 
+from core.providers import ProviderSpec
+
 #: The project's interval codes (core.intervals.Interval values), finest first.
 TIMEFRAMES: tuple[str, ...] = ("M1", "M5", "M15", "M30", "H1", "H4", "D1", "W1", "MN1")
 
@@ -131,6 +133,8 @@ class MarketDataProvider(ABC):
 
     #: Registry name, e.g. "alpaca".
     name: ClassVar[str]
+    #: Its declaration (name, description, settings): core/providers.py.
+    spec: ClassVar[ProviderSpec]
 
     config: ProviderConfig
 
