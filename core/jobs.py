@@ -21,15 +21,13 @@ from sqlalchemy.engine import make_url
 
 from core.errors import ConfigError
 from core.intervals import parse_timeframe
+from core.providers import PROVIDER_NAMES
 from core.settings import Settings
 from core.tickers import MAX_TICKER_LENGTH, ticker_problem
 
 #: Task names are "<namespace>:<function>"; jobs listed by the API are those of INGEST.
 INGEST = "ingest"
 MAINTENANCE = "maintenance"
-#: Names of the market-data providers, in the order messages list them; the workers'
-#: registry (workers/providers/registry.py) maps exactly these names to provider classes.
-PROVIDER_NAMES = ("alpaca", "polygon", "binance")
 
 #: procrastinate's job states.
 STATUSES = ("todo", "doing", "succeeded", "failed", "cancelled", "aborting", "aborted")

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, create_model, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 
 from core.errors import ConfigError
+from core.providers import setting_fields
+
+if TYPE_CHECKING:
+    _WithProviders = BaseSettings
+else:
+    # One optional field per provider setting (e.g. alpaca_api_key), declared in
+    # core/providers.py; code reads them by name (workers/provider_ingest.py).
+    _WithProviders = create_model("_WithProviders", __base__=BaseSettings, **setting_fields())
 
 
-class Settings(BaseSettings):
+class Settings(_WithProviders):
     """Everything the service, the workers and the CLI can be configured with."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
@@ -218,12 +226,6 @@ class Settings(BaseSettings):
     ingest_default_lookback_days: int = Field(
         default=30, ge=1, description="How far back a first fetch of a series starts."
     )
-    alpaca_api_key: str | None = None
-    alpaca_api_secret: str | None = None
-    alpaca_base_url: str | None = None
-    polygon_api_key: str | None = None
-    polygon_base_url: str | None = None
-    binance_base_url: str | None = None
 
     # Live updates (GraphQL subscriptions over WebSocket; see graphql_api.live)
     live_allowed_origins: str = Field(

@@ -7,13 +7,16 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.requests import HTTPConnection
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from strawberry import Schema
 from strawberry.fastapi import GraphQLRouter
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
@@ -29,7 +32,7 @@ from graphql_api.documents import DocumentCacheExtension
 from graphql_api.documents import cache as document_cache
 from graphql_api.graphiql import EXAMPLE_QUERY, graphiql_html, mount_static
 from graphql_api.http import GraphQLEndpoint
-from graphql_api.live import create_hub
+from graphql_api.live import LiveHub, create_hub
 from graphql_api.live.ws import (
     ConnectionLimitMiddleware,
     LiveTransportWSHandler,
@@ -41,6 +44,9 @@ from graphql_api.ratelimit import RateLimiter
 from graphql_api.schema import build_schema
 from graphql_api.telemetry import Telemetry
 from loaders import Loaders
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +68,7 @@ class MarketRouter(GraphQLRouter[Context, None]):
         await authenticate(context)  # the key of `connection_init`; refusals close the socket
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
-        return HTMLResponse(graphiql_html(EXAMPLE_QUERY))  # assets served by this app, no CDN
+        return _graphiql()
 
 
 async def _check_database(engine: AsyncEngine, head: str | None) -> str:
@@ -159,30 +165,21 @@ def _schema_extensions(settings: Settings) -> list[Any]:
     ]
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the application; connections open in the lifespan and close with it."""
-    settings = settings or load_settings()
-    head = db.head_revision(settings)
-    document_cache.resize(settings.document_cache_bytes)
-    http_protocol.configure(settings.max_header_bytes, settings.header_timeout_seconds)
-    state: dict[str, Any] = {}
-    schema = build_schema(fast_path=settings.fast_path, extensions=_schema_extensions(settings))
-    reference = (
-        build_schema(fast_path=False, extensions=_schema_extensions(settings))
-        if settings.verify_fast_path
-        else None
-    )
-    telemetry = Telemetry(settings)  # metrics registry of this app, request logs, traces
-    telemetry.instrument_schema(schema)
+@dataclass
+class Services:
+    """What the routes share for the app's lifetime: opened in the lifespan, closed with it."""
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Everything imported so far lives as long as the process: freezing it keeps the
-        # collector from walking it again and again (it was up to 45% of a large request's
-        # CPU), and a larger first generation runs it less often between requests.
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(20_000, 20, 20)
+    settings: Settings
+    head: str | None
+    engine: AsyncEngine
+    redis: Redis | None
+    cache: FieldCache | None
+    live: LiveHub
+    telemetry: Telemetry
+    endpoint: GraphQLEndpoint = field(init=False)
+
+    @classmethod
+    async def open(cls, settings: Settings, schemas: Schemas, telemetry: Telemetry) -> Services:
         engine = db.create_engine(settings)
         redis = None
         if settings.redis_url:
@@ -192,52 +189,128 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             redis = Redis.from_url(
                 settings.redis_url, socket_timeout=0.25, socket_connect_timeout=0.25
             )
-        limiter = (
-            RateLimiter(settings.rate_limit_cost_per_minute, 60.0, redis)
-            if settings.rate_limit_cost_per_minute > 0
-            else None
-        )
         cache = (
             FieldCache(settings.redis_url, timeout=settings.cache_timeout_seconds)
             if settings.cache_enabled
             else None
         )
-        state["engine"] = app.state.engine = engine
-        state["cache"] = app.state.cache = cache
+        limiter = (
+            RateLimiter(settings.rate_limit_cost_per_minute, 60.0, redis)
+            if settings.rate_limit_cost_per_minute > 0
+            else None
+        )
+        live = create_hub(settings, engine)
+        head = db.head_revision(settings)
+        services = cls(settings, head, engine, redis, cache, live, telemetry)
         telemetry.attach(engine, cache)
-        state["endpoint"] = GraphQLEndpoint(
-            schema,
+        services.endpoint = GraphQLEndpoint(
+            schemas.served,
             settings,
-            context_factory,
+            services.http_context,
             KeyStore(engine, settings.api_key_cache_seconds),
             limiter,
             cache,
             engine,
-            reference,
+            schemas.reference,
         )
-        live = app.state.live = create_hub(settings, engine)
         await live.start()
-        try:
-            yield
-        finally:
-            await live.stop()
-            if cache is not None:
-                await cache.close()
-            if redis is not None:
-                await redis.aclose()
-            telemetry.detach()
-            await engine.dispose()
+        return services
 
-    async def context_factory(request: Request, principal: Principal) -> Context:
-        engine = state["engine"]
-        context = Context(settings, engine, Loaders.create(engine, state["cache"]))
+    async def close(self) -> None:
+        await self.live.stop()
+        if self.cache is not None:
+            await self.cache.close()
+        if self.redis is not None:
+            await self.redis.aclose()
+        self.telemetry.detach()
+        await self.engine.dispose()
+
+    async def http_context(self, request: Request, principal: Principal) -> Context:
+        context = Context(self.settings, self.engine, Loaders.create(self.engine, self.cache))
         context.request = request
         context.extras["principal"] = principal
         return context
 
-    async def context_getter() -> Context:
-        engine = state["engine"]
-        return Context(settings, engine, Loaders.create(engine))
+
+@dataclass(frozen=True)
+class Schemas:
+    """The schema served, and the one without the fast path that checks it when configured."""
+
+    served: Schema
+    reference: Schema | None
+
+    @classmethod
+    def build(cls, settings: Settings) -> Schemas:
+        served = build_schema(fast_path=settings.fast_path, extensions=_schema_extensions(settings))
+        reference = (
+            build_schema(fast_path=False, extensions=_schema_extensions(settings))
+            if settings.verify_fast_path
+            else None
+        )
+        return cls(served, reference)
+
+
+def services_of(connection: HTTPConnection) -> Services:
+    services: Services = connection.app.state.services
+    return services
+
+
+async def _ws_context(connection: HTTPConnection) -> Context:
+    """The router's context (WebSocket subscriptions); HTTP goes through `Services`."""
+    services = services_of(connection)
+    return Context(services.settings, services.engine, Loaders.create(services.engine))
+
+
+def _freeze_startup_objects() -> None:
+    # Everything imported so far lives as long as the process: freezing it keeps the
+    # collector from walking it again and again (it was up to 45% of a large request's
+    # CPU), and a larger first generation runs it less often between requests.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
+
+
+routes = APIRouter()
+
+
+# Registered before the Strawberry router so these answer GET/POST; that router keeps the
+# WebSocket transport.
+@routes.api_route("/graphql", methods=["GET", "POST"], include_in_schema=False)
+async def graphql_http(request: Request) -> Response:
+    if request.method == "GET" and _wants_html(request):
+        return _graphiql()
+    return await services_of(request).endpoint.handle(request)
+
+
+@routes.get("/healthz", include_in_schema=False)
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@routes.get("/readyz", include_in_schema=False)
+async def readyz(request: Request) -> JSONResponse:
+    services = services_of(request)
+    ready, body = await readiness(services.engine, services.settings, services.head)
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the application; connections open in the lifespan and close with it."""
+    settings = settings or load_settings()
+    document_cache.resize(settings.document_cache_bytes)
+    http_protocol.configure(settings.max_header_bytes, settings.header_timeout_seconds)
+    schemas = Schemas.build(settings)
+    telemetry = Telemetry(settings)  # metrics registry of this app, request logs, traces
+    telemetry.instrument_schema(schemas.served)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        _freeze_startup_objects()
+        app.state.services = await Services.open(settings, schemas, telemetry)
+        try:
+            yield
+        finally:
+            await app.state.services.close()
 
     app = FastAPI(title="market-graphql", lifespan=lifespan, docs_url=None, redoc_url=None)
     telemetry.mount(app)
@@ -249,37 +322,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(SocketBufferMiddleware, send_buffer=settings.live_socket_send_buffer)
     app.add_middleware(ConnectionLimitMiddleware, limit=settings.live_max_connections_per_ip)
+    app.include_router(routes)
     router = MarketRouter(
-        schema,
-        context_getter=context_getter,
+        schemas.served,
+        context_getter=_ws_context,
         graphql_ide="graphiql",
         subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
         max_subscriptions_per_connection=settings.live_max_subscriptions_per_connection,
         allowed_origins=allowed_origins(settings),
     )
-
-    # Registered before the router so these answer GET/POST; the router keeps GraphiQL's page
-    # and the WebSocket transport.
-    @app.api_route("/graphql", methods=["GET", "POST"], include_in_schema=False)
-    async def graphql_http(request: Request) -> Response:
-        if request.method == "GET" and _wants_html(request):
-            return await router.render_graphql_ide(request)
-        endpoint: GraphQLEndpoint = state["endpoint"]
-        return await endpoint.handle(request)
-
     app.include_router(router, prefix="/graphql")
     mount_static(app)
-
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz", include_in_schema=False)
-    async def readyz(request: Request) -> JSONResponse:
-        ready, body = await readiness(state["engine"], settings, head)
-        return JSONResponse(body, status_code=200 if ready else 503)
-
     return app
+
+
+def _graphiql() -> HTMLResponse:
+    return HTMLResponse(graphiql_html(EXAMPLE_QUERY))  # assets served by this app, no CDN
 
 
 def _wants_html(request: Request) -> bool:

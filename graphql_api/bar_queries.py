@@ -10,7 +10,8 @@ from core.errors import BadUserInput
 from core.intervals import MAX_TS, MIN_TS, Interval, after_bucket, align_up
 from core.settings import Settings
 from graphql_api.cursors import parse_bar_cursor
-from graphql_api.validation import PageArgs, time_range
+from graphql_api.relay import PageArgs
+from graphql_api.validation import time_range
 from loaders.bars import BarKey, BarWindow, BucketCountKey, CountKey, SeriesKey
 from loaders.rows import StoredSeries, SymbolRow
 

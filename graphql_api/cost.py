@@ -25,6 +25,9 @@ from graphql import (
     value_from_ast_untyped,
 )
 
+from graphql_api.types.indicators import field_name
+from indicators import INDICATORS
+
 #: The largest cost reported (2**53 - 1, exact in every JSON client); larger costs are capped.
 MAX_REPORTED_COST = 2**53 - 1
 
@@ -39,20 +42,7 @@ class CostRules:
     paged_fields: frozenset[str] = frozenset({"symbols", "bars", "ingestJobs"})
     #: Fields whose size comes from `maxPoints` (columnar series and indicators).
     point_fields: frozenset[str] = frozenset(
-        {
-            "series",
-            "sma",
-            "ema",
-            "wma",
-            "rsi",
-            "roc",
-            "atr",
-            "obv",
-            "vwap",
-            "macd",
-            "bbands",
-            "stoch",
-        }
+        {"series", *(field_name(spec) for spec in INDICATORS.values())}
     )
 
 

@@ -13,12 +13,12 @@ from core.errors import ApiError, BadUserInput
 from graphql_api.context import Info
 from graphql_api.cursors import parse_symbol_cursor, symbol_cursor
 from graphql_api.fastpath import FastExecutionContext
-from graphql_api.types.common import Node, PageInfo, parse_global_id
+from graphql_api.relay import page_args, page_info
+from graphql_api.types.common import Node, parse_global_id
 from graphql_api.types.jobs import IngestJobConnection, Mutation, ingest_jobs
 from graphql_api.types.live import Subscription
 from graphql_api.types.symbol_connection import SymbolConnection
 from graphql_api.types.symbols import Symbol, SymbolEdge, SymbolFilter
-from graphql_api.validation import page_args
 from loaders.symbols import SymbolFilterArgs, symbols_page
 
 
@@ -128,18 +128,9 @@ class Query:
         )
         if page.from_end:
             rows.reverse()
-            has_next, has_prev = before is not None, more
-        else:
-            has_next, has_prev = more, after is not None
-        edges = [SymbolEdge(node=Symbol.from_row(r)) for r in rows]
         return SymbolConnection(
-            edges=edges,
-            page_info=PageInfo(
-                has_next_page=has_next,
-                has_previous_page=has_prev,
-                start_cursor=symbol_cursor(rows[0].ticker) if rows else None,
-                end_cursor=symbol_cursor(rows[-1].ticker) if rows else None,
-            ),
+            edges=[SymbolEdge(node=Symbol.from_row(r)) for r in rows],
+            page_info=page_info(page, more, rows, lambda r: symbol_cursor(r.ticker)),
             filter=f,
         )
 

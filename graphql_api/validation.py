@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from core.errors import BadUserInput
@@ -41,35 +40,3 @@ def time_range(start: datetime | None, end: datetime | None) -> None:
             in_bounds(name, value)
     if start is not None and end is not None and start > end:
         raise BadUserInput(f"`from` ({start.isoformat()}) is after `to` ({end.isoformat()})")
-
-
-@dataclass(frozen=True)
-class PageArgs:
-    """Validated Relay paging arguments: a page size and which end of the list it is taken from."""
-
-    size: int
-    from_end: bool  # True for last/before paging
-    after: str | None
-    before: str | None
-
-
-def page_args(
-    first: int | None,
-    after: str | None,
-    last: int | None,
-    before: str | None,
-    *,
-    default: int,
-    maximum: int,
-) -> PageArgs:
-    """Validate first/after/last/before against the configured maximum page size."""
-    if first is not None and last is not None:
-        raise BadUserInput("pass either `first` or `last`, not both")
-    for name, value in (("first", first), ("last", last)):
-        if value is not None and value < 0:
-            raise BadUserInput(f"`{name}` must not be negative, got {value}")
-        if value is not None and value > maximum:
-            raise BadUserInput(f"`{name}` must be at most {maximum}, got {value}")
-    if last is not None:
-        return PageArgs(last, True, after, before)
-    return PageArgs(first if first is not None else min(default, maximum), False, after, before)

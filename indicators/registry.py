@@ -47,6 +47,14 @@ class Param:
     maximum: float | None = None
     choices: tuple[str, ...] = ()
     description: str = ""
+    #: The name callers outside Python see (snake_case; the GraphQL API camel-cases it).
+    #: TA-Lib's names (`timeperiod`, `nbdevup`) stay the keyword arguments of the kernels.
+    argument: str = ""
+
+    @property
+    def public_name(self) -> str:
+        """`argument`, or the TA-Lib name when no other is given."""
+        return self.argument or self.name
 
     @property
     def kind(self) -> type:
@@ -66,8 +74,10 @@ class Param:
         return check_float(self.name, value, self.minimum, self.maximum)
 
 
-def _period(name: str, default: int, minimum: int, description: str) -> Param:
-    return Param(name, default, minimum, MAX_PERIOD, description=description)
+def _period(
+    name: str, default: int, minimum: int, description: str, argument: str = "period"
+) -> Param:
+    return Param(name, default, minimum, MAX_PERIOD, description=description, argument=argument)
 
 
 @dataclass(frozen=True)
@@ -174,7 +184,10 @@ def _stoch_lookback(p: Params) -> int:
     return _int(p, "fastk_period") + _int(p, "slowk_period") + _int(p, "slowd_period") - 3
 
 
-_TP = "Number of bars in the window."
+# The descriptions are the public API's (the GraphQL schema shows them as they are); the order
+# of this table is the order of the schema's `IndicatorSet` fields.
+_AVERAGED = "Bars averaged."
+_SMOOTHING = "Smoothing period."
 
 INDICATORS: dict[str, Indicator] = {
     spec.name: spec
@@ -183,7 +196,7 @@ INDICATORS: dict[str, Indicator] = {
             name="SMA",
             description="Simple moving average of the close.",
             inputs=("close",),
-            params=(_period("timeperiod", 30, 1, _TP),),
+            params=(_period("timeperiod", 30, 1, _AVERAGED),),
             outputs=("value",),
             function=sma,
             lookback_fn=lambda p: _int(p, "timeperiod") - 1,
@@ -191,9 +204,9 @@ INDICATORS: dict[str, Indicator] = {
         ),
         Indicator(
             name="EMA",
-            description="Exponential moving average (k = 2/(n+1)), seeded with an SMA.",
+            description="Exponential moving average, seeded with the SMA of the first bars.",
             inputs=("close",),
-            params=(_period("timeperiod", 30, 1, _TP),),
+            params=(_period("timeperiod", 30, 1, _SMOOTHING),),
             outputs=("value",),
             function=ema,
             lookback_fn=lambda p: _int(p, "timeperiod") - 1,
@@ -203,9 +216,9 @@ INDICATORS: dict[str, Indicator] = {
         ),
         Indicator(
             name="WMA",
-            description="Linearly weighted moving average of the close.",
+            description="Linearly weighted moving average.",
             inputs=("close",),
-            params=(_period("timeperiod", 30, 1, _TP),),
+            params=(_period("timeperiod", 30, 1, _AVERAGED),),
             outputs=("value",),
             function=wma,
             lookback_fn=lambda p: _int(p, "timeperiod") - 1,
@@ -213,9 +226,9 @@ INDICATORS: dict[str, Indicator] = {
         ),
         Indicator(
             name="RSI",
-            description="Wilder's relative strength index, 0 to 100.",
+            description="Relative strength index (Wilder smoothing), 0-100.",
             inputs=("close",),
-            params=(_period("timeperiod", 14, 2, _TP),),
+            params=(_period("timeperiod", 14, 2, _SMOOTHING),),
             outputs=("value",),
             function=rsi,
             lookback_fn=lambda p: _int(p, "timeperiod"),
@@ -225,62 +238,19 @@ INDICATORS: dict[str, Indicator] = {
         ),
         Indicator(
             name="ROC",
-            description="Rate of change in percent over timeperiod bars.",
+            description="Rate of change in percent over `period` bars.",
             inputs=("close",),
-            params=(_period("timeperiod", 10, 1, "Number of bars back."),),
+            params=(_period("timeperiod", 10, 1, "Bars back."),),
             outputs=("value",),
             function=roc,
             lookback_fn=lambda p: _int(p, "timeperiod"),
             warmup_fn=lambda p: _int(p, "timeperiod"),
         ),
         Indicator(
-            name="MACD",
-            description="MACD line (fast EMA - slow EMA), its signal EMA, and their difference.",
-            inputs=("close",),
-            params=(
-                _period("fastperiod", 12, 2, "Fast EMA period; less than slowperiod."),
-                _period("slowperiod", 26, 2, "Slow EMA period."),
-                _period("signalperiod", 9, 1, "Signal EMA period."),
-            ),
-            outputs=("macd", "macdsignal", "macdhist"),
-            function=macd,
-            lookback_fn=_macd_lookback,
-            warmup_fn=_macd_warmup,
-            check_fn=_macd_check,
-        ),
-        Indicator(
-            name="STOCH",
-            description="Slow stochastic %K and %D, SMA-smoothed, 0 to 100.",
-            inputs=("high", "low", "close"),
-            params=(
-                _period("fastk_period", 5, 1, "Bars in the high/low range."),
-                _period("slowk_period", 3, 1, "SMA period smoothing fast %K into slow %K."),
-                _period("slowd_period", 3, 1, "SMA period smoothing slow %K into %D."),
-            ),
-            outputs=("slowk", "slowd"),
-            function=stoch,
-            lookback_fn=_stoch_lookback,
-            warmup_fn=_stoch_lookback,
-        ),
-        Indicator(
-            name="BBANDS",
-            description="Bollinger bands: SMA plus and minus population standard deviations.",
-            inputs=("close",),
-            params=(
-                _period("timeperiod", 20, 2, _TP),
-                Param("nbdevup", 2.0, 0.0, MAX_NBDEV, description="Deviations above."),
-                Param("nbdevdn", 2.0, 0.0, MAX_NBDEV, description="Deviations below."),
-            ),
-            outputs=("upperband", "middleband", "lowerband"),
-            function=bbands,
-            lookback_fn=lambda p: _int(p, "timeperiod") - 1,
-            warmup_fn=lambda p: _int(p, "timeperiod") - 1,
-        ),
-        Indicator(
             name="ATR",
-            description="Average true range, Wilder-smoothed.",
+            description="Average true range (Wilder smoothing).",
             inputs=("high", "low", "close"),
-            params=(_period("timeperiod", 14, 1, _TP),),
+            params=(_period("timeperiod", 14, 1, _SMOOTHING),),
             outputs=("value",),
             function=atr,
             lookback_fn=lambda p: _int(p, "timeperiod"),
@@ -290,7 +260,7 @@ INDICATORS: dict[str, Indicator] = {
         ),
         Indicator(
             name="OBV",
-            description="On-balance volume: running sum of volume signed by the close's move.",
+            description="On-balance volume, accumulated over the whole stored history.",
             inputs=("close", "volume"),
             params=(),
             outputs=("value",),
@@ -299,18 +269,16 @@ INDICATORS: dict[str, Indicator] = {
             warmup_fn=lambda p: None,
         ),
         Indicator(
+            # The kernel's `time` input: datetime64, or integer epoch milliseconds.
             name="VWAP",
-            description=(
-                "Volume-weighted typical price (h+l+c)/3, over the whole input or per UTC day. "
-                "time: datetime64, or integer epoch milliseconds."
-            ),
+            description="Volume-weighted average of the typical price (h+l+c)/3.",
             inputs=("high", "low", "close", "volume", "time"),
             params=(
                 Param(
                     "anchor",
                     "session",
                     choices=ANCHORS,
-                    description="'session' restarts at 00:00 UTC; 'cumulative' never does.",
+                    description="SESSION (default) or CUMULATIVE.",
                 ),
             ),
             outputs=("value",),
@@ -318,6 +286,63 @@ INDICATORS: dict[str, Indicator] = {
             lookback_fn=lambda p: 0,
             warmup_fn=lambda p: None,
             session_reset_fn=lambda p: p["anchor"] == "session",
+        ),
+        Indicator(
+            name="MACD",
+            description="Moving average convergence/divergence.",
+            inputs=("close",),
+            params=(
+                _period("fastperiod", 12, 2, "Fast EMA period.", argument="fast"),
+                _period("slowperiod", 26, 2, "Slow EMA period.", argument="slow"),
+                _period("signalperiod", 9, 1, "Signal EMA period.", argument="signal"),
+            ),
+            outputs=("macd", "macdsignal", "macdhist"),
+            function=macd,
+            lookback_fn=_macd_lookback,
+            warmup_fn=_macd_warmup,
+            check_fn=_macd_check,
+        ),
+        Indicator(
+            name="BBANDS",
+            description="Bollinger Bands around an SMA of the close.",
+            inputs=("close",),
+            params=(
+                _period("timeperiod", 20, 2, "SMA period."),
+                Param(
+                    "nbdevup",
+                    2.0,
+                    0.0,
+                    MAX_NBDEV,
+                    description="Upper width in SDs.",
+                    argument="nbdev_up",
+                ),
+                Param(
+                    "nbdevdn",
+                    2.0,
+                    0.0,
+                    MAX_NBDEV,
+                    description="Lower width in SDs.",
+                    argument="nbdev_down",
+                ),
+            ),
+            outputs=("upperband", "middleband", "lowerband"),
+            function=bbands,
+            lookback_fn=lambda p: _int(p, "timeperiod") - 1,
+            warmup_fn=lambda p: _int(p, "timeperiod") - 1,
+        ),
+        Indicator(
+            name="STOCH",
+            description="Slow stochastic oscillator (SMA smoothing).",
+            inputs=("high", "low", "close"),
+            params=(
+                _period("fastk_period", 5, 1, "%K look-back.", argument="fast_k"),
+                _period("slowk_period", 3, 1, "%K smoothing.", argument="slow_k"),
+                _period("slowd_period", 3, 1, "%D smoothing.", argument="slow_d"),
+            ),
+            outputs=("slowk", "slowd"),
+            function=stoch,
+            lookback_fn=_stoch_lookback,
+            warmup_fn=_stoch_lookback,
         ),
     )
 }
@@ -348,6 +373,7 @@ def describe() -> list[dict[str, Any]]:
                     "maximum": p.maximum,
                     "choices": list(p.choices),
                     "description": p.description,
+                    "argument": p.public_name,
                 }
                 for p in spec.params
             ],

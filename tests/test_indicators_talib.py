@@ -545,7 +545,8 @@ def test_registry_lookup_and_description() -> None:
         "minimum": 2,
         "maximum": MAX_PERIOD,
         "choices": [],
-        "description": "Number of bars in the window.",
+        "description": "SMA period.",
+        "argument": "period",
     }
     assert described["VWAP"]["params"][0]["choices"] == ["session", "cumulative"]
     assert get_indicator("SMA").validate({"timeperiod": np.int64(20)}) == {"timeperiod": 20}

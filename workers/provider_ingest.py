@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from core.intervals import Interval, parse_timeframe
+from core.providers import PROVIDER_SPECS
 from core.settings import Settings
 from workers.providers import MarketDataProvider, ProviderConfig, config_from_env
 from workers.runs import RunRecorder
@@ -38,19 +39,11 @@ class ProviderReport:
 def provider_config(settings: Settings, name: str) -> ProviderConfig:
     """The provider's config: credentials from settings, else from its usual variables."""
     config = config_from_env(name)
-    key = name.strip().lower()
-    overrides = {
-        "alpaca": (settings.alpaca_api_key, settings.alpaca_api_secret, settings.alpaca_base_url),
-        "polygon": (settings.polygon_api_key, None, settings.polygon_base_url),
-        "binance": (None, None, settings.binance_base_url),
-    }.get(key, (None, None, None))
-    api_key, api_secret, base_url = overrides
-    return replace(
-        config,
-        api_key=api_key or config.api_key,
-        api_secret=api_secret or config.api_secret,
-        base_url=base_url or config.base_url,
-    )
+    spec = PROVIDER_SPECS.get(name.strip().lower())
+    if spec is None:
+        return config
+    overrides = {key: getattr(settings, spec.setting(key), None) for key in spec.settings}
+    return replace(config, **{key: value for key, value in overrides.items() if value})
 
 
 async def newest_bar(conn: asyncpg.Connection, ticker: str, timeframe: str) -> datetime | None:

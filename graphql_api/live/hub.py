@@ -450,5 +450,5 @@ class LiveHub:
 
 def hub_of(request: Any) -> LiveHub:
     """The live hub of the application serving `request` (set in the app lifespan)."""
-    hub: LiveHub = request.app.state.live
+    hub: LiveHub = request.app.state.services.live
     return hub

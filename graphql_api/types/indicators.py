@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import enum
+import inspect
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import strawberry
+from strawberry.types.field import StrawberryField
+from strawberry.utils.str_converters import capitalize_first, to_camel_case
 
 from core.errors import BadUserInput
 from core.intervals import Interval as CoreInterval
 from graphql_api.context import Info
 from graphql_api.types.common import Interval
-from indicators import get_indicator
+from indicators import INDICATORS, Indicator, Param
 from loaders.indicators import IndicatorKey, IndicatorResult
 from loaders.rows import StoredSeries
 
@@ -70,22 +76,122 @@ class VwapAnchor(enum.Enum):
     CUMULATIVE = strawberry.enum_value("cumulative", description="Never: the whole history.")
 
 
-#: TA-Lib's parameter names and the GraphQL arguments that carry them, for error messages.
-_ARGUMENT_NAMES = {
-    "fastk_period": "fastK",
-    "slowk_period": "slowK",
-    "slowd_period": "slowD",
-    "fastperiod": "fast",
-    "slowperiod": "slow",
-    "signalperiod": "signal",
-    "timeperiod": "period",
-    "nbdevup": "nbdevUp",
-    "nbdevdn": "nbdevDown",
+@dataclass(frozen=True)
+class _Output:
+    """A GraphQL result type and, for each of its series fields, the registry output it shows."""
+
+    type: type
+    fields: Mapping[str, str]
+
+    def build(self, result: IndicatorResult | None) -> Any:
+        if result is None:
+            return self.type(time=[], valid_from=None, **{name: [] for name in self.fields})
+        series = {name: result.outputs[output] for name, output in self.fields.items()}
+        return self.type(time=result.time, valid_from=result.valid_from, **series)
+
+
+_LINE = _Output(LineIndicator, {"value": "value"})
+
+#: Result types of the indicators with several outputs; one output named `value` needs none.
+_OUTPUTS = {
+    "MACD": _Output(
+        MacdIndicator, {"macd": "macd", "signal": "macdsignal", "histogram": "macdhist"}
+    ),
+    "BBANDS": _Output(
+        BandsIndicator, {"upper": "upperband", "middle": "middleband", "lower": "lowerband"}
+    ),
+    "STOCH": _Output(StochIndicator, {"k": "slowk", "d": "slowd"}),
 }
 
+#: Enums that describe each of their values; other choice parameters get a generated enum.
+_ENUMS: dict[tuple[str, str], type[enum.Enum]] = {("VWAP", "anchor"): VwapAnchor}
 
-def _empty_line() -> LineIndicator:
-    return LineIndicator(time=[], value=[], valid_from=None)
+
+def _output(spec: Indicator) -> _Output:
+    if spec.name in _OUTPUTS:
+        return _OUTPUTS[spec.name]
+    if spec.outputs == ("value",):
+        return _LINE
+    raise TypeError(f"{spec.name} has outputs {spec.outputs}: declare its result type in _OUTPUTS")
+
+
+def _argument(spec: Indicator, param: Param) -> tuple[Any, Any]:
+    """The GraphQL argument's type and default."""
+    if not param.choices:
+        return param.kind, param.default
+    choices = _ENUMS.get((spec.name, param.name))
+    if choices is None:
+        name = capitalize_first(spec.name.lower()) + capitalize_first(
+            to_camel_case(param.public_name)
+        )
+        generated = enum.Enum(name, {c.upper(): c for c in param.choices})  # type: ignore[misc]
+        choices = strawberry.enum(generated, description=param.description)
+    return choices, choices(param.default)
+
+
+def _plain(value: Any) -> Any:
+    return value.value if isinstance(value, enum.Enum) else value
+
+
+def field_name(spec: Indicator) -> str:
+    """The `IndicatorSet` field (Python name; GraphQL's is the same, all lower case)."""
+    return spec.name.lower()
+
+
+def _field(spec: Indicator) -> StrawberryField:
+    """`spec` as a field whose arguments are its parameters (public names, defaults, texts)."""
+    output = _output(spec)
+    public = {p.public_name: p.name for p in spec.params}
+
+    async def resolve(self: Any, info: Info, **arguments: Any) -> Any:
+        params = {public[name]: _plain(value) for name, value in arguments.items()}
+        return output.build(await self._load(info, spec, params))
+
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    parameters = [
+        inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+        inspect.Parameter("info", keyword, annotation=Info),
+    ]
+    for param in spec.params:
+        kind, default = _argument(spec, param)
+        described = strawberry.argument(description=param.description)
+        annotation = Annotated[kind, described]  # type: ignore[valid-type]
+        parameters.append(
+            inspect.Parameter(param.public_name, keyword, default=default, annotation=annotation)
+        )
+    # Strawberry reads the arguments from the signature and their types from __annotations__.
+    resolve.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        parameters, return_annotation=output.type
+    )
+    resolve.__annotations__ = {p.name: p.annotation for p in parameters[1:]}
+    resolve.__annotations__["return"] = output.type
+    resolve.__name__ = resolve.__qualname__ = field_name(spec)
+    return strawberry.field(resolver=resolve, description=spec.description)
+
+
+_T = TypeVar("_T")
+
+
+def indicator_fields(registry: Mapping[str, Indicator]) -> Callable[[type[_T]], type[_T]]:
+    """Adds one field per indicator in `registry`, in its order, before `strawberry.type` runs.
+
+    The class supplies `_load(info, spec, params)`.
+    """
+
+    def decorate(cls: type[_T]) -> type[_T]:
+        for spec in registry.values():
+            setattr(cls, field_name(spec), _field(spec))
+        return cls
+
+    return decorate
+
+
+def _public_names(message: str, spec: Indicator) -> str:
+    """A registry message with TA-Lib's parameter names replaced by the arguments' names."""
+    for param in spec.params:
+        public = to_camel_case(param.public_name)
+        message = re.sub(rf"\b{re.escape(param.name)}\b", public, message)
+    return message
 
 
 @strawberry.type(
@@ -93,6 +199,7 @@ def _empty_line() -> LineIndicator:
     "[from, to). Each value equals the value computed over the symbol's whole stored history "
     "(the server reads the warm-up before `from`). Parameters are TA-Lib's, with its defaults."
 )
+@indicator_fields(INDICATORS)
 class IndicatorSet:
     interval: Interval = strawberry.field(description="The bar interval the indicators use.")
     symbol_id: strawberry.Private[int]
@@ -100,14 +207,13 @@ class IndicatorSet:
     lo: strawberry.Private[datetime]
     hi: strawberry.Private[datetime]
 
-    async def _load(self, info: Info, name: str, params: dict[str, Any]) -> IndicatorResult | None:
+    async def _load(
+        self, info: Info, spec: Indicator, params: dict[str, Any]
+    ) -> IndicatorResult | None:
         try:
-            checked = get_indicator(name).validate(params)
+            checked = spec.validate(params)
         except ValueError as exc:
-            message = str(exc)
-            for talib_name, ours in _ARGUMENT_NAMES.items():
-                message = message.replace(talib_name, ours)
-            raise BadUserInput(f"{name}: {message}") from None
+            raise BadUserInput(f"{spec.name}: {_public_names(str(exc), spec)}") from None
         if self.base is None:
             return None
         key = IndicatorKey(
@@ -117,138 +223,7 @@ class IndicatorSet:
             self.lo,
             self.hi,
             self.base.version,
-            name,
+            spec.name,
             tuple(sorted(checked.items())),
         )
         return await info.context.loaders.indicators.load(key)
-
-    async def _line(self, info: Info, name: str, params: dict[str, Any]) -> LineIndicator:
-        result = await self._load(info, name, params)
-        if result is None:
-            return _empty_line()
-        return LineIndicator(
-            time=result.time, value=result.outputs["value"], valid_from=result.valid_from
-        )
-
-    @strawberry.field(description="Simple moving average of the close.")
-    async def sma(
-        self,
-        info: Info,
-        period: Annotated[int, strawberry.argument(description="Bars averaged.")] = 30,
-    ) -> LineIndicator:
-        return await self._line(info, "SMA", {"timeperiod": period})
-
-    @strawberry.field(
-        description="Exponential moving average, seeded with the SMA of the first bars."
-    )
-    async def ema(
-        self,
-        info: Info,
-        period: Annotated[int, strawberry.argument(description="Smoothing period.")] = 30,
-    ) -> LineIndicator:
-        return await self._line(info, "EMA", {"timeperiod": period})
-
-    @strawberry.field(description="Linearly weighted moving average.")
-    async def wma(
-        self,
-        info: Info,
-        period: Annotated[int, strawberry.argument(description="Bars averaged.")] = 30,
-    ) -> LineIndicator:
-        return await self._line(info, "WMA", {"timeperiod": period})
-
-    @strawberry.field(description="Relative strength index (Wilder smoothing), 0-100.")
-    async def rsi(
-        self,
-        info: Info,
-        period: Annotated[int, strawberry.argument(description="Smoothing period.")] = 14,
-    ) -> LineIndicator:
-        return await self._line(info, "RSI", {"timeperiod": period})
-
-    @strawberry.field(description="Rate of change in percent over `period` bars.")
-    async def roc(
-        self,
-        info: Info,
-        period: Annotated[int, strawberry.argument(description="Bars back.")] = 10,
-    ) -> LineIndicator:
-        return await self._line(info, "ROC", {"timeperiod": period})
-
-    @strawberry.field(description="Average true range (Wilder smoothing).")
-    async def atr(
-        self,
-        info: Info,
-        period: Annotated[int, strawberry.argument(description="Smoothing period.")] = 14,
-    ) -> LineIndicator:
-        return await self._line(info, "ATR", {"timeperiod": period})
-
-    @strawberry.field(description="On-balance volume, accumulated over the whole stored history.")
-    async def obv(self, info: Info) -> LineIndicator:
-        return await self._line(info, "OBV", {})
-
-    @strawberry.field(description="Volume-weighted average of the typical price (h+l+c)/3.")
-    async def vwap(
-        self,
-        info: Info,
-        anchor: Annotated[
-            VwapAnchor, strawberry.argument(description="SESSION (default) or CUMULATIVE.")
-        ] = VwapAnchor.SESSION,
-    ) -> LineIndicator:
-        return await self._line(info, "VWAP", {"anchor": anchor.value})
-
-    @strawberry.field(description="Moving average convergence/divergence.")
-    async def macd(
-        self,
-        info: Info,
-        fast: Annotated[int, strawberry.argument(description="Fast EMA period.")] = 12,
-        slow: Annotated[int, strawberry.argument(description="Slow EMA period.")] = 26,
-        signal: Annotated[int, strawberry.argument(description="Signal EMA period.")] = 9,
-    ) -> MacdIndicator:
-        params = {"fastperiod": fast, "slowperiod": slow, "signalperiod": signal}
-        result = await self._load(info, "MACD", params)
-        if result is None:
-            return MacdIndicator(time=[], macd=[], signal=[], histogram=[], valid_from=None)
-        out = result.outputs
-        return MacdIndicator(
-            time=result.time,
-            macd=out["macd"],
-            signal=out["macdsignal"],
-            histogram=out["macdhist"],
-            valid_from=result.valid_from,
-        )
-
-    @strawberry.field(description="Bollinger Bands around an SMA of the close.")
-    async def bbands(
-        self,
-        info: Info,
-        period: Annotated[int, strawberry.argument(description="SMA period.")] = 20,
-        nbdev_up: Annotated[float, strawberry.argument(description="Upper width in SDs.")] = 2.0,
-        nbdev_down: Annotated[float, strawberry.argument(description="Lower width in SDs.")] = 2.0,
-    ) -> BandsIndicator:
-        params = {"timeperiod": period, "nbdevup": nbdev_up, "nbdevdn": nbdev_down}
-        result = await self._load(info, "BBANDS", params)
-        if result is None:
-            return BandsIndicator(time=[], upper=[], middle=[], lower=[], valid_from=None)
-        out = result.outputs
-        return BandsIndicator(
-            time=result.time,
-            upper=out["upperband"],
-            middle=out["middleband"],
-            lower=out["lowerband"],
-            valid_from=result.valid_from,
-        )
-
-    @strawberry.field(description="Slow stochastic oscillator (SMA smoothing).")
-    async def stoch(
-        self,
-        info: Info,
-        fast_k: Annotated[int, strawberry.argument(description="%K look-back.")] = 5,
-        slow_k: Annotated[int, strawberry.argument(description="%K smoothing.")] = 3,
-        slow_d: Annotated[int, strawberry.argument(description="%D smoothing.")] = 3,
-    ) -> StochIndicator:
-        params = {"fastk_period": fast_k, "slowk_period": slow_k, "slowd_period": slow_d}
-        result = await self._load(info, "STOCH", params)
-        if result is None:
-            return StochIndicator(time=[], k=[], d=[], valid_from=None)
-        out = result.outputs
-        return StochIndicator(
-            time=result.time, k=out["slowk"], d=out["slowd"], valid_from=result.valid_from
-        )

@@ -9,9 +9,11 @@ from typing import Annotated, cast
 import strawberry
 
 from core.errors import BadUserInput, Forbidden, Unauthenticated
+from core.providers import names_in_words
 from graphql_api.auth import Principal, Scope
 from graphql_api.context import Info
 from graphql_api.cursors import job_cursor, parse_job_cursor
+from graphql_api.relay import PageArgs, page_info, probe
 from graphql_api.types.common import Interval, PageInfo
 from graphql_api.validation import time_range
 
@@ -96,6 +98,7 @@ async def ingest_jobs(
             first + 1,
             after_id,
         )
+    jobs, more = probe(jobs, first)
     edges = [
         IngestJobEdge(
             node=IngestJob(
@@ -117,16 +120,12 @@ async def ingest_jobs(
             ),
             cursor=job_cursor(j.id),
         )
-        for j in jobs[:first]
+        for j in jobs
     ]
+    # Newest first, paged forward only: `first`/`after` are this connection's arguments.
+    page = PageArgs(first, from_end=False, after=after, before=None)
     return IngestJobConnection(
-        edges=edges,
-        page_info=PageInfo(
-            has_next_page=len(jobs) > first,
-            has_previous_page=after is not None,
-            start_cursor=edges[0].cursor if edges else None,
-            end_cursor=edges[-1].cursor if edges else None,
-        ),
+        edges=edges, page_info=page_info(page, more, edges, lambda e: e.cursor)
     )
 
 
@@ -139,7 +138,7 @@ class Mutation:
     async def request_ingest(
         self,
         info: Info,
-        provider: Annotated[str, strawberry.argument(description="alpaca, polygon or binance.")],
+        provider: Annotated[str, strawberry.argument(description=names_in_words())],
         tickers: Annotated[list[str], strawberry.argument(description="Tickers to ingest.")],
         timeframe: Annotated[
             Interval, strawberry.argument(description="Timeframe to store (default M1).")

@@ -17,6 +17,7 @@ from graphql_api.bar_queries import (
 )
 from graphql_api.context import Info
 from graphql_api.cursors import bar_cursor, symbol_cursor
+from graphql_api.relay import page_args, page_info
 from graphql_api.types.bars import (
     Bar,
     BarConnection,
@@ -25,9 +26,8 @@ from graphql_api.types.bars import (
     RowEdge,
     empty_connection,
 )
-from graphql_api.types.common import BarOrder, Interval, Node, PageInfo, global_id
+from graphql_api.types.common import BarOrder, Interval, Node, global_id
 from graphql_api.types.indicators import IndicatorSet
-from graphql_api.validation import page_args
 from loaders.bars import BarKey, BarWindow
 from loaders.rows import SymbolRow
 
@@ -161,17 +161,10 @@ class Symbol(Node):
         # Strawberry objects per bar cost more than the rest of the request's Python work.
         symbol_id = self.row.id
         edges = cast(list[BarEdge], [RowEdge(r, symbol_id, core) for r in rows])
-        if page.from_end:
-            has_next, has_prev = page.before is not None, loaded.has_more
-        else:
-            has_next, has_prev = loaded.has_more, page.after is not None
         return BarConnection(
             edges=edges,
-            page_info=PageInfo(
-                has_next_page=has_next,
-                has_previous_page=has_prev,
-                start_cursor=bar_cursor(symbol_id, core, rows[0].ts) if rows else None,
-                end_cursor=bar_cursor(symbol_id, core, rows[-1].ts) if rows else None,
+            page_info=page_info(
+                page, loaded.has_more, rows, lambda r: bar_cursor(symbol_id, core, r.ts)
             ),
             count_key=plan.count_key,
         )

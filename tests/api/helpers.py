@@ -329,7 +329,7 @@ def count_statements(client: TestClient) -> Iterator[list[str]]:
         with lock:
             statements.append(statement)
 
-    engine = client.app.state.engine.sync_engine  # type: ignore[attr-defined]
+    engine = client.app.state.services.engine.sync_engine  # type: ignore[attr-defined]
     event.listen(engine, "before_cursor_execute", on_execute)
     try:
         yield statements

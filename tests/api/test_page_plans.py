@@ -71,7 +71,7 @@ def statements(
         if "LIMIT k.lim" in statement:
             seen.append((statement, parameters))
 
-    engine = client.app.state.engine.sync_engine  # type: ignore[attr-defined]
+    engine = client.app.state.services.engine.sync_engine  # type: ignore[attr-defined]
     event.listen(engine, "before_cursor_execute", on_execute)
     try:
         body = post(client, query, variables)

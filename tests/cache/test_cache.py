@@ -88,7 +88,7 @@ def test_hit_equals_miss_and_no_stale_read_after_ingest(
         update={"redis_url": redis_url if backend == "redis" else None}
     )
     with TestClient(create_app(settings)) as client:
-        cache: FieldCache = client.app.state.cache  # type: ignore[attr-defined]
+        cache: FieldCache = client.app.state.services.cache  # type: ignore[attr-defined]
         miss = _query(client, PAGE)
         computed = cache.stats.computed
         assert computed > 0
@@ -118,7 +118,7 @@ def test_hit_equals_miss_and_no_stale_read_after_ingest(
 def test_field_cache_hits_without_response_cache(own_database: Settings) -> None:
     """Two different documents needing the same bars share the loader-level entries."""
     with TestClient(create_app(own_database)) as client:
-        cache: FieldCache = client.app.state.cache  # type: ignore[attr-defined]
+        cache: FieldCache = client.app.state.services.cache  # type: ignore[attr-defined]
         q1 = '{ symbol(ticker: "GLOBX") { bars(interval: M15, first: 50) { nodes { close } } } }'
         q2 = '{ symbol(ticker: "GLOBX") { bars(interval: M15, first: 50) { nodes { time } } } }'
         _query(client, q1)
@@ -167,7 +167,7 @@ def test_redis_dying_mid_test_degrades_then_recovers(
     server = start()
     settings = own_database.model_copy(update={"redis_url": f"redis://127.0.0.1:{port}/0"})
     with TestClient(create_app(settings)) as client:
-        cache: FieldCache = client.app.state.cache  # type: ignore[attr-defined]
+        cache: FieldCache = client.app.state.services.cache  # type: ignore[attr-defined]
         reference = _query(client, PAGE)
         server.kill()
         server.wait()

@@ -184,7 +184,7 @@ def _statements(client: TestClient, query: str) -> int:
     def count(*args: Any, **kw: Any) -> None:
         seen.append(args[2])
 
-    engine = client.app.state.engine.sync_engine  # type: ignore[attr-defined]
+    engine = client.app.state.services.engine.sync_engine  # type: ignore[attr-defined]
     event.listen(engine, "before_cursor_execute", count)
     try:
         response = client.post("/graphql", json={"query": query})

@@ -26,7 +26,7 @@ def env(make_database: Callable[[], str]) -> Iterator[tuple[TestClient, dict[str
     settings = migrated_settings(make_database())
     db.upgrade(settings)
     with TestClient(create_app(settings)) as client:
-        engine = client.app.state.engine  # type: ignore[attr-defined]
+        engine = client.app.state.services.engine  # type: ignore[attr-defined]
         tokens = {
             scope.value: client.portal.call(create_key, engine, scope.value, [scope]).token  # type: ignore[union-attr]
             for scope in Scope

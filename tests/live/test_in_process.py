@@ -23,7 +23,7 @@ async def test_without_redis_updates_flow_in_process_and_reads_can_require_a_key
     settings = migrated_settings(live_env.settings.database_url, require_read_key=True)
     app = create_app(settings)
     with thread_server(app) as url:
-        hub = app.state.live
+        hub = app.state.services.live
         async with connect(url, subprotocols=[PROTOCOL]) as ws:
             await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
             with pytest.raises(ConnectionClosed) as closed:

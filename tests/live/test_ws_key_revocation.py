@@ -54,7 +54,7 @@ async def test_a_key_revoked_while_its_websockets_are_open_closes_them_within_th
                 closed_after = time.monotonic() - revoked_at
                 assert closed_after < CACHE_SECONDS, f"closed {closed_after:.2f} s after"
                 print(f"closed {closed_after:.3f} s after the revocation")
-                watch = app.state.live.key_watch
+                watch = app.state.services.live.key_watch
                 assert watch.revoked == 2 and watch.connections() == 1
 
                 # One query per period for all open connections, not one per connection.

@@ -36,7 +36,7 @@ def count_statements(client: TestClient) -> Iterator[list[str]]:
     def before(*args: Any) -> None:
         seen.append(args[2])
 
-    target = client.app.state.engine.sync_engine  # type: ignore[attr-defined]
+    target = client.app.state.services.engine.sync_engine  # type: ignore[attr-defined]
     event.listen(target, "before_cursor_execute", before)
     try:
         yield seen

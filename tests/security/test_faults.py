@@ -258,7 +258,7 @@ def test_client_disconnects_leak_no_connection(url: str, pg_admin_url: str) -> N
         "{ nodes { time close volume } } } }"
     )
     with live_server(app) as base:
-        pool = app.state.engine.pool
+        pool = app.state.services.engine.pool
         # 1. Mid-query: the requests wait on a lock while their clients hang up.
         with psycopg.connect(url) as locker:
             locker.execute("LOCK TABLE bars IN ACCESS EXCLUSIVE MODE")

@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 import pandas as pd
 
+from core.providers import PROVIDER_SPECS, ProviderSpec
 from workers.providers.base import (
     MarketDataProvider,
     ProviderConfig,
@@ -53,7 +54,8 @@ def rfc3339(moment: datetime) -> str:
 class AlpacaProvider(MarketDataProvider):
     """US stock bars from Alpaca; authenticates with the APCA-API-* key headers."""
 
-    name: ClassVar[str] = "alpaca"
+    spec: ClassVar[ProviderSpec] = PROVIDER_SPECS["alpaca"]
+    name: ClassVar[str] = spec.name
 
     def __init__(
         self,

@@ -22,6 +22,7 @@ from typing import ClassVar, Self, TypeVar
 import pandas as pd
 
 from core.bar import BAR_FIELDS
+from core.providers import ProviderSpec
 
 #: The project's interval codes (core.intervals.Interval values), finest first.
 TIMEFRAMES: tuple[str, ...] = ("M1", "M5", "M15", "M30", "H1", "H4", "D1", "W1", "MN1")
@@ -133,6 +134,8 @@ class MarketDataProvider(ABC):
 
     #: Registry name, e.g. "alpaca".
     name: ClassVar[str]
+    #: Its declaration (name, description, settings): core/providers.py.
+    spec: ClassVar[ProviderSpec]
 
     config: ProviderConfig
 

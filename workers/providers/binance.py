@@ -12,6 +12,7 @@ from typing import ClassVar
 
 import pandas as pd
 
+from core.providers import PROVIDER_SPECS, ProviderSpec
 from workers.providers.base import (
     MarketDataProvider,
     ProviderConfig,
@@ -55,7 +56,8 @@ _FIELDS: dict[str, str | int] = {
 class BinanceProvider(MarketDataProvider):
     """Spot klines from Binance (volume in the base asset)."""
 
-    name: ClassVar[str] = "binance"
+    spec: ClassVar[ProviderSpec] = PROVIDER_SPECS["binance"]
+    name: ClassVar[str] = spec.name
 
     def __init__(self, config: ProviderConfig | None = None) -> None:
         self.config = (config or ProviderConfig()).with_defaults(

@@ -14,6 +14,7 @@ from urllib.parse import quote
 import httpx
 import pandas as pd
 
+from core.providers import PROVIDER_SPECS, ProviderSpec
 from workers.providers.base import (
     MarketDataProvider,
     ProviderConfig,
@@ -61,7 +62,8 @@ _MARKETS: dict[str, tuple[str, str]] = {
 class PolygonProvider(MarketDataProvider):
     """Aggregate bars from Polygon; the API key travels as the apiKey query parameter."""
 
-    name: ClassVar[str] = "polygon"
+    spec: ClassVar[ProviderSpec] = PROVIDER_SPECS["polygon"]
+    name: ClassVar[str] = spec.name
 
     def __init__(self, config: ProviderConfig | None = None, *, market: str = "stocks") -> None:
         self.config = (config or ProviderConfig()).with_defaults(

@@ -5,22 +5,15 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 
+from core.providers import PROVIDER_SPECS
 from workers.providers.alpaca import AlpacaProvider
 from workers.providers.base import MarketDataProvider, ProviderConfig
 from workers.providers.binance import BinanceProvider
 from workers.providers.polygon import PolygonProvider
 
+#: The client of each provider declared in core/providers.py, in the same order.
 PROVIDERS: dict[str, Callable[[ProviderConfig | None], MarketDataProvider]] = {
-    "alpaca": AlpacaProvider,
-    "polygon": PolygonProvider,
-    "binance": BinanceProvider,
-}
-
-# The variable names each provider's own SDKs and docs use, so existing setups just work.
-_ENV_KEYS: dict[str, tuple[str | None, str | None]] = {
-    "alpaca": ("APCA_API_KEY_ID", "APCA_API_SECRET_KEY"),
-    "polygon": ("POLYGON_API_KEY", None),
-    "binance": (None, None),
+    cls.spec.name: cls for cls in (AlpacaProvider, PolygonProvider, BinanceProvider)
 }
 
 
@@ -40,8 +33,10 @@ def get_provider(name: str, config: ProviderConfig | None = None) -> MarketDataP
 def config_from_env(name: str, environ: Mapping[str, str] | None = None) -> ProviderConfig:
     """A default config carrying the provider's credentials from the environment, if set."""
     env = os.environ if environ is None else environ
-    key_var, secret_var = _ENV_KEYS[_canonical(name)]
-    return ProviderConfig(
-        api_key=env.get(key_var) if key_var else None,
-        api_secret=env.get(secret_var) if secret_var else None,
-    )
+    spec = PROVIDER_SPECS[_canonical(name)]
+
+    def read(key: str) -> str | None:
+        var = spec.env.get(key)
+        return env.get(var) if var else None
+
+    return ProviderConfig(api_key=read("api_key"), api_secret=read("api_secret"))
