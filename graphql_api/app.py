@@ -148,21 +148,12 @@ async def readiness(
 
 
 def _schema_extensions(settings: Settings) -> list[Any]:
-    from strawberry.extensions import AddValidationRules, MaxAliasesLimiter, QueryDepthLimiter
-
-    # The limiters' rule classes are made once: each limiter instance makes a new class, and
-    # a new class per request would defeat the cached validation results.
-    rules = [
-        *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
-        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
-    ]
-    # Validation results depend on the schema (always this one) and these limits.
-    rules_key = (settings.max_query_depth, settings.max_aliases)
-    # Factories, not instances: extension instances keep per-request state.
-    return [
-        lambda: AddValidationRules(rules),
-        lambda: DocumentCacheExtension(settings.max_tokens, settings.max_aliases, rules_key),
-    ]
+    # Only the parse and the schema's own validation, from the document cache: the limits
+    # (depth, aliases, cost, introspection) are graphql_api.limits', checked by both
+    # transports before Strawberry runs. Validation results then depend on the schema alone.
+    rules_key = "schema"
+    # A factory, not an instance: extension instances keep per-request state.
+    return [lambda: DocumentCacheExtension(settings.max_tokens, settings.max_aliases, rules_key)]
 
 
 @dataclass
@@ -258,7 +249,10 @@ def services_of(connection: HTTPConnection) -> Services:
 async def _ws_context(connection: HTTPConnection) -> Context:
     """The router's context (WebSocket subscriptions); HTTP goes through `Services`."""
     services = services_of(connection)
-    return Context(services.settings, services.engine, Loaders.create(services.engine))
+    context = Context(services.settings, services.engine, Loaders.create(services.engine))
+    # The subscribe path checks the limits the HTTP endpoint checks, with the same object.
+    context.extras["limits"] = services.endpoint.limits
+    return context
 
 
 def _freeze_startup_objects() -> None:

@@ -31,7 +31,6 @@ from graphql import (
     OperationType,
     get_operation_ast,
 )
-from graphql.validation import NoSchemaIntrospectionCustomRule, validate
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import ClientDisconnect
 from strawberry import Schema
@@ -44,8 +43,8 @@ from core.reqstats import note_outcome, note_request
 from core.settings import Settings
 from graphql_api import documents
 from graphql_api.auth import KeyStore, Principal, Scope
-from graphql_api.cost import CostRules, query_cost
 from graphql_api.error_format import classify, format_error
+from graphql_api.limits import LimitError, Limits
 from graphql_api.persisted import PersistedQueries, PersistedQueryError
 from graphql_api.ratelimit import Decision, RateLimiter
 from graphql_api.response_cache import data_version, etag, matches
@@ -57,7 +56,7 @@ GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
 #: Whole responses are keyed on the data version, so this only bounds memory.
 RESPONSE_TTL = 3600.0
-_DOCUMENT_ERRORS = frozenset({"GRAPHQL_PARSE_FAILED", "QUERY_TOO_COSTLY"})
+_DOCUMENT_ERRORS = frozenset({"GRAPHQL_PARSE_FAILED"})
 
 
 class RequestError(Exception):
@@ -283,6 +282,7 @@ class GraphQLEndpoint:
         cache: FieldCache | None = None,
         engine: AsyncEngine | None = None,
         reference_schema: Schema | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.schema = schema
         self.reference_schema = reference_schema
@@ -297,7 +297,7 @@ class GraphQLEndpoint:
             if cache is not None and settings.persisted_queries != "off"
             else None
         )
-        self.rules = CostRules(default_page_size=settings.default_page_size)
+        self.limits = limits or Limits(schema, settings)
 
     async def handle(self, request: Request) -> Response:
         """Answer one GraphQL request, observed (metrics, one log line, a trace span)."""
@@ -334,6 +334,9 @@ class GraphQLEndpoint:
             outcome = Outcome(
                 {"errors": [_error(exc.message, exc.code, exc.extensions)]}, status, exc.headers
             )
+        except LimitError as exc:
+            status = exc.legacy_status if media_type == JSON else exc.status
+            outcome = Outcome({"errors": [exc.formatted]}, status)
         return self._respond(outcome, media_type, request_id, started)
 
     def _respond(
@@ -385,11 +388,7 @@ class GraphQLEndpoint:
         if not params.query:
             raise RequestError(400, "no GraphQL query in the request", "BAD_REQUEST")
         try:
-            document = documents.parse_document(
-                params.query, self.settings.max_tokens, self.settings.max_aliases
-            )
-        except documents.DocumentLimitError as exc:
-            raise RequestError(400, exc.message, exc.code) from None
+            entry = self.limits.parse(params.query)
         except GraphQLSyntaxError as exc:
             raise RequestError(
                 400,
@@ -397,18 +396,11 @@ class GraphQLEndpoint:
                 "GRAPHQL_PARSE_FAILED",
                 extensions={"locations": [loc._asdict() for loc in exc.locations or []]},
             ) from None
+        document = entry.document
         operation = operation_of(document, params.operation_name)
         info.document, info.operation = document, operation
         self._authorize(request, operation, principal, document)
-        info.cost = query_cost(document, operation, params.variables, self.rules)
-        if info.cost > self.settings.max_query_cost:
-            raise RequestError(
-                400,
-                f"query cost {info.cost} exceeds the limit of {self.settings.max_query_cost}; "
-                "ask for smaller pages or fewer fields",
-                "QUERY_TOO_COSTLY",
-                extensions={"cost": info.cost, "limit": self.settings.max_query_cost},
-            )
+        info.cost = self.limits.check(entry, operation, params.variables, principal)
         if self.limiter is not None:
             info.rate = await self.limiter.take(principal.rate_key, info.cost)
             if not info.rate.allowed:
@@ -473,11 +465,6 @@ class GraphQLEndpoint:
                     {"www-authenticate": 'Bearer realm="market-graphql"'},
                 )
             raise RequestError(403, "this API key lacks the `read` scope", "FORBIDDEN")
-        mode = self.settings.introspection
-        if mode == "off" or (mode == "admin" and not principal.has(Scope.ADMIN)):
-            errors = validate(self.schema._schema, document, [NoSchemaIntrospectionCustomRule])
-            if errors:
-                raise RequestError(403, "introspection is disabled for this client", "FORBIDDEN")
 
     async def _execute(self, request: Request, params: Params, info: RequestInfo) -> Outcome:
         assert params.query is not None and info.operation is not None

@@ -3,8 +3,11 @@
 - `connection_init` carries the API key (`{"Authorization": "Bearer <key>"}`, any case of
   the name; the handshake's Authorization header also works). A bad key, or no key when
   reads need one, closes the socket with 4403 and a reason.
-- Only subscriptions run over the socket: queries and mutations go over HTTP, where cost
-  limits, rate limits and ingest scopes are enforced.
+- Only subscriptions run over the socket: queries and mutations go over HTTP, where rate
+  limits and ingest scopes are enforced. A subscription meets the HTTP endpoint's document
+  limits (tokens, introspection, cost, depth, aliases: graphql_api.limits) before it starts,
+  refused with the same code. Subscriptions are not rate limited: they are bounded by
+  LIVE_MAX_SUBSCRIPTIONS_PER_CONNECTION and LIVE_MAX_CONNECTIONS_PER_IP instead.
 - Origins are checked by Strawberry before the handshake is accepted (`allowed_origins`).
 - One client address holds at most LIVE_MAX_CONNECTIONS_PER_IP sockets at once; the next
   are refused at the handshake with HTTP 429 (`ConnectionLimitMiddleware`).
@@ -20,7 +23,7 @@ import contextlib
 import socket
 import uuid
 from contextlib import aclosing
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from graphql import GraphQLError, GraphQLFormattedError, GraphQLSyntaxError, OperationType
@@ -41,9 +44,10 @@ from strawberry.types.graphql import OperationType as StrawberryOperationType
 
 from core.errors import Unauthenticated
 from core.settings import Settings
-from graphql_api.auth import Principal, Scope
+from graphql_api.auth import Principal, Scope, anonymous
 from graphql_api.context import Context
 from graphql_api.error_format import format_error
+from graphql_api.limits import LimitError, Limits
 from graphql_api.live.hub import hub_of
 
 #: Close code when the key lookup itself failed (the database is unreachable).
@@ -137,7 +141,10 @@ class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         and mutations here, each with a code (Strawberry's own refusals carry none)."""
         op_id = message.get("id")
         if self.connection_acknowledged and isinstance(op_id, str) and op_id not in self.operations:
-            refusal = _refusal(message)
+            principal = self.context.extras.get("principal")
+            if not isinstance(principal, Principal):
+                principal = anonymous("unknown")
+            refusal = _refusal(message, self.context.extras["limits"], principal)
             limit = self.max_subscriptions_per_connection
             if limit is not None and len(self.operations) >= limit:
                 refusal = GraphQLError(
@@ -266,35 +273,41 @@ def request_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
     return formatted
 
 
-def _refusal(message: SubscribeMessage) -> GraphQLFormattedError | None:
+def _refusal(
+    message: SubscribeMessage, limits: Limits, principal: Principal
+) -> GraphQLFormattedError | None:
     """Why a subscribe message cannot run, in the HTTP endpoint's words; None if it can.
 
-    A payload of the wrong shape, an operation name that selects nothing, and queries and
-    mutations (they belong on HTTP, with its cost and rate limits and ingest scopes) are
-    refused here. A document that does not parse is left to Strawberry, which parses it
-    under the schema's limits; the error is then formatted by `request_error`.
+    A payload of the wrong shape, an operation name that selects nothing, queries and
+    mutations (they belong on HTTP, with its rate limits and ingest scopes), and documents
+    over a limit (the endpoint's own `Limits`) are refused here. A document that does not
+    parse is left to Strawberry, which reports it located; `request_error` formats it.
     """
     # The HTTP endpoint's own checks, so that the messages and codes are its own.
-    from graphql_api.http import RequestError, _params_from, operation_of, parse_cached
+    from graphql_api.http import RequestError, _params_from, operation_of
 
     try:
         params = _params_from(message.get("payload"))
         if not params.query:
             raise RequestError(400, "no GraphQL query in the request", "BAD_REQUEST")
         try:
-            document = parse_cached(params.query)
-        except Exception:
+            entry = limits.parse(params.query)
+        except GraphQLSyntaxError:
             return None
-        kind = operation_of(document, params.operation_name).operation
+        operation = operation_of(entry.document, params.operation_name)
+        if operation.operation != OperationType.SUBSCRIPTION:
+            error = GraphQLError(
+                f"only subscriptions run over WebSocket; send {_PLURAL[operation.operation]} "
+                "over HTTP",
+                extensions={"code": "BAD_REQUEST"},
+            )
+            return error.formatted
+        limits.check(entry, operation, params.variables, principal)
     except RequestError as exc:
         error = GraphQLError(exc.message, extensions={**exc.extensions, "code": exc.code})
         return error.formatted
-    if kind != OperationType.SUBSCRIPTION:
-        error = GraphQLError(
-            f"only subscriptions run over WebSocket; send {_PLURAL[kind]} over HTTP",
-            extensions={"code": "BAD_REQUEST"},
-        )
-        return error.formatted
+    except LimitError as exc:
+        return cast(GraphQLFormattedError, exc.formatted)
     return None
 
 
