@@ -1,6 +1,7 @@
 """Parsed GraphQL documents: size limits enforced while lexing, and a cache bounded in bytes.
 
-Every HTTP request and every WebSocket subscribe goes through `parse_document`: the parser
+Every HTTP request and every WebSocket subscribe goes through `cached_entry` (by way of
+graphql_api/limits.py, which keeps its limit results in the entry too): the parser
 counts tokens (comments included) as it reads and stops at `max_tokens`, so an oversized
 document is refused after reading at most that many tokens, whatever its length. Parsed
 documents and their validation results are kept in one LRU cache whose budget is in bytes
