@@ -1,4 +1,5 @@
-"""The field cache: cashews over Redis (when configured) or memory, holding serialized bytes.
+"""The field cache: cashews over Redis (when configured) or a store in process memory bounded
+in bytes, holding serialized bytes.
 
 Values are bytes we encode ourselves (orjson): never pickle from Redis (cashews pickles by
 default, and a planted pickle executes code on read) and never live objects (the memory
@@ -14,8 +15,10 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from cashews import Cache
 
@@ -29,6 +32,88 @@ RETRY_SECONDS = 5.0
 
 #: Bumped when the shape of cached values changes, so old entries are never decoded.
 SCHEMA_VERSION = "1"
+
+#: What the in-process store (no REDIS_URL) may hold, in bytes of keys and values.
+MEMORY_BYTES = 64 * 1024 * 1024
+#: Estimated bytes of one in-process entry besides its key and value (tuple, dict slot).
+MEMORY_ENTRY_OVERHEAD = 200
+
+
+class MemoryStore:
+    """The in-process backend: least recently used entries go first once the values and keys
+    held exceed `max_bytes`; expired ones miss.
+
+    Bounded in bytes, not entries: every ingest moves the data version on, so entries of the
+    old version are never read again, and 100,000 of them (cashews' memory backend, bounded
+    by count) held whole responses of any size. Dead entries drift to the old end and go
+    first. Implements the part of the cashews backend interface FieldCache uses.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._entries: OrderedDict[str, tuple[float, bytes, int]] = OrderedDict()
+        self._locks: dict[str, tuple[float, Any]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _drop(self, key: str) -> None:
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self.bytes -= old[2]
+
+    async def get_many(self, *keys: str) -> tuple[bytes | None, ...]:
+        now = time.monotonic()
+        out: list[bytes | None] = []
+        for key in keys:
+            entry = self._entries.get(key)
+            if entry is None or entry[0] <= now:
+                if entry is not None:
+                    self._drop(key)
+                out.append(None)
+                continue
+            self._entries.move_to_end(key)
+            out.append(entry[1])
+        return tuple(out)
+
+    async def set_many(self, pairs: Mapping[str, bytes], expire: float | None = None) -> None:
+        expires = time.monotonic() + expire if expire else float("inf")
+        for key, value in pairs.items():
+            self._drop(key)
+            # A compact copy: orjson's output keeps a buffer of at least 4 KiB (and several
+            # times its length for larger outputs), which a long-lived entry would pin.
+            value = bytes(memoryview(value))
+            size = len(value) + len(key) + MEMORY_ENTRY_OVERHEAD
+            if size > self.max_bytes // 8:
+                continue  # one value must not empty the cache
+            self._entries[key] = (expires, value, size)
+            self.bytes += size
+        while self.bytes > self.max_bytes and self._entries:
+            _, (_, _, size) = self._entries.popitem(last=False)
+            self.bytes -= size
+
+    async def set_lock(self, key: str, value: Any, expire: float) -> bool:
+        now = time.monotonic()
+        held = self._locks.get(key)
+        if held is not None and held[0] > now:
+            return False
+        if len(self._locks) > 10_000:  # locks of callers that never unlocked (cancelled)
+            self._locks = {k: v for k, v in self._locks.items() if v[0] > now}
+        self._locks[key] = (now + expire, value)
+        return True
+
+    async def unlock(self, key: str, value: Any) -> bool:
+        held = self._locks.get(key)
+        if held is None or held[1] != value:
+            return False
+        del self._locks[key]
+        return True
+
+    async def close(self) -> None:
+        self._entries.clear()
+        self._locks.clear()
+        self.bytes = 0
 
 
 @dataclass
@@ -44,10 +129,18 @@ class CacheStats:
 class FieldCache:
     """get_many / set_many / single-flight over one cashews backend."""
 
-    def __init__(self, redis_url: str | None, *, timeout: float = 0.25, prefix: str = "mg") -> None:
-        self.backend = Cache()
+    def __init__(
+        self,
+        redis_url: str | None,
+        *,
+        timeout: float = 0.25,
+        prefix: str = "mg",
+        memory_bytes: int | None = None,
+    ) -> None:
+        self.backend: Any
         self.redis = redis_url is not None
         if redis_url:
+            self.backend = Cache()
             self.backend.setup(
                 redis_url,
                 pickle_type="null",  # bytes in, bytes out
@@ -56,7 +149,7 @@ class FieldCache:
                 socket_connect_timeout=timeout,
             )
         else:
-            self.backend.setup("mem://", size=100_000)
+            self.backend = MemoryStore(MEMORY_BYTES if memory_bytes is None else memory_bytes)
         self.prefix = f"{prefix}:{SCHEMA_VERSION}"
         self.timeout = timeout
         self.stats = CacheStats()

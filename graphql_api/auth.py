@@ -143,7 +143,7 @@ class KeyStore:
     def __init__(self, engine: AsyncEngine, ttl: float) -> None:
         self.engine = engine
         self.ttl = ttl
-        self._cache: dict[str, tuple[float, Any]] = {}
+        self._cache: dict[bytes, tuple[float, Any]] = {}
 
     async def principal(self, authorization: str | None, client: str) -> Principal:
         """The principal for an Authorization header value; raises Unauthenticated if invalid."""
@@ -157,14 +157,17 @@ class KeyStore:
     async def resolve(self, token: str, client: str) -> Principal:
         """The principal of a token; the same error for unknown, revoked and malformed keys."""
         now = time.monotonic()
-        cached = self._cache.get(token)
+        # Remembered by digest: a token is as long as the client makes the header, and the
+        # cache keeps up to 10,000 of them (refused ones included).
+        ident = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+        cached = self._cache.get(ident)
         if cached is not None and now - cached[0] < self.ttl:
             row = cached[1]
         else:
             row = await self._lookup(token)
             if len(self._cache) > 10_000:
                 self._cache.clear()
-            self._cache[token] = (now, row)
+            self._cache[ident] = (now, row)
         if row is None:
             raise Unauthenticated("invalid API key")
         key_id, name, scopes = row
