@@ -54,8 +54,11 @@ log = logging.getLogger(__name__)
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
-#: Whole responses are keyed on the data version, so this only bounds memory.
-RESPONSE_TTL = 3600.0
+#: Whole responses are keyed on the database-wide data version, which every ingest changes:
+#: under steady ingest a response is dead within seconds, and an hour's lifetime kept ~1 GB
+#: of dead responses in an unbounded Redis (benchmarks/soak.py). Five minutes still serves
+#: the same query again and again while no ingest happens.
+RESPONSE_TTL = 300.0
 _DOCUMENT_ERRORS = frozenset({"GRAPHQL_PARSE_FAILED"})
 
 

@@ -150,7 +150,9 @@ def render(plan: Plan, bar: LiveBar, ticker: str) -> bytes:
     if hit is not None and hit[0] is bar:  # the bar itself is kept, so its id is not reused
         return hit[1]
     data = {plan.root_key: _update(plan.fields, bar, ticker)}
-    payload = orjson.dumps({"data": data})
+    # A copy of exactly its length: orjson's result keeps at least a 4 KiB buffer, so 8,192
+    # cached ~150-byte messages held 32 MB (benchmarks/soak.py found RSS growing here).
+    payload = bytes(memoryview(orjson.dumps({"data": data})))
     _rendered[key] = (bar, payload)
     if len(_rendered) > _RENDERED_MAX:
         _rendered.popitem(last=False)

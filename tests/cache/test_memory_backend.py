@@ -16,8 +16,8 @@ import tracemalloc
 import orjson
 import pytest
 
-from graphql_api import cache as cache_module
-from graphql_api.cache import FieldCache
+from core import cache as cache_module
+from core.cache import FieldCache
 
 
 def _held(work: object) -> int:

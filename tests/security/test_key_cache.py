@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from core.errors import Unauthenticated
 from graphql_api.auth import KeyStore
-from graphql_api.errors import Unauthenticated
 
 
 def test_remembered_tokens_cost_the_same_whatever_their_length() -> None:
