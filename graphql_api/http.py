@@ -41,7 +41,6 @@ from core.cache import FieldCache
 from core.errors import ApiError, Forbidden, Unauthenticated
 from core.reqstats import note_outcome, note_request
 from core.settings import Settings
-from graphql_api import documents
 from graphql_api.auth import KeyStore, Principal, Scope
 from graphql_api.error_format import classify, format_error
 from graphql_api.limits import LimitError, Limits
@@ -238,11 +237,6 @@ async def read_body(request: Request, limit: int, deadline: float) -> bytes:
     except ClientDisconnect:
         raise RequestError(400, "the client went away mid-request", "BAD_REQUEST") from None
     return b"".join(chunks)
-
-
-def parse_cached(query: str, max_tokens: int = 5_000) -> DocumentNode:
-    """The parsed document of `query`, from the process's byte-bounded cache."""
-    return documents.parse_document(query, max_tokens)
 
 
 def operation_of(document: DocumentNode, name: str | None) -> OperationDefinitionNode:

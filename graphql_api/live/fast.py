@@ -35,6 +35,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry import Schema
 
 from core.bar import BAR_FIELDS
+from core.settings import Settings
+from graphql_api import documents
 from graphql_api.context import Context
 from graphql_api.live.hub import LiveBar
 from graphql_api.live.stream import bar_stream
@@ -65,16 +67,25 @@ class Plan:
     since: datetime | None
 
 
-def plan(
-    schema: Schema, query: str, variables: dict[str, Any] | None, operation_name: str | None
-) -> Plan | None:
-    """The fast plan of a subscribe message, or None to let Strawberry run it."""
-    from graphql_api.http import parse_cached
+_DEFAULT_MAX_TOKENS: int = Settings.model_fields["max_tokens"].default
 
+
+def plan(
+    schema: Schema,
+    query: str,
+    variables: dict[str, Any] | None,
+    operation_name: str | None,
+    max_tokens: int = _DEFAULT_MAX_TOKENS,
+) -> Plan | None:
+    """The fast plan of a subscribe message, or None to let Strawberry run it.
+
+    `max_tokens` is the connection's MAX_TOKENS: the subscribe path's limit check parsed the
+    document under it already, so this finds it in the same cache entry.
+    """
     if not isinstance(query, str) or len(query) > _MAX_QUERY:
         return None
     try:
-        document = parse_cached(query)
+        document = documents.parse_document(query, max_tokens)
     except Exception:
         return None
     if not all(isinstance(d, OperationDefinitionNode) for d in document.definitions):

@@ -167,7 +167,11 @@ class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         request_id = uuid.uuid4().hex
         try:
             plan = fast.plan(
-                self.schema, operation.query, operation.variables, operation.operation_name
+                self.schema,
+                operation.query,
+                operation.variables,
+                operation.operation_name,
+                self.context.settings.max_tokens,
             )
         except Exception as exc:
             await self._end_with_error(operation, [_coerce(exc)], request_id)

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -27,6 +28,7 @@ from core import db
 from core.settings import Settings
 from graphql_api.app import create_app
 from graphql_api.auth import Scope, create_key, revoke_key
+from graphql_api.embedded import EmbeddedPostgres
 from tests.conftest import migrated_settings
 from workers.demo import load_demo_data
 
@@ -58,6 +60,24 @@ async def _load_demo(settings: Settings) -> None:
         await load_demo_data(conn)
     finally:
         await conn.close()
+
+
+@contextmanager
+def embedded_demo_postgres(data_dir: Path) -> Iterator[tuple[EmbeddedPostgres, str]]:
+    """A PostgreSQL of the test's own (pgserver wheel), migrated, with the demo data.
+
+    For tests that stop, restart or freeze the server itself; stopped at the end (the data
+    directory is the caller's to remove).
+    """
+    server = EmbeddedPostgres(data_dir)
+    url = server.start()
+    try:
+        settings = migrated_settings(url)
+        db.upgrade(settings)
+        asyncio.run(_load_demo(settings))
+        yield server, url
+    finally:
+        server.stop()
 
 
 def create_keys(url: str, **scopes: list[Scope]) -> dict[str, str]:

@@ -4,7 +4,6 @@ statement cut by the timeout, clients that hang up mid-request or mid-response.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import shutil
 import socket
@@ -19,18 +18,17 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from core import db
 from graphql_api.app import create_app
 from graphql_api.auth import Scope
 from graphql_api.embedded import EmbeddedPostgres
 from tests.conftest import migrated_settings
 from tests.security.helpers import (
-    _load_demo,
     app_client,
     app_connections,
     codes,
     create_keys,
     demo_database,
+    embedded_demo_postgres,
     free_port,
     live_server,
     post,
@@ -54,15 +52,10 @@ def second_postgres(
     directory is removed here at the end.
     """
     data_dir = tmp_path_factory.mktemp("faults") / "pg"
-    server = EmbeddedPostgres(data_dir)
-    url = server.start()
     try:
-        settings = migrated_settings(url)
-        db.upgrade(settings)
-        asyncio.run(_load_demo(settings))
-        yield server, url
+        with embedded_demo_postgres(data_dir) as (server, url):
+            yield server, url
     finally:
-        server.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,15 +23,13 @@ import pytest
 
 from graphql_api import documents
 from graphql_api.auth import Scope
-from graphql_api.embedded import EmbeddedPostgres
-from tests.conftest import migrated_settings
 from tests.security.helpers import (
     GRAPHQL_RESPONSE,
-    _load_demo,
     app_client,
     codes,
     create_keys,
     demo_database,
+    embedded_demo_postgres,
     free_port,
     post,
 )
@@ -359,20 +358,12 @@ def _server_pids(data_dir: Path) -> list[int]:
 @pytest.fixture(scope="module")
 def frozen_capable_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
     """A PostgreSQL of our own (the test freezes it with SIGSTOP), with the demo data."""
-    import asyncio
-
-    from core import db
-
     data_dir = tmp_path_factory.mktemp("frozen") / "pg"
-    embedded = EmbeddedPostgres(data_dir, delete_on_stop=True)
-    url = embedded.start()
     try:
-        settings = migrated_settings(url)
-        db.upgrade(settings)
-        asyncio.run(_load_demo(settings))
-        yield data_dir, url
+        with embedded_demo_postgres(data_dir) as (_, url):
+            yield data_dir, url
     finally:
-        embedded.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def test_frozen_database_readyz_and_requests_answer_within_deadlines(
