@@ -37,6 +37,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import functools
 import math
 import os
@@ -111,20 +112,50 @@ def make_bars(n_symbols: int, n_bars: int) -> dict[str, np.ndarray]:
     return {"open": open_, "high": high, "low": low, "close": close, "volume": volume}
 
 
-async def load_dataset(dsn: str, n_symbols: int, n_bars: int, n_long: int = 0) -> float:
+def bar_times(n_bars: int, calendar: str) -> pd.DatetimeIndex:
+    """Start times of a symbol's M1 bars: consecutive minutes from FIRST_BAR on the 24/7
+    calendar, or the regular-session minutes of NYSE sessions from FIRST_BAR on XNYS (so
+    that every bar is kept by the default `session: REGULAR` and by `ALL` alike)."""
+    if calendar == "24/7":
+        return pd.date_range(FIRST_BAR, periods=n_bars, freq="min")
+    from core.calendars import session_frame
+
+    sessions = session_frame(calendar, FIRST_BAR.date(), FIRST_BAR.date() + timedelta(days=60))
+    minutes: list[pd.DatetimeIndex] = [
+        pd.date_range(op, cl - pd.Timedelta(minutes=1), freq="min")
+        for op, cl in zip(sessions["open"], sessions["close"], strict=True)
+    ]
+    times = minutes[0].append(minutes[1:])
+    if len(times) < n_bars:
+        raise ValueError(f"{calendar}: fewer than {n_bars} session minutes in 60 days")
+    return times[:n_bars]
+
+
+async def load_dataset(
+    dsn: str, n_symbols: int, n_bars: int, n_long: int = 0, calendar: str = "24/7"
+) -> float:
     """Symbols and bars through the ingest code (COPY path); returns seconds taken.
 
-    With `n_long`, one more symbol (LONG_TICKER) holds that many M1 bars, for case (f)."""
+    With `n_long`, one more symbol (LONG_TICKER) holds that many M1 bars, for case (f).
+    `calendar` is the symbols' exchange calendar (see bar_times)."""
     t0 = time.perf_counter()
     conn = await asyncpg.connect(dsn)
     try:
         infos = [
-            SymbolInfo(ticker(i), f"Benchmark Synthetic {i:04d} Corp.", "BENCH", "equity", "USD")
+            SymbolInfo(
+                ticker(i),
+                f"Benchmark Synthetic {i:04d} Corp.",
+                "BENCH",
+                "equity",
+                "USD",
+                "UTC",
+                calendar,
+            )
             for i in range(n_symbols)
         ]
         ids = await upsert_symbols(conn, infos)
         data = make_bars(n_symbols, n_bars)
-        times = pd.date_range(FIRST_BAR, periods=n_bars, freq="min")
+        times = bar_times(n_bars, calendar)
         batch = 50
         for lo in range(0, n_symbols, batch):
             hi = min(lo + batch, n_symbols)
@@ -138,7 +169,9 @@ async def load_dataset(dsn: str, n_symbols: int, n_bars: int, n_long: int = 0) -
             )
             await upsert_bars(conn, frame_records(frame), source="benchmark")
         if n_long:
-            info = SymbolInfo(LONG_TICKER, "Benchmark Long Series", "BENCH", "equity", "USD")
+            info = SymbolInfo(
+                LONG_TICKER, "Benchmark Long Series", "BENCH", "equity", "USD", "UTC", "24/7"
+            )
             long_id = (await upsert_symbols(conn, [info]))[LONG_TICKER]
             walk = make_bars(1, n_long)
             frame = pd.DataFrame(
@@ -612,6 +645,27 @@ def build_cases(n_bars: int, n_long: int, deep_cursor: str) -> list[Case]:
     ]
 
 
+#: The arguments that give the buckets served before sessions existed.
+UTC_ARGS = "alignment: UTC, session: ALL"
+
+
+def utc_twin(case: Case) -> Case:
+    """`case` asking for UTC alignment and every stored bar (`UTC_ARGS`)."""
+    query = case.query.replace("(interval: M1,", f"(interval: M1, {UTC_ARGS},")
+    assert query != case.query, case.key
+    return dataclasses.replace(
+        case, key=f"{case.key}-utc", title=f"{case.title}, {UTC_ARGS}", query=query
+    )
+
+
+def build_session_cases(n_bars: int) -> list[Case]:
+    """Cases (a), (b), (e) as served by default (session-aligned, regular hours, on XNYS
+    symbols whose bars all lie in regular hours) and their UTC twins: the same bars, so the
+    ratio is the cost of the session machinery alone."""
+    base = [c for c in build_cases(n_bars, 0, "") if c.key in ("a", "b", "e")]
+    return [*base, *(utc_twin(c) for c in base)]
+
+
 async def deep_cursor(service: Service) -> str:
     body = orjson.dumps({"query": Q_D_CURSOR, "variables": {"ticker": ONE_TICKER}})
     r = await service.post(body, HEADERS_GZIP)
@@ -635,7 +689,10 @@ async def bench(args: argparse.Namespace, dsn: str, sa_url: str, results: Result
     )
     try:
         await service.start()
-        cases = build_cases(args.bars, args.long, await deep_cursor(service))
+        if args.sessions:
+            cases = build_session_cases(args.bars)
+        else:
+            cases = build_cases(args.bars, args.long, await deep_cursor(service))
         for case in cases:
             results.sizes[case.key] = {
                 "gzip": await service.check(case, HEADERS_GZIP),
@@ -752,6 +809,30 @@ def render(results: Results, titles: dict[str, str]) -> str:
     return "\n".join(out)
 
 
+def render_session_ratios(results: Results) -> str:
+    """Session-aligned p50 over UTC-aligned p50 per case and concurrency (same run)."""
+    p50 = {(r.case, r.concurrency): r.service.p50_ms for r in results.rows}
+    vs_floor = {(r.case, r.concurrency): r.ratio for r in results.rows if r.floor is not None}
+    out = [
+        "",
+        "Session alignment (default: `alignment: SESSION`, `session: REGULAR` on XNYS) against "
+        f"`{UTC_ARGS}`, same bars, same run:",
+        "",
+        "| case | conc. | session p50 | UTC p50 | ratio | ratio of floor ratios |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for (case, conc), ms in p50.items():
+        utc = p50.get((f"{case}-utc", conc))
+        if utc is None or case.endswith("-utc"):
+            continue
+        # Each case ran interleaved with the floor: dividing by the floor cancels load drift
+        # between the two cases' runs.
+        ff = vs_floor.get((case, conc)), vs_floor.get((f"{case}-utc", conc))
+        norm = f"{ff[0] / ff[1]:.2f}x" if ff[0] and ff[1] else "-"
+        out.append(f"| ({case}) | {conc} | {ms:.1f} | {utc:.1f} | {ms / utc:.2f}x | {norm} |")
+    return "\n".join(out)
+
+
 async def run(args: argparse.Namespace, results: Results) -> None:
     admin = make_url(args.database_url)
     name = f"mg_bench_{os.getpid()}_{secrets.token_hex(3)}"
@@ -767,7 +848,11 @@ async def run(args: argparse.Namespace, results: Results) -> None:
         await asyncio.to_thread(db.upgrade, settings)
         report(f"loading {results.dataset} into {name} …")
         results.load_seconds = await load_dataset(
-            settings.asyncpg_dsn, args.symbols, args.bars, args.long
+            settings.asyncpg_dsn,
+            args.symbols,
+            args.bars,
+            0 if args.sessions else args.long,
+            "XNYS" if args.sessions else "24/7",
         )
         report(f"loaded in {results.load_seconds:.1f} s")
         results.load_average.append(os.getloadavg())
@@ -814,6 +899,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--json", type=Path, default=None, help="write the results here as JSON")
     p.add_argument(
+        "--sessions",
+        action="store_true",
+        help="cases (a), (b), (e) on NYSE (XNYS) symbols, session-aligned (the default) "
+        "against `alignment: UTC, session: ALL` over the same bars, with their ratio",
+    )
+    p.add_argument(
         "--service-env",
         action="append",
         default=[],
@@ -837,6 +928,7 @@ def main(argv: list[str] | None = None) -> int:
     requests = dict(QUICK_REQUESTS if args.quick else DEFAULT_REQUESTS)
     if args.requests is not None:
         requests = dict.fromkeys(requests, args.requests)
+    requests.update({f"{k}-utc": n for k, n in requests.items()})
     results = Results(
         command="python benchmarks/read_api.py " + " ".join(sys.argv[1:]),
         machine=f"{os.cpu_count()} cores, {platform.platform()}, "
@@ -854,9 +946,14 @@ def main(argv: list[str] | None = None) -> int:
         runner = asyncio.Runner()
     with runner:
         runner.run(run(args, results))
-    titles = {c.key: c.title for c in build_cases(args.bars, args.long, "")}
+    cases = (
+        build_session_cases(args.bars) if args.sessions else build_cases(args.bars, args.long, "")
+    )
+    titles = {c.key: c.title for c in cases}
     titles["healthz"] = "GET /healthz (HTTP round trip)"
     print(render(results, titles))
+    if args.sessions:
+        print(render_session_ratios(results))
     if args.json is not None:
         args.json.write_text(orjson.dumps(asdict(results), option=orjson.OPT_INDENT_2).decode())
     return 0

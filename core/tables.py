@@ -8,6 +8,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     Float,
     Index,
@@ -39,10 +40,26 @@ symbols = Table(
     Column("asset_class", String(16), nullable=False, server_default="equity"),
     Column("currency", String(8), nullable=False, server_default="USD"),
     Column("timezone", String(64), nullable=False, server_default="UTC"),
+    # Exchange calendar (core.calendars): sessions, holidays and early closes come from it.
+    Column("calendar", String(32), nullable=False, server_default="24/7"),
     Column("active", Boolean, nullable=False, server_default=text("true")),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     CheckConstraint("ticker <> ''", name="symbols_ticker_not_empty"),
+)
+
+# One row per trading day of each calendar in use, written by core.calendars.sync_sessions
+# from pandas-market-calendars; the read path joins it to bucket and filter intraday bars.
+trading_sessions = Table(
+    "trading_sessions",
+    metadata,
+    Column("calendar", String(32), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("pre_open", DateTime(timezone=True), nullable=False),
+    Column("open", DateTime(timezone=True), nullable=False),
+    Column("close", DateTime(timezone=True), nullable=False),
+    Column("post_close", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("calendar", "day", name="trading_sessions_pkey"),
 )
 
 #: SQLAlchemy type of each core.bar SQL type.

@@ -22,6 +22,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from core import db, metrics
 from core.cache import FieldCache
+from core.calendars import sync_sessions
 from core.logging_setup import configure_logging
 from core.settings import Settings, load_settings
 from graphql_api import http_protocol
@@ -69,6 +70,23 @@ class MarketRouter(GraphQLRouter[Context, None]):
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         return _graphiql()
+
+
+async def _sync_calendars(engine: AsyncEngine) -> None:
+    """Sessions of the calendars symbols use, written where missing (a database migrated
+    from before calendars, or a newer calendar library). Best effort: a database that is
+    down now is reported by /readyz, and ingest writes sessions for the symbols it creates."""
+    try:
+        async with asyncio.timeout(5.0), engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            driver = raw.driver_connection
+            assert driver is not None  # an open asyncpg connection
+            calendars = {r[0] for r in await driver.fetch("SELECT DISTINCT calendar FROM symbols")}
+            await sync_sessions(driver, calendars)
+            await conn.commit()
+    except Exception as exc:
+        # No traceback: an unreachable database is an operations matter, said once here.
+        log.warning("could not write trading sessions at start-up: %r", exc)
 
 
 async def _check_database(engine: AsyncEngine, head: str | None) -> str:
@@ -205,6 +223,7 @@ class Services:
             schemas.reference,
         )
         await live.start()
+        await _sync_calendars(engine)
         return services
 
     async def close(self) -> None:

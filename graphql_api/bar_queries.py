@@ -6,6 +6,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from core.calendars import (
+    ALWAYS_OPEN,
+    SessionKind,
+    calendar_timezone,
+    default_session,
+    sessions,
+)
 from core.errors import BadUserInput
 from core.intervals import MAX_TS, MIN_TS, Interval, after_bucket, align_up
 from core.settings import Settings
@@ -13,7 +20,98 @@ from graphql_api.cursors import parse_bar_cursor
 from graphql_api.relay import PageArgs
 from graphql_api.validation import time_range
 from loaders.bars import BarKey, BarWindow, BucketCountKey, CountKey, SeriesKey
+from loaders.buckets import NO_SPAN, Bucketing, Span, bucketing, span
 from loaders.rows import StoredSeries, SymbolRow
+
+
+@dataclass(frozen=True)
+class Buckets:
+    """A request's choice of hours and alignment (the `session` and `alignment` arguments)."""
+
+    kind: SessionKind | None = None  # None: the symbol's default (core.calendars)
+    aligned: bool = True  # session-aligned buckets (False: the UTC grid)
+
+
+#: What a request gets when it does not say (and what code paths without arguments use).
+DEFAULT_BUCKETS = Buckets()
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How one symbol's bars at one interval are bucketed, and the calendar it reads."""
+
+    bucketing: Bucketing
+    span: Span
+
+    @property
+    def aligned(self) -> bool:
+        """Whether buckets follow the calendar's session parts."""
+        return self.bucketing.aligned
+
+    def row_bound(self, stamp: datetime) -> datetime:
+        """The base-row bound splitting buckets starting before `stamp` from the rest."""
+        b = self.bucketing
+        if b.base == b.interval:
+            return stamp
+        if not b.aligned:
+            return align_up(b.interval, stamp)
+        return sessions(self.span.calendar).align_up(b.interval, b.kind, stamp)
+
+    def after(self, start: datetime) -> datetime:
+        """The lower row bound of what lies strictly after the bucket starting at `start`."""
+        b = self.bucketing
+        if not b.aligned:
+            return after_bucket(b.interval, b.base == b.interval, start)
+        cal = sessions(self.span.calendar)
+        if b.interval.is_intraday:
+            return cal.bucket_end(b.interval, b.kind, start)
+        return cal.day_row_bound(b.interval, b.interval.bucket_end(start))
+
+    def slots(self, lo: datetime, hi: datetime, cap: int | None = None) -> list[datetime]:
+        """Starts of the buckets of trading hours in [lo, hi), oldest first (at most `cap`)."""
+        b = self.bucketing
+        cal = sessions(self.span.calendar if b.needs_calendar else ALWAYS_OPEN)
+        return cal.slots(b.interval, b.kind, lo, hi, b.aligned, cap)
+
+    def data_window(self, base: StoredSeries) -> tuple[datetime, datetime]:
+        """Bucket starts that can hold stored bars: [bucket of the first bar, newest end)."""
+        b = self.bucketing
+        first = base.first_ts
+        if not b.aligned:
+            first = b.interval.bucket_start(first)
+        else:
+            back = self.slots(first - timedelta(days=40), first + timedelta(microseconds=1))
+            first = back[-1] if back else first
+        return first, stored_end(base)
+
+    def bounds(self, start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
+        """Base-row bounds [lo, hi) of the buckets whose start lies in [start, end)."""
+        lo = MIN_TS if start is None else self.row_bound(start)
+        hi = MAX_TS if end is None else self.row_bound(end)
+        return lo, hi
+
+
+def rule_for(
+    symbol: SymbolRow,
+    base: StoredSeries,
+    interval: Interval,
+    choice: Buckets,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> Rule:
+    """The bucketing of `symbol`'s bars at `interval` for `choice`, reading the calendar only
+    over the stored days that [start, end) can reach."""
+    cal = symbol.calendar
+    kind = choice.kind or default_session(cal)
+    b = bucketing(cal, base.timeframe, interval, kind, choice.aligned)
+    if not b.needs_calendar:
+        return Rule(b, NO_SPAN)
+    lo = max(start or base.first_ts, base.first_ts)
+    hi = min(end or stored_end(base), stored_end(base))
+    if hi < lo:
+        hi = lo
+    return Rule(b, span(cal, calendar_timezone(cal), lo, hi))
+
 
 #: Interval ladder the series walks up when a range holds too many points.
 LADDER = tuple(Interval)
@@ -40,6 +138,9 @@ class BarPlan:
     key: BarKey
     count_key: CountKey
     reverse: bool
+    rule: Rule
+    after_ts: datetime | None  # the bucket starts of the `after`/`before` cursors
+    before_ts: datetime | None
 
 
 def plan_bars(
@@ -49,6 +150,7 @@ def plan_bars(
     end: datetime | None,
     page: PageArgs,
     newest_first: bool,
+    choice: Buckets = DEFAULT_BUCKETS,
 ) -> BarPlan | None:
     """The loader key for one symbol's page, or None when nothing stored can serve it."""
     time_range(start, end)
@@ -61,31 +163,42 @@ def plan_bars(
     base = symbol.base_for(interval)
     if base is None:
         return None
-    stored = base.timeframe == interval
-    lo, hi = bucket_range(interval, stored, start, end)
-    count_key = CountKey(symbol.id, base.timeframe, interval, lo, hi, base.version)
+    rule = rule_for(symbol, base, interval, choice)
+    lo, hi = rule.bounds(start, end)
+    count_key = CountKey(
+        symbol.id, base.timeframe, interval, lo, hi, base.version, rule.bucketing, rule.span
+    )
     # "after" means further along the list; in a newest-first list that is older.
     older_than, newer_than = (after, before) if newest_first else (before, after)
     if older_than is not None:
-        hi = min(hi, older_than)
+        hi = min(hi, rule.row_bound(older_than))
     if newer_than is not None:
-        lo = max(lo, after_bucket(interval, stored, newer_than))
+        lo = max(lo, rule.after(newer_than))
     descending = newest_first != page.from_end
-    window = BarWindow(interval, base.timeframe, descending)
+    window = BarWindow(interval, base.timeframe, descending, rule.bucketing)
     return BarPlan(
-        BarKey(symbol.id, lo, hi, stored_end(base), window, page.size, base.version),
+        BarKey(symbol.id, lo, hi, stored_end(base), window, page.size, base.version, rule.span),
         count_key,
         reverse=page.from_end,
+        rule=rule,
+        after_ts=after,
+        before_ts=before,
     )
 
 
-def _bucket_estimate(interval: Interval, lo: datetime, hi: datetime) -> int:
+#: Most session parts in a day (midnight, pre-market, regular, post-market, evening): each
+#: can end in a cut bucket, one more than its length alone gives.
+_PARTS_PER_DAY = 5
+
+
+def _bucket_estimate(interval: Interval, lo: datetime, hi: datetime, aligned: bool = False) -> int:
     """An upper bound on the number of buckets between lo and hi."""
-    span = (hi - lo).total_seconds()
+    seconds = (hi - lo).total_seconds()
     if interval == Interval.MN1:
         last = hi - timedelta(microseconds=1)  # hi is exclusive
         return (last.year - lo.year) * 12 + last.month - lo.month + 1
-    return int(span // interval.seconds) + 2
+    cut = int(seconds // 86_400 + 2) * _PARTS_PER_DAY if aligned and interval.is_intraday else 0
+    return int(seconds // interval.seconds) + 2 + cut
 
 
 async def plan_series(
@@ -96,7 +209,9 @@ async def plan_series(
     max_points: int,
     settings: Settings,
     count: Callable[[BucketCountKey], Awaitable[int]],
-) -> SeriesKey | None:
+    choice: Buckets = DEFAULT_BUCKETS,
+    filled: bool = False,
+) -> tuple[SeriesKey, Rule] | None:
     """The loader key for one symbol's series at the finest interval giving <= max_points.
 
     The calendar span bounds the number of buckets from above (it counts nights, weekends
@@ -128,12 +243,32 @@ async def plan_series(
     for candidate in LADDER[LADDER.index(interval) :]:
         if not base.timeframe.divides(candidate):
             continue
-        if span_hi <= span_lo or _bucket_estimate(candidate, span_lo, span_hi) <= max_points:
+        rule = rule_for(symbol, base, candidate, choice, start, end)
+        if filled:
+            # Every slot becomes a bar: count slots, not stored buckets.
+            lo_w, hi_w = rule.data_window(base)
+            lo_w, hi_w = max(start or lo_w, lo_w), min(end or hi_w, hi_w)
+            if len(rule.slots(lo_w, hi_w, max_points + 1)) <= max_points:
+                chosen = candidate
+                break
+            continue
+        if (
+            span_hi <= span_lo
+            or _bucket_estimate(candidate, span_lo, span_hi, rule.aligned) <= max_points
+        ):
             chosen = candidate
             break
-        lo, hi = bucket_range(candidate, base.timeframe == candidate, start, end)
+        lo, hi = rule.bounds(start, end)
         key = BucketCountKey(
-            symbol.id, base.timeframe, candidate, lo, hi, max_points + 1, base.version
+            symbol.id,
+            base.timeframe,
+            candidate,
+            lo,
+            hi,
+            max_points + 1,
+            base.version,
+            rule.bucketing,
+            rule.span,
         )
         if await count(key) <= max_points:
             chosen = candidate
@@ -143,9 +278,20 @@ async def plan_series(
             f"the range holds more than {max_points} monthly bars: raise `maxPoints` or narrow "
             "`from`/`to`"
         )
-    stored = base.timeframe == chosen
-    lo, hi = bucket_range(chosen, stored, start, end)
-    return SeriesKey(symbol.id, base.timeframe, chosen, lo, hi, newest_end, base.version)
+    rule = rule_for(symbol, base, chosen, choice, start, end)
+    lo, hi = rule.bounds(start, end)
+    series_key = SeriesKey(
+        symbol.id,
+        base.timeframe,
+        chosen,
+        lo,
+        hi,
+        newest_end,
+        base.version,
+        rule.bucketing,
+        rule.span,
+    )
+    return series_key, rule
 
 
 def plan_indicators(
@@ -154,19 +300,23 @@ def plan_indicators(
     start: datetime | None,
     end: datetime | None,
     settings: Settings,
-) -> tuple[StoredSeries | None, datetime, datetime]:
-    """The base series and bucket bounds for indicators; refuses ranges with too many bars."""
+    choice: Buckets = DEFAULT_BUCKETS,
+) -> tuple[StoredSeries | None, datetime, datetime, Rule | None]:
+    """The base series, bucket bounds and rule for indicators; refuses ranges with too many
+    bars."""
     time_range(start, end)
     base = symbol.base_for(interval)
     if base is None:
-        return None, MIN_TS, MAX_TS
-    lo, hi = bucket_range(interval, base.timeframe == interval, start, end)
+        return None, MIN_TS, MAX_TS, None
+    # The warm-up reads before `start`: the calendar must reach back to the first bar.
+    rule = rule_for(symbol, base, interval, choice, None, end)
+    lo, hi = rule.bounds(start, end)
     newest_end = stored_end(base)
     span_lo, span_hi = max(lo, base.first_ts), min(hi, newest_end)
     limit = settings.max_series_points
-    if span_hi > span_lo and _bucket_estimate(interval, span_lo, span_hi) > limit:
+    if span_hi > span_lo and _bucket_estimate(interval, span_lo, span_hi, rule.aligned) > limit:
         raise BadUserInput(
             f"the range can hold more than {limit} {interval.value} bars: narrow `from`/`to` "
             "or use a coarser interval"
         )
-    return base, lo, hi
+    return base, lo, hi, rule

@@ -43,6 +43,8 @@ EXAMPLE_QUERY = """\
 # Demo data: daily bars of AAPL, IBM, MSFT (2000-2013),
 # GOOG and FB; one-minute bars of ACME, GLOBX, INITECH
 # (synthetic, exchange SYNTH, ten days from 2024-03-04),
+# of UMBRL (synthetic NYSE stock with pre/post-market
+# trades, 2024-10-28 to 2024-12-06) and COINX (24/7),
 # resampled on request to any interval M1 ... MN1.
 
 query MarketTour {
@@ -89,6 +91,45 @@ query MarketTour {
       interval
       time
       close
+    }
+  }
+
+  # Trading sessions from the exchange calendar (NYSE):
+  # daily bars of regular hours (the default for stocks)
+  # against pre- and post-market included, around
+  # Thanksgiving (closed) and its half day (13:00 close).
+  umbrella: symbol(ticker: "UMBRL") {
+    calendar
+    defaultSession
+    regular: bars(
+      interval: D1
+      from: "2024-11-26T00:00:00Z"
+      to: "2024-12-03T00:00:00Z"
+    ) {
+      nodes { time open close volume }
+    }
+    extended: bars(
+      interval: D1
+      session: EXTENDED
+      from: "2024-11-26T00:00:00Z"
+      to: "2024-12-03T00:00:00Z"
+    ) {
+      nodes { time open close volume }
+    }
+    # Hourly bars from the 09:30 open; every hour of the
+    # extended session gets a bar (`filled` where nothing
+    # traded: the previous close, volume 0).
+    hourly: series(
+      interval: H1
+      session: EXTENDED
+      fill: PREVIOUS
+      from: "2024-11-29T00:00:00Z"
+      to: "2024-11-30T00:00:00Z"
+    ) {
+      time
+      close
+      volume
+      filled
     }
   }
 }

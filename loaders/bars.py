@@ -18,22 +18,24 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.bar import BAR_FIELDS, BarField, columns_sql, resample_sql
 from core.cache import FieldCache
+from core.calendars import sessions
 from core.intervals import MAX_TS, MIN_TS, Interval
+from loaders.buckets import (
+    NO_SPAN,
+    SPAN_COLUMNS,
+    Bucketing,
+    Span,
+    bucket_sql,
+    rows_per_bucket,
+    source_sql,
+    span_args,
+    span_types,
+)
 from loaders.codec import decode_page, decode_series, encode_page, encode_series
 from loaders.rows import BarPage, BarRow, SeriesColumns
 from loaders.sql import fetch
 
-#: Stand-ins for an open range end (PostgreSQL's ±infinity has no Python datetime).
-_ORIGIN = "TIMESTAMPTZ '2000-01-03 00:00:00+00'"  # a Monday at midnight UTC
-
-
-def bucket_sql(interval: Interval, column: str = "ts") -> str:
-    """SQL for the start of the `interval` bucket holding `column` (UTC-aligned)."""
-    if interval == Interval.MN1:
-        return f"date_trunc('month', {column}, 'UTC')"
-    if interval == Interval.W1:
-        return f"date_trunc('week', {column}, 'UTC')"
-    return f"date_bin(INTERVAL '{interval.seconds} seconds', {column}, {_ORIGIN})"
+__all__ = ["bucket_sql", "rows_per_bucket"]  # re-exported for the live reads and indicators
 
 
 def bucket_rows_sql(
@@ -51,9 +53,30 @@ def bucket_rows_sql(
     """
 
 
-def rows_per_bucket(base: Interval, interval: Interval) -> int:
-    """The most base bars one bucket can hold."""
-    return max(1, -(-interval.seconds // base.seconds))
+def grouped_sql(
+    b: Bucketing, bounds: str, fields: tuple[BarField, ...] = BAR_FIELDS, timeframe: str = "$4"
+) -> str:
+    """SELECT of (bucket, <value columns>) of key k: stored rows, or resampled buckets."""
+    src = source_sql(b, bounds, fields=fields, timeframe=timeframe)
+    if b.base == b.interval:
+        return f"SELECT bucket, {columns_sql('', fields)} FROM ({src}) r"
+    return f"SELECT r.bucket, {resample_sql('r.', fields)} FROM ({src}) r GROUP BY r.bucket"
+
+
+def bucket_end(b: Bucketing, span: Span, start: datetime) -> datetime:
+    """End (exclusive) of the bucket starting at `start`: session-aware where aligned."""
+    if b.aligned:
+        return sessions(span.calendar).bucket_end(b.interval, b.kind, start)
+    return b.interval.bucket_end(start)
+
+
+def keys_sql(columns: str, types: str, b: Bucketing, first_span: int) -> str:
+    """`unnest(...) WITH ORDINALITY AS k(...)` of a batch's key arrays, with the span arrays
+    when the statement reads the calendar."""
+    if b.needs_calendar:
+        types += ", " + span_types(first_span)
+        columns += ", " + SPAN_COLUMNS
+    return f"unnest({types}) WITH ORDINALITY AS k({columns}, idx)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +86,12 @@ class BarWindow:
     interval: Interval
     base: Interval
     descending: bool
+    bucketing: Bucketing | None = None  # None: UTC grid, no session filter
+
+    @property
+    def rule(self) -> Bucketing:
+        """How this window's statement buckets and filters."""
+        return self.bucketing or Bucketing(self.base, self.interval)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,46 +105,45 @@ class BarKey:
     window: BarWindow
     limit: int  # bars to return; one more is fetched to learn whether more exist
     version: int  # data version of the base series: part of the cache key
+    span: Span = NO_SPAN  # the symbol's calendar (read when the window's bucketing needs it)
 
 
-def stored_page_sql(fields: tuple[BarField, ...] = BAR_FIELDS) -> str:
-    """Pages of stored bars; `{bounds}` and `{order}` are left for the caller to fill."""
-    return f"""
+def page_sql(w: BarWindow, bounds: str, fields: tuple[BarField, ...] = BAR_FIELDS) -> str:
+    """One statement for pages of `w` over a batch of keys."""
+    b = w.rule
+    order = "DESC" if w.descending else "ASC"
+    keys = keys_sql(
+        "sid, lo, hi, lim",
+        "$1::int[], $2::timestamptz[], $3::timestamptz[], $5::int[]",
+        b,
+        6,
+    )
+    src = source_sql(b, bounds, order, "k.lim", fields)
+    if b.base == b.interval:
+        return f"""
 SELECT k.idx, b.ts, {columns_sql("b.", fields)}
-FROM unnest($1::int[], $2::timestamptz[], $3::timestamptz[], $5::int[])
-     WITH ORDINALITY AS k(sid, lo, hi, lim, idx)
+FROM {keys}
 CROSS JOIN LATERAL (
-    SELECT ts, {columns_sql("", fields)} FROM bars
-    WHERE symbol_id = k.sid AND timeframe = $4{{bounds}}
-    ORDER BY ts {{order}} LIMIT k.lim
+    {src}
 ) b
 """
-
-
-# Reads at most (limit + 2) buckets' worth of base rows, newest (or oldest) first, so the
-# scan stops early; the bucket at the far end of what was read may be cut short, and is
-# dropped when the read hit its row limit.
-def resampled_page_sql(fields: tuple[BarField, ...] = BAR_FIELDS) -> str:
-    """Pages of resampled bars; `{bucket}`, `{bounds}` and `{order}` are left to fill."""
+    # Reads at most (limit + 2) buckets' worth of base rows, newest (or oldest) first, so the
+    # scan stops early; the bucket at the far end of what was read may be cut short, and is
+    # dropped when the read hit its row limit.
     return f"""
 SELECT k.idx, g.bucket, {columns_sql("g.", fields)}, g.fetched
-FROM unnest($1::int[], $2::timestamptz[], $3::timestamptz[], $5::int[])
-     WITH ORDINALITY AS k(sid, lo, hi, lim, idx)
+FROM {keys}
 CROSS JOIN LATERAL (
     SELECT r.bucket, {resample_sql("r.", fields)}, sum(count(*)) OVER () AS fetched
     FROM (
-        SELECT {{bucket}} AS bucket, ts, {columns_sql("", fields)} FROM bars
-        WHERE symbol_id = k.sid AND timeframe = $4{{bounds}}
-        ORDER BY ts {{order}} LIMIT k.lim
+        {src}
     ) r
     GROUP BY r.bucket
 ) g
-ORDER BY k.idx, g.bucket {{order}}
+ORDER BY k.idx, g.bucket {order}
 """
 
 
-_STORED = stored_page_sql()
-_RESAMPLED = resampled_page_sql()
 _N = len(BAR_FIELDS)
 _FETCHED = 2 + _N  # index of `fetched` in a resampled page row
 # Bound once: an attribute lookup per row cost ~10% of building a 5,000-bar page.
@@ -220,18 +248,18 @@ class BarPageLoader(DataLoader[BarKey, BarPage]):
         return pages  # type: ignore[return-value]
 
     async def _load(self, w: BarWindow, keys: list[BarKey]) -> list[BarPage]:
-        order = "DESC" if w.descending else "ASC"
         args: list[Any] = [
             [k.symbol_id for k in keys],
             [k.lo for k in keys],
             [k.hi for k in keys],
             w.base.value,
         ]
+        spans = span_args([k.span for k in keys]) if w.rule.needs_calendar else []
         per: list[list[Any]] = [[] for _ in keys]
+        sql = page_sql(w, _bounds(keys))
         if w.base == w.interval:
             limits = [k.limit + 1 for k in keys]
-            sql = _STORED.format(order=order, bounds=_bounds(keys))
-            rows = await fetch(self.engine, sql, *args, limits)
+            rows = await fetch(self.engine, sql, *args, limits, *spans)
             for r in rows:
                 per[r[0] - 1].append(r)
             return [
@@ -243,16 +271,16 @@ class BarPageLoader(DataLoader[BarKey, BarPage]):
             ]
         ratio = rows_per_bucket(w.base, w.interval)
         row_limits = [(k.limit + 2) * ratio for k in keys]
-        sql = _RESAMPLED.format(order=order, bucket=bucket_sql(w.interval), bounds=_bounds(keys))
-        rows = await fetch(self.engine, sql, *args, row_limits)
+        rows = await fetch(self.engine, sql, *args, row_limits, *spans)
         for r in rows:
             per[r[0] - 1].append(r)
         pages = []
+        rule = w.rule
         for key, row_limit, rs in zip(keys, row_limits, per, strict=True):
             if rs and rs[0][_FETCHED] >= row_limit:
                 rs = rs[:-1]  # the far bucket may be missing base bars beyond the limit
             bars = [
-                _make_row((*r[1:_FETCHED], w.interval.bucket_end(r[1]) <= key.newest_base_end))
+                _make_row((*r[1:_FETCHED], bucket_end(rule, key.span, r[1]) <= key.newest_base_end))
                 for r in rs[: key.limit]
             ]
             pages.append(BarPage(bars, len(rs) > key.limit))
@@ -269,39 +297,48 @@ class CountKey:
     lo: datetime
     hi: datetime
     version: int
+    bucketing: Bucketing | None = None
+    span: Span = NO_SPAN
+
+    @property
+    def rule(self) -> Bucketing:
+        """How the counted buckets are formed."""
+        return self.bucketing or Bucketing(self.base, self.interval)
 
 
 class BarCountLoader(DataLoader[CountKey, int]):
-    """Bar counts for many symbols: one statement per (base, interval)."""
+    """Bar counts for many symbols: one statement per bucketing rule."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         super().__init__()
         self.engine = engine
 
     async def batch_load_fn(self, keys: list[CountKey]) -> list[int]:
-        groups: dict[tuple[Interval, Interval], list[int]] = defaultdict(list)
+        groups: dict[Bucketing, list[int]] = defaultdict(list)
         for i, key in enumerate(keys):
-            groups[(key.base, key.interval)].append(i)
+            groups[key.rule].append(i)
         counts = [0] * len(keys)
-        for (base, interval), idxs in groups.items():
-            what = "count(*)" if base == interval else f"count(DISTINCT {bucket_sql(interval)})"
+        for rule, idxs in groups.items():
+            what = "count(*)" if rule.base == rule.interval else "count(DISTINCT bucket)"
+            keys_from = keys_sql(
+                "sid, lo, hi", "$1::int[], $2::timestamptz[], $3::timestamptz[]", rule, 5
+            )
+            src = source_sql(rule, " AND ts >= k.lo AND ts < k.hi")
             sql = f"""
             SELECT k.idx, c.n
-            FROM unnest($1::int[], $2::timestamptz[], $3::timestamptz[])
-                 WITH ORDINALITY AS k(sid, lo, hi, idx)
-            CROSS JOIN LATERAL (
-                SELECT {what} AS n FROM bars
-                WHERE symbol_id = k.sid AND timeframe = $4 AND ts >= k.lo AND ts < k.hi
-            ) c
+            FROM {keys_from}
+            CROSS JOIN LATERAL (SELECT {what} AS n FROM ({src}) r) c
             """
             group = [keys[i] for i in idxs]
+            spans = span_args([k.span for k in group]) if rule.needs_calendar else []
             rows = await fetch(
                 self.engine,
                 sql,
                 [k.symbol_id for k in group],
                 [k.lo for k in group],
                 [k.hi for k in group],
-                base.value,
+                rule.base.value,
+                *spans,
             )
             for r in rows:
                 counts[idxs[r[0] - 1]] = int(r[1])
@@ -319,10 +356,24 @@ class SeriesKey:
     hi: datetime
     newest_base_end: datetime
     version: int
+    bucketing: Bucketing | None = None
+    span: Span = NO_SPAN
+
+    @property
+    def rule(self) -> Bucketing:
+        """How the series' buckets are formed."""
+        return self.bucketing or Bucketing(self.base, self.interval)
+
+
+def rule_tag(rule: Bucketing) -> str:
+    """The part of a cache key that names a bucketing rule ("" for the UTC grid)."""
+    if not rule.needs_calendar:
+        return ""
+    return f"{rule.kind.value[0]}{int(rule.aligned)}"
 
 
 class SeriesLoader(DataLoader[SeriesKey, SeriesColumns]):
-    """Chart series for many symbols: one statement per (base, interval); columns built in SQL."""
+    """Chart series for many symbols: one statement per bucketing rule; columns built in SQL."""
 
     def __init__(self, engine: AsyncEngine, cache: FieldCache | None = None) -> None:
         super().__init__()
@@ -342,6 +393,7 @@ class SeriesLoader(DataLoader[SeriesKey, SeriesColumns]):
                 k.interval.value,
                 _us(k.lo),
                 _us(k.hi),
+                *((rule_tag(k.rule),) if k.rule.needs_calendar else ()),
             )
             for k in keys
         ]
@@ -356,18 +408,20 @@ class SeriesLoader(DataLoader[SeriesKey, SeriesColumns]):
         )
 
     async def _load_all(self, keys: list[SeriesKey]) -> list[SeriesColumns]:
-        groups: dict[tuple[Interval, Interval], list[int]] = defaultdict(list)
+        groups: dict[Bucketing, list[int]] = defaultdict(list)
         for i, key in enumerate(keys):
-            groups[(key.base, key.interval)].append(i)
+            groups[key.rule].append(i)
         out: list[SeriesColumns | None] = [None] * len(keys)
-        for (base, interval), idxs in groups.items():
+        for rule, idxs in groups.items():
             group = [keys[i] for i in idxs]
-            inner = bucket_rows_sql(
-                base,
-                interval,
-                "symbol_id = k.sid AND timeframe = $4 AND ts >= k.lo AND ts < k.hi",
+            inner = grouped_sql(rule, " AND ts >= k.lo AND ts < k.hi")
+            sql = series_sql(
+                inner,
+                keys=keys_sql(
+                    "sid, lo, hi", "$1::int[], $2::timestamptz[], $3::timestamptz[]", rule, 5
+                ),
             )
-            sql = series_sql(inner)
+            spans = span_args([k.span for k in group]) if rule.needs_calendar else []
             # One sort (or an index-ordered scan) feeding plain aggregates, which keep their
             # input order: `array_agg(x ORDER BY bucket)` sorted each of the six columns again
             # (244 ms against 90 ms for 100,000 bars).
@@ -377,31 +431,36 @@ class SeriesLoader(DataLoader[SeriesKey, SeriesColumns]):
                 [k.symbol_id for k in group],
                 [k.lo for k in group],
                 [k.hi for k in group],
-                base.value,
+                rule.base.value,
+                *spans,
             )
             for r in rows:
                 key = group[r[0] - 1]
                 ts = r[1] or []
-                if base == interval:
+                if rule.base == rule.interval:
                     closed = [True] * len(ts)
                 else:
-                    closed = [interval.bucket_end(t) <= key.newest_base_end for t in ts[-2:]]
+                    closed = [bucket_end(rule, key.span, t) <= key.newest_base_end for t in ts[-2:]]
                     closed = [True] * (len(ts) - len(closed)) + closed
                 # The value columns in core.bar's order, which SeriesColumns' fields follow
                 # (tests/foundation/test_bar.py checks the two agree).
                 out[idxs[r[0] - 1]] = SeriesColumns(  # type: ignore[call-arg]
-                    interval, ts, *(v or [] for v in r[2:_FETCHED]), closed
+                    rule.interval, ts, *(v or [] for v in r[2:_FETCHED]), closed
                 )
         return out  # type: ignore[return-value]
 
 
-def series_sql(inner: str, fields: tuple[BarField, ...] = BAR_FIELDS) -> str:
+def series_sql(
+    inner: str,
+    fields: tuple[BarField, ...] = BAR_FIELDS,
+    keys: str = "unnest($1::int[], $2::timestamptz[], $3::timestamptz[])\n"
+    "                 WITH ORDINALITY AS k(sid, lo, hi, idx)",
+) -> str:
     """Chart series of the rows `inner` selects (bucket and value columns), one array each."""
     arrays = ", ".join(f"array_agg({f.name}) AS {f.name}" for f in fields)
     return f"""
             SELECT k.idx, c.t, {columns_sql("c.", fields)}
-            FROM unnest($1::int[], $2::timestamptz[], $3::timestamptz[])
-                 WITH ORDINALITY AS k(sid, lo, hi, idx)
+            FROM {keys}
             CROSS JOIN LATERAL (
                 SELECT array_agg(bucket) AS t, {arrays}
                 FROM ({inner} ORDER BY bucket) q
@@ -431,6 +490,7 @@ def _page_key(cache: FieldCache, k: BarKey) -> str:
         _us(k.hi),
         k.limit,
         int(w.descending),
+        *((rule_tag(w.rule),) if w.rule.needs_calendar else ()),
     )
 
 
@@ -449,10 +509,17 @@ class BucketCountKey:
     hi: datetime
     cap: int
     version: int
+    bucketing: Bucketing | None = None
+    span: Span = NO_SPAN
+
+    @property
+    def rule(self) -> Bucketing:
+        """How the counted buckets are formed."""
+        return self.bucketing or Bucketing(self.base, self.interval)
 
 
 class BucketCountLoader(DataLoader[BucketCountKey, int]):
-    """Capped bucket counts for many symbols: one statement per (base, interval, cap).
+    """Capped bucket counts for many symbols: one statement per (bucketing rule, cap).
 
     The scan walks base bars in time order and stops after `cap` bucket changes, so it reads
     at most `cap` buckets' worth of rows whatever the range holds.
@@ -463,37 +530,40 @@ class BucketCountLoader(DataLoader[BucketCountKey, int]):
         self.engine = engine
 
     async def batch_load_fn(self, keys: list[BucketCountKey]) -> list[int]:
-        groups: dict[tuple[Interval, Interval, int], list[int]] = defaultdict(list)
+        groups: dict[tuple[Bucketing, int], list[int]] = defaultdict(list)
         for i, key in enumerate(keys):
-            groups[(key.base, key.interval, key.cap)].append(i)
+            groups[(key.rule, key.cap)].append(i)
         counts = [0] * len(keys)
-        for (base, interval, cap), idxs in groups.items():
-            bucket = bucket_sql(interval)
+        for (rule, cap), idxs in groups.items():
+            src = source_sql(rule, " AND ts >= k.lo AND ts < k.hi", "ASC")
+            keys_from = keys_sql(
+                "sid, lo, hi", "$1::int[], $2::timestamptz[], $3::timestamptz[]", rule, 6
+            )
             sql = f"""
             SELECT k.idx, (
                 SELECT count(*) FROM (
                     SELECT 1 FROM (
-                        SELECT {bucket} AS b, lag({bucket}) OVER (ORDER BY ts) AS pb
-                        FROM bars
-                        WHERE symbol_id = k.sid AND timeframe = $4 AND ts >= k.lo AND ts < k.hi
+                        SELECT bucket AS b, lag(bucket) OVER (ORDER BY ts) AS pb
+                        FROM ({src}) src
                         ORDER BY ts
                     ) changes
                     WHERE b IS DISTINCT FROM pb
                     LIMIT $5
                 ) capped
             )
-            FROM unnest($1::int[], $2::timestamptz[], $3::timestamptz[])
-                 WITH ORDINALITY AS k(sid, lo, hi, idx)
+            FROM {keys_from}
             """
             group = [keys[i] for i in idxs]
+            spans = span_args([k.span for k in group]) if rule.needs_calendar else []
             rows = await fetch(
                 self.engine,
                 sql,
                 [k.symbol_id for k in group],
                 [k.lo for k in group],
                 [k.hi for k in group],
-                base.value,
+                rule.base.value,
                 cap,
+                *spans,
             )
             for r in rows:
                 counts[idxs[r[0] - 1]] = int(r[1])

@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.intervals import Interval
 from indicators import get_indicator
-from loaders.bars import bucket_rows_sql, rows_per_bucket
+from loaders.bars import grouped_sql, keys_sql
+from loaders.buckets import NO_SPAN, Bucketing, Span, rows_per_bucket, source_sql, span_args
 from loaders.sql import fetch
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -46,6 +47,13 @@ class IndicatorKey:
     version: int
     name: str
     params: ParamsKey
+    bucketing: Bucketing | None = None  # None: the UTC grid, no session filter
+    span: Span = NO_SPAN
+
+    @property
+    def rule(self) -> Bucketing:
+        """How the indicator's bars are bucketed and filtered."""
+        return self.bucketing or Bucketing(self.base, self.interval)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,20 +79,21 @@ def _warm_rows(key: IndicatorKey) -> tuple[int, datetime]:
     return (bars + 1) * rows_per_bucket(key.base, key.interval), key.lo
 
 
-def _sql(base: Interval, interval: Interval) -> str:
-    inner = bucket_rows_sql(
-        base, interval, "symbol_id = k.sid AND timeframe = $6 AND ts >= w.start AND ts < k.hi"
+def _sql(rule: Bucketing) -> str:
+    inner = grouped_sql(rule, " AND ts >= w.start AND ts < k.hi", timeframe="$6")
+    # The warm-up counts the rows the rule keeps (a session filter drops the others).
+    before = source_sql(rule, " AND ts < k.floor", "DESC", "k.warm", timeframe="$6")
+    keys = keys_sql(
+        "sid, lo, floor, hi, warm",
+        "$1::int[], $2::timestamptz[], $3::timestamptz[], $4::timestamptz[], $5::int[]",
+        rule,
+        7,
     )
     return f"""
     SELECT k.idx, c.t, c.o, c.h, c.l, c.c, c.v
-    FROM unnest($1::int[], $2::timestamptz[], $3::timestamptz[], $4::timestamptz[], $5::int[])
-         WITH ORDINALITY AS k(sid, lo, floor, hi, warm, idx)
+    FROM {keys}
     CROSS JOIN LATERAL (
-        SELECT coalesce(min(ts), k.floor) AS start FROM (
-            SELECT ts FROM bars
-            WHERE symbol_id = k.sid AND timeframe = $6 AND ts < k.floor
-            ORDER BY ts DESC LIMIT k.warm
-        ) before
+        SELECT coalesce(min(ts), k.floor) AS start FROM ({before}) before
     ) w
     CROSS JOIN LATERAL (
         -- Epoch microseconds: numpy takes integers at once, datetimes one by one.
@@ -135,26 +144,28 @@ class IndicatorLoader(DataLoader[IndicatorKey, IndicatorResult]):
 
     async def batch_load_fn(self, keys: list[IndicatorKey]) -> list[IndicatorResult]:
         # Bars are read once per (symbol, range) with the longest warm-up its indicators need.
-        reads: dict[tuple[int, Interval, Interval, datetime, datetime], tuple[int, datetime]] = {}
+        reads: dict[tuple[Any, ...], tuple[int, datetime]] = {}
         for key in keys:
-            rk = (key.symbol_id, key.base, key.interval, key.lo, key.hi)
+            rk = (key.symbol_id, key.base, key.interval, key.lo, key.hi, key.rule, key.span)
             warm, floor = _warm_rows(key)
             old = reads.get(rk)
             reads[rk] = (max(warm, old[0]), min(floor, old[1])) if old else (warm, floor)
-        groups: dict[tuple[Interval, Interval], list[tuple[Any, ...]]] = defaultdict(list)
+        groups: dict[Bucketing, list[tuple[Any, ...]]] = defaultdict(list)
         for rk in reads:
-            groups[(rk[1], rk[2])].append(rk)
+            groups[rk[5]].append(rk)
         bars: dict[tuple[Any, ...], dict[str, np.ndarray]] = {}
-        for (base, interval), rks in groups.items():
+        for rule, rks in groups.items():
+            spans = span_args([rk[6] for rk in rks]) if rule.needs_calendar else []
             rows = await fetch(
                 self.engine,
-                _sql(base, interval),
+                _sql(rule),
                 [rk[0] for rk in rks],
                 [rk[3] for rk in rks],
                 [reads[rk][1] for rk in rks],
                 [rk[4] for rk in rks],
                 [reads[rk][0] for rk in rks],
-                base.value,
+                rule.base.value,
+                *spans,
             )
             for r in rows:
                 rk = rks[r[0] - 1]
@@ -166,7 +177,9 @@ class IndicatorLoader(DataLoader[IndicatorKey, IndicatorResult]):
                     "close": np.array(r[5] or [], dtype=np.float64),
                     "volume": np.array(r[6] or [], dtype=np.float64),
                 }
-        columns = [bars[(k.symbol_id, k.base, k.interval, k.lo, k.hi)] for k in keys]
+        columns = [
+            bars[(k.symbol_id, k.base, k.interval, k.lo, k.hi, k.rule, k.span)] for k in keys
+        ]
         lows = [k.lo for k in keys]
         points = sum(len(c["time"]) for c in columns)
         if points > THREAD_THRESHOLD:

@@ -34,6 +34,7 @@ class SymbolRow:
     created_at: datetime
     updated_at: datetime
     series: tuple[StoredSeries, ...]
+    calendar: str = "24/7"  # exchange calendar code (core.calendars)
 
     def stored(self, timeframe: Interval) -> StoredSeries | None:
         """The stored series at exactly `timeframe`, if any."""
@@ -69,6 +70,11 @@ class BarRow(NamedTuple):
     def time(self) -> datetime:
         """The bar start under the name the GraphQL Bar type reads."""
         return self[0]
+
+    @property
+    def filled(self) -> bool:
+        """Whether this bar stands for a slot where nothing traded (graphql_api.bar_fill)."""
+        return False
 
 
 @dataclass(frozen=True, slots=True)

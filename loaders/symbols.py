@@ -15,7 +15,7 @@ from loaders.sql import fetch
 
 _SELECT = """
 SELECT s.id, s.ticker, s.name, s.exchange, s.asset_class, s.currency, s.timezone, s.active,
-       s.created_at, s.updated_at, c.tfs, c.firsts, c.lasts, c.versions
+       s.created_at, s.updated_at, c.tfs, c.firsts, c.lasts, c.versions, s.calendar
 FROM symbols s
 LEFT JOIN LATERAL (
     SELECT array_agg(timeframe) AS tfs, array_agg(first_ts) AS firsts,
@@ -50,6 +50,7 @@ def _symbol(row: Sequence[Any]) -> SymbolRow:
         created_at=row[8],
         updated_at=row[9],
         series=series,
+        calendar=row[14],
     )
 
 

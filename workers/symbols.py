@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from core.calendars import default_calendar, normalize_calendar, sync_sessions
+
 
 @dataclass(frozen=True)
 class SymbolInfo:
@@ -18,6 +20,7 @@ class SymbolInfo:
     asset_class: str = ""
     currency: str = ""
     timezone: str = ""
+    calendar: str = ""  # exchange calendar code; "" derives one from exchange/asset class
 
 
 async def upsert_symbols(conn: asyncpg.Connection, infos: Iterable[SymbolInfo]) -> dict[str, int]:
@@ -27,8 +30,17 @@ async def upsert_symbols(conn: asyncpg.Connection, infos: Iterable[SymbolInfo]) 
         ticker = info.ticker.strip().upper()
         if not ticker:
             raise ValueError("a symbol needs a non-empty ticker")
+        calendar = info.calendar and normalize_calendar(info.calendar)
+        if not calendar and (info.asset_class or info.exchange):
+            calendar = default_calendar(info.asset_class, info.exchange)
         by_ticker[ticker] = SymbolInfo(
-            ticker, info.name, info.exchange, info.asset_class, info.currency, info.timezone
+            ticker,
+            info.name,
+            info.exchange,
+            info.asset_class,
+            info.currency,
+            info.timezone,
+            calendar,
         )
     if not by_ticker:
         return {}
@@ -43,23 +55,27 @@ async def upsert_symbols(conn: asyncpg.Connection, infos: Iterable[SymbolInfo]) 
                    coalesce(nullif(u.exchange, ''), old.exchange, '') AS exchange,
                    coalesce(nullif(u.asset_class, ''), old.asset_class, 'equity') AS asset_class,
                    coalesce(nullif(u.currency, ''), old.currency, 'USD') AS currency,
-                   coalesce(nullif(u.timezone, ''), old.timezone, 'UTC') AS timezone
-            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
-                 AS u(ticker, name, exchange, asset_class, currency, timezone)
+                   coalesce(nullif(u.timezone, ''), old.timezone, 'UTC') AS timezone,
+                   -- A source that says nothing about the market filters nothing: 24/7.
+                   coalesce(nullif(u.calendar, ''), old.calendar, '24/7') AS calendar
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                        $7::text[])
+                 AS u(ticker, name, exchange, asset_class, currency, timezone, calendar)
             LEFT JOIN symbols old ON old.ticker = u.ticker
         )
-        INSERT INTO symbols AS s (ticker, name, exchange, asset_class, currency, timezone)
-        SELECT ticker, name, exchange, asset_class, currency, timezone FROM t
+        INSERT INTO symbols AS s (ticker, name, exchange, asset_class, currency, timezone,
+                                  calendar)
+        SELECT ticker, name, exchange, asset_class, currency, timezone, calendar FROM t
         ON CONFLICT (ticker) DO UPDATE SET
             name = EXCLUDED.name, exchange = EXCLUDED.exchange,
             asset_class = EXCLUDED.asset_class, currency = EXCLUDED.currency,
-            timezone = EXCLUDED.timezone,
+            timezone = EXCLUDED.timezone, calendar = EXCLUDED.calendar,
             updated_at = CASE
-                WHEN (s.name, s.exchange, s.asset_class, s.currency, s.timezone)
+                WHEN (s.name, s.exchange, s.asset_class, s.currency, s.timezone, s.calendar)
                      IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.exchange, EXCLUDED.asset_class,
-                                       EXCLUDED.currency, EXCLUDED.timezone)
+                                       EXCLUDED.currency, EXCLUDED.timezone, EXCLUDED.calendar)
                 THEN now() ELSE s.updated_at END
-        RETURNING id, ticker
+        RETURNING id, ticker, calendar
         """,
         [r.ticker for r in rows],
         [r.name for r in rows],
@@ -67,5 +83,8 @@ async def upsert_symbols(conn: asyncpg.Connection, infos: Iterable[SymbolInfo]) 
         [r.asset_class for r in rows],
         [r.currency for r in rows],
         [r.timezone for r in rows],
+        [r.calendar for r in rows],
     )
+    # The read path joins the calendars' sessions: write any missing ones now.
+    await sync_sessions(conn, {r["calendar"] for r in records})
     return {r["ticker"]: r["id"] for r in records}

@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 _UPDATE_FIELDS = frozenset({"ticker", "interval", "bar", "version", "replayed", "__typename"})
 #: GraphQL name → BarRow attribute of each bar value field.
 _BAR_VALUES = {f.graphql: f.name for f in BAR_FIELDS}
-_BAR_FIELDS = frozenset({"time", *_BAR_VALUES, "closed", "__typename"})
+_BAR_FIELDS = frozenset({"time", *_BAR_VALUES, "closed", "filled", "__typename"})
 #: Rendered payloads kept for other clients of the same bar and selection.
 _RENDERED_MAX = 8_192
 _MAX_QUERY = 10_000
@@ -197,6 +197,8 @@ def _bar(fields: Fields, bar: LiveBar) -> dict[str, Any]:
             out[key] = row.ts.isoformat()  # as Strawberry's DateTime serializes
         elif name == "closed":
             out[key] = row.closed
+        elif name == "filled":
+            out[key] = False  # live bars are stored bars, never gap fills
         elif name == "__typename":
             out[key] = "Bar"
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 import strawberry
@@ -27,6 +28,11 @@ class Bar:
     closed: bool = strawberry.field(
         description="False while the bar is still forming: its end lies after the newest "
         "stored bar."
+    )
+    filled: bool = strawberry.field(
+        default=False,
+        description="True for a slot where nothing traded, added by `fill` (its prices are "
+        "the previous close and its volume 0).",
     )
 
 
@@ -57,6 +63,8 @@ class BarConnection:
     edges: list[BarEdge] = strawberry.field(description="The bars of this page with cursors.")
     page_info: PageInfo = strawberry.field(description="Paging information.")
     count_key: strawberry.Private[CountKey | None]
+    #: With `fill`, counts slots instead of stored buckets.
+    slot_count: strawberry.Private[Callable[[], int] | None] = None
 
     @strawberry.field(description="The bars of this page, without cursors.")
     def nodes(self) -> list[Bar]:
@@ -66,6 +74,8 @@ class BarConnection:
         description="Number of bars in the requested time range (all pages); costs a count query."
     )
     async def total_count(self, info: Info) -> int:
+        if self.slot_count is not None:
+            return self.slot_count()
         if self.count_key is None:
             return 0
         return await info.context.loaders.bar_count.load(self.count_key)
@@ -86,6 +96,11 @@ class BarSeries:
     volume: list[float] = strawberry.field(description=bar_field("volume").series_description)
     closed: list[bool] = strawberry.field(
         description="False for a bar still forming (only the newest can be)."
+    )
+    filled: list[bool] = strawberry.field(
+        default_factory=list,
+        description="True for each slot where nothing traded, added by `fill` (all false "
+        "without it).",
     )
 
 

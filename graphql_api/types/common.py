@@ -8,21 +8,37 @@ import enum
 
 import strawberry
 
+from core.calendars import Fill as CoreFill
+from core.calendars import SessionKind as CoreSessionKind
 from core.errors import BadUserInput
 from core.intervals import Interval as CoreInterval
 
 
-@strawberry.enum(description="Length of one bar. Intraday buckets align to UTC; W1 is an ISO week.")
+@strawberry.enum(
+    description="Length of one bar. Where buckets start is set by `alignment` (see `Alignment`): "
+    "by default at the exchange's session open, in its time zone; with `alignment: UTC` on the "
+    "UTC grid, as before sessions existed."
+)
 class Interval(enum.Enum):
     M1 = strawberry.enum_value("M1", description="One minute.")
     M5 = strawberry.enum_value("M5", description="Five minutes.")
     M15 = strawberry.enum_value("M15", description="Fifteen minutes.")
     M30 = strawberry.enum_value("M30", description="Thirty minutes.")
     H1 = strawberry.enum_value("H1", description="One hour.")
-    H4 = strawberry.enum_value("H4", description="Four hours (00:00, 04:00, … UTC).")
-    D1 = strawberry.enum_value("D1", description="One calendar day (UTC).")
-    W1 = strawberry.enum_value("W1", description="One ISO week, Monday to Sunday (UTC).")
-    MN1 = strawberry.enum_value("MN1", description="One calendar month (UTC).")
+    H4 = strawberry.enum_value(
+        "H4", description="Four hours (from the session open; 00:00, 04:00, … on the UTC grid)."
+    )
+    D1 = strawberry.enum_value(
+        "D1",
+        description="One trading session, stamped 00:00 UTC of its trading date (a UTC "
+        "calendar day with `alignment: UTC`).",
+    )
+    W1 = strawberry.enum_value(
+        "W1", description="One trading week, Monday to Sunday, stamped 00:00 UTC of its Monday."
+    )
+    MN1 = strawberry.enum_value(
+        "MN1", description="One trading month, stamped 00:00 UTC of its first day."
+    )
 
     @property
     def core(self) -> CoreInterval:
@@ -33,6 +49,67 @@ class Interval(enum.Enum):
     def of(cls, interval: CoreInterval) -> Interval:
         """The GraphQL enum member for a core interval."""
         return cls(interval.value)
+
+
+@strawberry.enum(
+    description="Which hours of a trading day bars cover. Intraday stored bars outside them "
+    "are left out before resampling; stored daily bars are never filtered."
+)
+class Session(enum.Enum):
+    REGULAR = strawberry.enum_value(
+        "REGULAR",
+        description="The regular session only (09:30-16:00 New York for US equities; a half "
+        "day ends at 13:00). The default for symbols on an exchange calendar.",
+    )
+    EXTENDED = strawberry.enum_value(
+        "EXTENDED",
+        description="Pre-market, regular and post-market hours (04:00-20:00 New York for US "
+        "equities); each part is bucketed from its own start.",
+    )
+    ALL = strawberry.enum_value(
+        "ALL",
+        description="Every stored bar, overnight and non-trading days included (the hours "
+        "outside the sessions form parts bounded by local midnight). The default for 24/7 "
+        "and FX calendars, where it equals the others.",
+    )
+
+    @property
+    def core(self) -> CoreSessionKind:
+        """The same choice in core's enum."""
+        return CoreSessionKind(self.value)
+
+
+@strawberry.enum(description="Where bar buckets start.")
+class Alignment(enum.Enum):
+    SESSION = strawberry.enum_value(
+        "SESSION",
+        description="The default: at the start of each session part in the exchange's time "
+        "zone (an H1 bar of a NYSE stock starts 09:30, 10:30, …, the last one is cut at the "
+        "close); D1 is one trading session, W1/MN1 the trading week/month. This is what "
+        "brokers and charting tools show. On 24/7 calendars it equals UTC.",
+    )
+    UTC = strawberry.enum_value(
+        "UTC",
+        description="On the UTC grid (00:00, 01:00, … UTC; D1 a UTC calendar day): the "
+        "buckets served before sessions existed, kept for clients that rely on them.",
+    )
+
+
+@strawberry.enum(description="What a bucket with no stored bars becomes.")
+class Fill(enum.Enum):
+    NONE = strawberry.enum_value("NONE", description="Left out (the default).")
+    PREVIOUS = strawberry.enum_value(
+        "PREVIOUS",
+        description="A bar for every slot of trading hours (the `session` chosen; never on a "
+        "holiday or overnight for equities), between the symbol's first and newest stored "
+        "bars: an empty slot's open, high, low and close equal the previous bar's close, its "
+        "volume is 0 and `filled` is true. Slots before the first bar are left out.",
+    )
+
+    @property
+    def core(self) -> CoreFill:
+        """The same choice in core's enum."""
+        return CoreFill(self.value)
 
 
 @strawberry.enum(description="Which end of the time line a list of bars starts from.")

@@ -16,9 +16,11 @@ from strawberry.utils.str_converters import capitalize_first, to_camel_case
 
 from core.errors import BadUserInput
 from core.intervals import Interval as CoreInterval
+from graphql_api.bar_queries import Rule
 from graphql_api.context import Info
 from graphql_api.types.common import Interval
 from indicators import INDICATORS, Indicator, Param
+from loaders.buckets import NO_SPAN
 from loaders.indicators import IndicatorKey, IndicatorResult
 from loaders.rows import StoredSeries
 
@@ -206,6 +208,7 @@ class IndicatorSet:
     base: strawberry.Private[StoredSeries | None]
     lo: strawberry.Private[datetime]
     hi: strawberry.Private[datetime]
+    rule: strawberry.Private[Rule | None] = None  # bucketing and calendar (bar_queries)
 
     async def _load(
         self, info: Info, spec: Indicator, params: dict[str, Any]
@@ -225,5 +228,7 @@ class IndicatorSet:
             self.base.version,
             spec.name,
             tuple(sorted(checked.items())),
+            None if self.rule is None else self.rule.bucketing,
+            NO_SPAN if self.rule is None else self.rule.span,
         )
         return await info.context.loaders.indicators.load(key)

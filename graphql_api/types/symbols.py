@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Annotated, cast
 
 import strawberry
 
 from core.bar import BAR_FIELDS
+from core.calendars import Fill as CoreFill
+from core.calendars import default_session
+from core.intervals import MIN_TS
+from graphql_api.bar_fill import clip, data_window, fill_page, fill_series, slots
 from graphql_api.bar_queries import (
-    bucket_range,
+    Buckets,
+    Rule,
     plan_bars,
     plan_indicators,
     plan_series,
+    rule_for,
     stored_end,
 )
 from graphql_api.context import Info
@@ -26,10 +33,69 @@ from graphql_api.types.bars import (
     RowEdge,
     empty_connection,
 )
-from graphql_api.types.common import BarOrder, Interval, Node, global_id
+from graphql_api.types.common import (
+    Alignment,
+    BarOrder,
+    Fill,
+    Interval,
+    Node,
+    Session,
+    global_id,
+)
 from graphql_api.types.indicators import IndicatorSet
 from loaders.bars import BarKey, BarWindow
-from loaders.rows import SymbolRow
+from loaders.rows import StoredSeries, SymbolRow
+
+_TINY = timedelta(microseconds=1)
+
+SessionArg = Annotated[
+    Session | None,
+    strawberry.argument(
+        description="Which hours count: REGULAR, EXTENDED or ALL. Default (null): REGULAR "
+        "for symbols on an exchange calendar (what brokers and charts show), ALL for 24/7 "
+        "and FX calendars (`Symbol.defaultSession`)."
+    ),
+]
+AlignmentArg = Annotated[
+    Alignment,
+    strawberry.argument(
+        description="Where buckets start: SESSION (default; at the session open in the "
+        "exchange's time zone, what traders expect) or UTC (the UTC grid served before "
+        "sessions existed)."
+    ),
+]
+FillArg = Annotated[
+    Fill,
+    strawberry.argument(description="Empty slots of trading hours: NONE (default) or PREVIOUS."),
+]
+
+
+def _choice(session: Session | None, alignment: Alignment) -> Buckets:
+    return Buckets(None if session is None else session.core, alignment == Alignment.SESSION)
+
+
+def _prev_close(
+    info: Info, row: SymbolRow, base: StoredSeries, rule: Rule
+) -> Callable[[datetime], Awaitable[float | None]]:
+    """The close of the newest bar before a bucket start (what PREVIOUS carries forward)."""
+    b = rule.bucketing
+
+    async def load(start: datetime) -> float | None:
+        window = BarWindow(b.interval, base.timeframe, True, b)
+        key = BarKey(
+            row.id,
+            MIN_TS,
+            rule.row_bound(start),
+            stored_end(base),
+            window,
+            1,
+            base.version,
+            rule.span,
+        )
+        page = await info.context.loaders.bar_page.load(key)
+        return page.rows[0].close if page.rows else None
+
+    return load
 
 
 @strawberry.type(description="One timeframe at which a symbol's bars are stored.")
@@ -71,6 +137,20 @@ class Symbol(Node):
     @strawberry.field(description="IANA time zone of the exchange (e.g. America/New_York).")
     def timezone(self) -> str:
         return self.row.timezone
+
+    @strawberry.field(
+        description="Exchange calendar code (XNYS, XNAS, 24/7, FX, or a pandas-market-calendars "
+        "name): its sessions, holidays, early closes and DST shape every bucket."
+    )
+    def calendar(self) -> str:
+        return self.row.calendar
+
+    @strawberry.field(
+        description="The `session` used when a request gives none: REGULAR on exchange "
+        "calendars, ALL on 24/7 and FX."
+    )
+    def default_session(self) -> Session:
+        return Session(default_session(self.row.calendar).value)
 
     @strawberry.field(description="Whether the symbol is still traded and refreshed.")
     def active(self) -> bool:
@@ -141,6 +221,9 @@ class Symbol(Node):
         order: Annotated[
             BarOrder, strawberry.argument(description="NEWEST_FIRST (default) or OLDEST_FIRST.")
         ] = BarOrder.NEWEST_FIRST,
+        session: SessionArg = None,
+        alignment: AlignmentArg = Alignment.SESSION,
+        fill: FillArg = Fill.NONE,
     ) -> BarConnection:
         settings = info.context.settings
         page = page_args(
@@ -152,21 +235,45 @@ class Symbol(Node):
             maximum=settings.max_page_size_bars,
         )
         core = interval.core
-        plan = plan_bars(self.row, core, from_, to, page, order == BarOrder.NEWEST_FIRST)
+        newest_first = order == BarOrder.NEWEST_FIRST
+        plan = plan_bars(self.row, core, from_, to, page, newest_first, _choice(session, alignment))
         if plan is None:
             return empty_connection()
         loaded = await info.context.loaders.bar_page.load(plan.key)
-        rows = loaded.rows[::-1] if plan.reverse else loaded.rows
+        walked, has_more = loaded.rows, loaded.has_more
+        slot_count = None
+        if fill.core == CoreFill.PREVIOUS:
+            base = self.row.base_for(core)
+            assert base is not None  # plan_bars found it
+            rule = plan.rule
+            whole = clip(from_, to, data_window(rule, base))
+            a_ts, b_ts = plan.after_ts, plan.before_ts
+            older_than, newer_than = (a_ts, b_ts) if newest_first else (b_ts, a_ts)
+            lo, hi = whole
+            if older_than is not None:
+                hi = min(hi, older_than)
+            if newer_than is not None:
+                lo = max(lo, newer_than + _TINY)
+            walked, has_more = await fill_page(
+                walked,
+                has_more,
+                plan.key.window.descending,
+                page.size,
+                (lo, hi),
+                rule,
+                _prev_close(info, self.row, base, rule),
+            )
+            slot_count = lambda: len(slots(rule, *whole))  # noqa: E731
+        rows = walked[::-1] if plan.reverse else walked
         # Loaded rows stand in for Bar objects (same attribute names): building two
         # Strawberry objects per bar cost more than the rest of the request's Python work.
         symbol_id = self.row.id
         edges = cast(list[BarEdge], [RowEdge(r, symbol_id, core) for r in rows])
         return BarConnection(
             edges=edges,
-            page_info=page_info(
-                page, loaded.has_more, rows, lambda r: bar_cursor(symbol_id, core, r.ts)
-            ),
+            page_info=page_info(page, has_more, rows, lambda r: bar_cursor(symbol_id, core, r.ts)),
             count_key=plan.count_key,
+            slot_count=slot_count,
         )
 
     @strawberry.field(description="The newest bar at `interval` (null when none is stored).")
@@ -176,14 +283,17 @@ class Symbol(Node):
         interval: Annotated[
             Interval, strawberry.argument(description="Bar interval (default D1).")
         ] = Interval.D1,
+        session: SessionArg = None,
+        alignment: AlignmentArg = Alignment.SESSION,
     ) -> Bar | None:
         core = interval.core
         base = self.row.base_for(core)
         if base is None:
             return None
-        lo, hi = bucket_range(core, base.timeframe == core, None, None)
-        window = BarWindow(core, base.timeframe, True)
-        key = BarKey(self.row.id, lo, hi, stored_end(base), window, 1, base.version)
+        rule = rule_for(self.row, base, core, _choice(session, alignment))
+        lo, hi = rule.bounds(None, None)
+        window = BarWindow(core, base.timeframe, True, rule.bucketing)
+        key = BarKey(self.row.id, lo, hi, stored_end(base), window, 1, base.version, rule.span)
         page = await info.context.loaders.bar_page.load(key)
         if not page.rows:
             return None
@@ -212,8 +322,11 @@ class Symbol(Node):
                 description="Most bars to return (the interval is coarsened to fit)."
             ),
         ] = 1000,
+        session: SessionArg = None,
+        alignment: AlignmentArg = Alignment.SESSION,
+        fill: FillArg = Fill.NONE,
     ) -> BarSeries:
-        key = await plan_series(
+        planned = await plan_series(
             self.row,
             interval.core,
             from_,
@@ -221,22 +334,35 @@ class Symbol(Node):
             max_points,
             info.context.settings,
             info.context.loaders.bucket_count.load,
+            _choice(session, alignment),
+            fill.core == CoreFill.PREVIOUS,
         )
-        if key is None:
+        if planned is None:
             return BarSeries(
                 interval=interval,
                 requested_interval=interval,
                 time=[],
                 **{f.graphql: [] for f in BAR_FIELDS},
                 closed=[],
+                filled=[],
             )
+        key, rule = planned
         cols = await info.context.loaders.series.load(key)
+        filled = [False] * len(cols.ts)
+        if fill.core == CoreFill.PREVIOUS:
+            base = self.row.base_for(key.base)
+            assert base is not None  # plan_series found it
+            window = clip(from_, to, data_window(rule, base))
+            cols, filled = await fill_series(
+                cols, window, rule, _prev_close(info, self.row, base, rule)
+            )
         return BarSeries(
             interval=Interval.of(cols.interval),
             requested_interval=interval,
             time=cols.ts,
             **{f.graphql: getattr(cols, f.name) for f in BAR_FIELDS},
             closed=cols.closed,
+            filled=filled,
         )
 
     @strawberry.field(
@@ -257,10 +383,16 @@ class Symbol(Node):
             datetime | None,
             strawberry.argument(description="Exclusive upper bound on bar start."),
         ] = None,
+        session: SessionArg = None,
+        alignment: AlignmentArg = Alignment.SESSION,
     ) -> IndicatorSet:
         core = interval.core
-        base, lo, hi = plan_indicators(self.row, core, from_, to, info.context.settings)
-        return IndicatorSet(interval=interval, symbol_id=self.row.id, base=base, lo=lo, hi=hi)
+        base, lo, hi, rule = plan_indicators(
+            self.row, core, from_, to, info.context.settings, _choice(session, alignment)
+        )
+        return IndicatorSet(
+            interval=interval, symbol_id=self.row.id, base=base, lo=lo, hi=hi, rule=rule
+        )
 
 
 @strawberry.type(description="A symbol and its cursor.")

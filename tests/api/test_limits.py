@@ -31,6 +31,7 @@ from tests.api.helpers import (
     store_bars,
     stored_bars,
 )
+from tests.security.helpers import DEMO_TICKERS
 
 BARS = """query($t: String!, $i: Interval!, $first: Int, $last: Int, $after: String,
                  $before: String, $from: DateTime, $to: DateTime) {
@@ -59,7 +60,7 @@ def test_default_page_size_limits(gql: GraphQL) -> None:
         message = bad_input(gql(BARS, {"t": "AAPL", "i": "D1", arg: 10_001, **window}))
         assert arg in message and "10000" in message
         assert arg in bad_input(gql(SYMBOLS, {arg: 501}))
-    assert len(data_of(gql(SYMBOLS, {"first": 500}))["symbols"]["nodes"]) == 8
+    assert len(data_of(gql(SYMBOLS, {"first": 500}))["symbols"]["nodes"]) == len(DEMO_TICKERS)
     # no page size: the default page (100)
     assert len(bars_of(gql(BARS, {"t": "AAPL", "i": "D1"}))) == 100
 

@@ -38,6 +38,7 @@ from tests.api.helpers import (
     walk_backward,
     walk_forward,
 )
+from workers.demo import CRYPTO_SYMBOL, SESSION_SYMBOL
 
 
 @pytest.fixture(scope="module")
@@ -254,7 +255,7 @@ def test_symbols_total_count_only_when_selected(uncached: TestClient) -> None:
         data_of(gql(query % ""))
     with count_statements(uncached) as with_count:
         data = data_of(gql(query % "totalCount"))
-    assert data["symbols"]["totalCount"] == 3
+    assert data["symbols"]["totalCount"] == sum(e == "SYNTH" for _, e in DEMO_SYMBOLS.values())
     assert len(with_count) == len(without) + 1, (without, with_count)
     (extra,) = set(with_count) - set(without)
     assert "count(" in extra
@@ -506,7 +507,7 @@ SYMBOL_FIELDS = (
 
 def test_node_and_nodes_round_trip_symbol_ids(gql: GraphQL) -> None:
     symbols = data_of(gql(f"{{ symbols {{ nodes {{ {SYMBOL_FIELDS} }} }} }}"))["symbols"]["nodes"]
-    assert len(symbols) == 8
+    assert len(symbols) == len(DEMO_SYMBOLS)
     for sym in symbols:
         node = data_of(
             gql(
@@ -558,13 +559,13 @@ def test_symbol_by_ticker(gql: GraphQL, demo_url: str) -> None:
 
 
 @HYPOTHESIS_FEW
-@given(sizes=st.lists(st.integers(1, 9), min_size=9, max_size=9))
+@given(sizes=st.lists(st.integers(1, 9), min_size=12, max_size=12))
 def test_symbols_walk_both_ways(gql: GraphQL, sizes: list[int]) -> None:
     query = """query($f: Int, $a: String, $l: Int, $b: String) {
         symbols(first: $f, after: $a, last: $l, before: $b) {
             edges { cursor node { ticker } }
             pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } }"""
-    everything = ["AAPL", "ACME", "FB", "GLOBX", "GOOG", "IBM", "INITECH", "MSFT"]
+    everything = sorted(DEMO_SYMBOLS)
     forward: list[str] = []
     after = None
     for n, size in enumerate(sizes):
@@ -596,7 +597,11 @@ DEMO_SYMBOLS = {
     "IBM": ("International Business Machines Corp.", "NYSE"),
     "INITECH": ("Initech Synthetic Ltd.", "SYNTH"),
     "MSFT": ("Microsoft Corp.", "NASDAQ"),
+    SESSION_SYMBOL.ticker: (SESSION_SYMBOL.name, SESSION_SYMBOL.exchange),
+    CRYPTO_SYMBOL.ticker: (CRYPTO_SYMBOL.name, CRYPTO_SYMBOL.exchange),
 }
+#: The demo's one crypto symbol; every other is an equity.
+CRYPTO_TICKERS = [CRYPTO_SYMBOL.ticker]
 
 
 def expected_search(search: str) -> list[str]:
@@ -667,10 +672,10 @@ def test_symbol_search_any_ascii_text(gql: GraphQL, search: str) -> None:
     ("flt", "want"),
     [
         ({"exchange": "NASDAQ"}, ["AAPL", "FB", "GOOG", "MSFT"]),
-        ({"exchange": "nyse"}, ["IBM"]),
+        ({"exchange": "nyse"}, ["IBM", "UMBRL"]),
         ({"exchange": "NYS"}, []),
-        ({"assetClass": "equity"}, sorted(DEMO_SYMBOLS)),
-        ({"assetClass": "crypto"}, []),
+        ({"assetClass": "equity"}, sorted(set(DEMO_SYMBOLS) - set(CRYPTO_TICKERS))),
+        ({"assetClass": "crypto"}, CRYPTO_TICKERS),
         ({"active": True}, sorted(DEMO_SYMBOLS)),
         ({"active": False}, []),
         ({"tickers": ["msft", "AAPL", "NOPE"]}, ["AAPL", "MSFT"]),
@@ -678,6 +683,7 @@ def test_symbol_search_any_ascii_text(gql: GraphQL, search: str) -> None:
         ({"tickers": ["ACME", "IBM"], "exchange": "SYNTH"}, ["ACME"]),
         ({"search": "inc", "exchange": "SYNTH"}, ["GLOBX"]),
         ({"search": "in", "exchange": "SYNTH"}, ["GLOBX", "INITECH"]),
+        ({"search": "syn", "exchange": "SYNTH"}, ["ACME", "COINX", "GLOBX", "INITECH"]),
         ({"search": "syn", "tickers": ["GLOBX", "AAPL"], "active": True}, ["GLOBX"]),
     ],
 )

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from core.bar import BAR_FIELDS, KEY_COLUMNS, BarField, aggregate_sql
+from core.intervals import Interval
 from graphql_api.live import fast, reads
 from graphql_api.types.bars import Bar, BarSeries
 from loaders import bars as bar_loaders
@@ -36,6 +37,9 @@ VWAP = BarField(
     ("average",),
 )
 WITH_VWAP = (*BAR_FIELDS, VWAP)
+#: Windows of a resampled and a stored page (UTC grid: the statements of before calendars).
+_RESAMPLED_WINDOW = bar_loaders.BarWindow(Interval.H1, Interval.M1, True)
+_STORED_WINDOW = bar_loaders.BarWindow(Interval.M1, Interval.M1, True)
 NAMES = tuple(f.name for f in BAR_FIELDS)
 
 
@@ -59,22 +63,20 @@ def test_hand_written_records_and_types_follow_the_description() -> None:
     for cls in (Bar, BarSeries):
         names = [f.python_name for f in cls.__strawberry_definition__.fields]  # type: ignore[attr-defined]
         assert [n for n in names if n in graphql] == graphql
-    assert frozenset({"time", *graphql, "closed", "__typename"}) == fast._BAR_FIELDS
+    assert frozenset({"time", *graphql, "closed", "filled", "__typename"}) == fast._BAR_FIELDS
 
 
 def test_resampling_sql_aggregates_the_new_column() -> None:
     last = "(array_agg(r.vwap ORDER BY r.ts DESC))[1] AS vwap"
     assert aggregate_sql(VWAP, "r.") == last
-    resampled = bar_loaders.resampled_page_sql(WITH_VWAP)
+    resampled = bar_loaders.page_sql(_RESAMPLED_WINDOW, "", WITH_VWAP)
     assert last in resampled
     assert "g.volume, g.vwap, g.fetched" in resampled
     assert "ts, open, high, low, close, volume, vwap FROM bars" in resampled
-    stored = bar_loaders.stored_page_sql(WITH_VWAP)
+    stored = bar_loaders.page_sql(_STORED_WINDOW, "", WITH_VWAP)
     assert "b.volume, b.vwap\n" in stored and "volume, vwap FROM bars" in stored
     assert "array_agg(vwap) AS vwap" in bar_loaders.series_sql("x", WITH_VWAP)
     assert "c.volume, c.vwap\n" in bar_loaders.series_sql("x", WITH_VWAP)
-    from core.intervals import Interval
-
     chart = bar_loaders.bucket_rows_sql(Interval.M1, Interval.H1, "true", WITH_VWAP)
     assert "(array_agg(vwap ORDER BY ts DESC))[1] AS vwap" in chart
     live = reads.live_sql(WITH_VWAP)
@@ -102,7 +104,7 @@ def test_the_sql_of_today_is_unchanged() -> None:
     """The generated statements are the hand-written ones (plans and statement counts rest
     on them: tests/api/test_page_plans.py)."""
     squash = lambda s: re.sub(r"\s+", " ", s).strip()  # noqa: E731
-    assert squash(bar_loaders._RESAMPLED) == squash(
+    assert squash(bar_loaders.page_sql(_RESAMPLED_WINDOW, "{bounds}")) == squash(
         """SELECT k.idx, g.bucket, g.open, g.high, g.low, g.close, g.volume, g.fetched
         FROM unnest($1::int[], $2::timestamptz[], $3::timestamptz[], $5::int[])
              WITH ORDINALITY AS k(sid, lo, hi, lim, idx)
@@ -117,7 +119,9 @@ def test_the_sql_of_today_is_unchanged() -> None:
             ) r
             GROUP BY r.bucket
         ) g
-        ORDER BY k.idx, g.bucket {order}"""
+        ORDER BY k.idx, g.bucket {order}""".format(
+            bucket=bar_loaders.bucket_sql(Interval.H1), bounds="{bounds}", order="DESC"
+        )
     )
     assert squash(upsert._UPSERT_STAGED).startswith(
         squash(

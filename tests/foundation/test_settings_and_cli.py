@@ -10,6 +10,7 @@ import pytest
 
 from core.errors import ConfigError
 from core.settings import load_settings
+from workers.demo import session_minutes
 
 
 @pytest.mark.parametrize(
@@ -80,6 +81,13 @@ def test_cli_migrate_and_demo_data_are_idempotent(make_database: object) -> None
         timeout=120,
     )
     assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
-    # 3,270 x 3 + 2,148 + 196 daily bars, and 3 x 10 x 390 synthetic minutes.
-    assert "8 symbols, 23854 bars written" in first.stderr
-    assert "8 symbols, 0 bars written" in second.stderr
+    # 3,270 x 3 + 2,148 + 196 daily bars, 3 x 10 x 390 synthetic minutes, 10 x 1,440
+    # COINX minutes, and UMBRL's: 28 full regular sessions and a half day (210 minutes) of
+    # NYSE from 2024-10-28 to 2024-12-06, plus its seeded share of pre/post-market minutes.
+    umbrl = session_minutes()
+    local = umbrl["ts"].dt.tz_convert("America/New_York")
+    minutes = local.dt.hour * 60 + local.dt.minute
+    regular = ((minutes >= 9 * 60 + 30) & (minutes < 16 * 60)).sum()
+    assert regular == 28 * 390 + 210
+    assert f"10 symbols, {23854 + 14400 + len(umbrl)} bars written" in first.stderr
+    assert "10 symbols, 0 bars written" in second.stderr

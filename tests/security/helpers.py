@@ -37,7 +37,7 @@ JSON = "application/json"
 
 #: Tickers of the demo data: daily stocks and synthetic one-minute symbols.
 DAILY_TICKERS = ("AAPL", "FB", "GOOG", "IBM", "MSFT")
-INTRADAY_TICKERS = ("ACME", "GLOBX", "INITECH")
+INTRADAY_TICKERS = ("ACME", "GLOBX", "INITECH", "UMBRL", "COINX")
 DEMO_TICKERS = DAILY_TICKERS + INTRADAY_TICKERS
 
 _demo: dict[str, str] = {}
