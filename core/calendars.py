@@ -51,6 +51,18 @@ class Fill(enum.Enum):
     PREVIOUS = "PREVIOUS"  # present, all four prices equal to the previous close, zero volume
 
 
+@dataclass(frozen=True)
+class Buckets:
+    """A request's choice of hours and alignment (the `session` and `alignment` arguments)."""
+
+    kind: SessionKind | None = None  # None: the symbol's default (`default_session`)
+    aligned: bool = True  # session-aligned buckets (False: the UTC grid)
+
+
+#: What a request gets when it does not say (and what code paths without arguments use).
+DEFAULT_BUCKETS = Buckets()
+
+
 #: Our calendar codes -> pandas-market-calendars names. Any other name that library knows
 #: (XLON, XTKS, CME_Equity, ...) is accepted as it is.
 _ALIASES = {
@@ -251,6 +263,23 @@ class Sessions:
             if part.start <= ts < part.end:
                 return part
         return None
+
+    def bucket_start(self, interval: Interval, kind: SessionKind, ts: datetime) -> datetime | None:
+        """Start of the session-aligned intraday bucket holding instant `ts` (None when
+        `kind` leaves `ts` out)."""
+        part = self.part_of(ts, kind)
+        if part is None:
+            return None
+        step = timedelta(seconds=interval.seconds)
+        return part.start + ((ts - part.start) // step) * step
+
+    def day_rows(self, interval: Interval, ts: datetime) -> tuple[datetime, datetime]:
+        """Row bounds [lo, hi) of the D1/W1/MN1 bucket holding instant `ts`: local midnights
+        around its trading date (week, month)."""
+        day = self._local_day(ts)
+        stamp = interval.bucket_start(datetime(day.year, day.month, day.day, tzinfo=UTC))
+        end = interval.bucket_end(stamp)
+        return self._midnight(stamp.date()), self._midnight(end.date())
 
     def bucket_end(self, interval: Interval, kind: SessionKind, start: datetime) -> datetime:
         """End (exclusive) of the session-aligned bucket starting at `start`."""

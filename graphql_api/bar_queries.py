@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 
 from core.calendars import (
     ALWAYS_OPEN,
-    SessionKind,
+    DEFAULT_BUCKETS,
+    Buckets,
     calendar_timezone,
     default_session,
     sessions,
@@ -22,18 +23,6 @@ from graphql_api.validation import time_range
 from loaders.bars import BarKey, BarWindow, BucketCountKey, CountKey, SeriesKey
 from loaders.buckets import NO_SPAN, Bucketing, Span, bucketing, span
 from loaders.rows import StoredSeries, SymbolRow
-
-
-@dataclass(frozen=True)
-class Buckets:
-    """A request's choice of hours and alignment (the `session` and `alignment` arguments)."""
-
-    kind: SessionKind | None = None  # None: the symbol's default (core.calendars)
-    aligned: bool = True  # session-aligned buckets (False: the UTC grid)
-
-
-#: What a request gets when it does not say (and what code paths without arguments use).
-DEFAULT_BUCKETS = Buckets()
 
 
 @dataclass(frozen=True)

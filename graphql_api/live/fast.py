@@ -40,6 +40,7 @@ from graphql_api import documents
 from graphql_api.context import Context
 from graphql_api.live.hub import LiveBar
 from graphql_api.live.stream import bar_stream
+from graphql_api.types.common import choice
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,8 @@ class Plan:
     tickers: list[str]
     interval: Any  # the GraphQL Interval enum member
     since: datetime | None
+    session: Any = None  # the GraphQL Session enum member, or None for the symbol's default
+    alignment: Any = None  # the GraphQL Alignment enum member
 
 
 _DEFAULT_MAX_TOKENS: int = Settings.model_fields["max_tokens"].default
@@ -120,6 +123,8 @@ def plan(
         list(args["tickers"]),
         args["interval"],
         args.get("since"),
+        args.get("session"),
+        args.get("alignment"),
     )
 
 
@@ -220,7 +225,9 @@ async def run(context: Context, op_id: str, plan: Plan) -> None:
     websocket = context.request
     assert isinstance(websocket, WebSocket)
     head = b'{"id":' + orjson.dumps(op_id) + b',"type":"next","payload":'
-    stream = bar_stream(context, plan.tickers, plan.interval.core, plan.since)
+    stream = bar_stream(
+        context, plan.tickers, plan.interval.core, plan.since, choice(plan.session, plan.alignment)
+    )
     async with aclosing(stream):
         async for bar, ticker in stream:
             message = (head + render(plan, bar, ticker) + b"}").decode()

@@ -25,6 +25,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.calendars import SessionKind, calendar_timezone
 from core.events import BarChange
 from core.intervals import Interval
 from core.settings import Settings
@@ -38,6 +39,7 @@ from graphql_api.live.reads import (
     tickers_of,
     touched_range,
 )
+from loaders.buckets import NO_SPAN, Bucketing, Span, bucketing, span
 from loaders.rows import BarRow
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,27 @@ CATCH_UP_OVERLAP = 1_000
 DEDUPE_MEMORY = 4_096
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Feed:
+    """What a group sends for one symbol: the interval, and how its buckets are formed (the
+    subscription's `session` and `alignment` on the symbol's calendar)."""
+
+    interval: Interval
+    kind: SessionKind = SessionKind.ALL
+    aligned: bool = False
+    calendar: str = "24/7"
+
+    def rule(self, base: Interval) -> Bucketing:
+        """How bars of stored timeframe `base` become this feed's buckets."""
+        return bucketing(self.calendar, base, self.interval, self.kind, self.aligned)
+
+    def span(self, rule: Bucketing, lo: datetime, hi: datetime) -> Span:
+        """The calendar days a read of base rows [lo, hi) can need."""
+        if not rule.needs_calendar:
+            return NO_SPAN
+        return span(self.calendar, calendar_timezone(self.calendar), lo, hi)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,10 +160,13 @@ class BarSubscriber(_Subscriber[LiveBar]):
         size: int,
         replaying: bool,
         on_overflow: Callable[[_Subscriber[Any]], None],
+        feeds: dict[int, Feed] | None = None,
     ) -> None:
         super().__init__(size, on_overflow)
         self.symbols = symbols
         self.interval = interval
+        #: Per symbol, how its buckets are formed (the UTC grid unless the subscription chose).
+        self.feeds = feeds or {sid: Feed(interval) for sid in symbols}
         # While the `since` replay runs, live batches wait here (bounded like the queue).
         self.buffer: list[list[LiveBar]] | None = [] if replaying else None
         self._sent: OrderedDict[tuple[int, datetime], int] = OrderedDict()
@@ -187,10 +213,11 @@ class EventSubscriber(_Subscriber[BarChange]):
 class _Group:
     """The local subscribers of one symbol at one interval, and the reads that serve them."""
 
-    def __init__(self, hub: LiveHub, symbol_id: int, interval: Interval) -> None:
+    def __init__(self, hub: LiveHub, symbol_id: int, feed: Feed) -> None:
         self.hub = hub
         self.symbol_id = symbol_id
-        self.interval = interval
+        self.feed = feed
+        interval = self.interval = feed.interval
         self.subscribers: set[BarSubscriber] = set()
         self.pending: list[BarChange] = []
         self.wake = asyncio.Event()
@@ -207,7 +234,7 @@ class _Group:
             await self.wake.wait()
             self.wake.clear()
             changes, self.pending = self.pending, []
-            for base, lo, hi in _merged_ranges(changes, self.interval):
+            for base, lo, hi in _merged_ranges(changes, self.feed):
                 try:
                     await self._refresh(base, lo, hi)
                 except asyncio.CancelledError:
@@ -217,6 +244,7 @@ class _Group:
                     log.warning("live read of symbol %s failed: %r", self.symbol_id, exc)
 
     async def _refresh(self, base: Interval, lo: datetime, hi: datetime) -> None:
+        rule = self.feed.rule(base)
         read = await read_touched(
             self.hub.engine,
             self.symbol_id,
@@ -225,6 +253,8 @@ class _Group:
             lo,
             hi,
             self.hub.settings.live_max_bars_per_change,
+            rule,
+            self.feed.span(rule, lo, hi),
         )
         if base_for(read.stored, self.interval) != base:
             return  # a coarser stored series changed; this interval is built from a finer one
@@ -251,13 +281,17 @@ class _Group:
 
 
 def _merged_ranges(
-    changes: list[BarChange], interval: Interval
+    changes: list[BarChange], feed: Feed
 ) -> list[tuple[Interval, datetime, datetime]]:
     """Base-row ranges to re-read, overlapping or adjacent ones of a timeframe merged."""
     by_base: dict[Interval, list[tuple[datetime, datetime]]] = defaultdict(list)
     for c in changes:
         base = Interval(c.timeframe)
-        by_base[base].append(touched_range(base, interval, c.first_ts, c.last_ts))
+        rule = feed.rule(base)
+        first, last = c.first_ts, c.last_ts
+        by_base[base].append(
+            touched_range(base, feed.interval, first, last, rule, feed.span(rule, first, last))
+        )
     out: list[tuple[Interval, datetime, datetime]] = []
     for base, ranges in by_base.items():
         ranges.sort()
@@ -284,8 +318,8 @@ class LiveHub:
         self.settings = settings
         self.engine = engine
         self.keys = KeyStore(engine, settings.api_key_cache_seconds)
-        self.groups: dict[tuple[int, Interval], _Group] = {}
-        self.intervals: dict[int, set[Interval]] = {}
+        self.groups: dict[tuple[int, Feed], _Group] = {}
+        self.intervals: dict[int, set[Feed]] = {}  # per symbol, the feeds some group serves
         self.events: set[EventSubscriber] = set()
         self.last_seen: dict[int, int] = {}  # newest change id seen per watched symbol
         self.slow_disconnects = 0
@@ -314,19 +348,25 @@ class LiveHub:
     # --- subscriptions -----------------------------------------------------------------
 
     async def open_bars(
-        self, symbols: dict[int, str], interval: Interval, *, replaying: bool
+        self,
+        symbols: dict[int, str],
+        interval: Interval,
+        *,
+        replaying: bool,
+        feeds: dict[int, Feed] | None = None,
     ) -> BarSubscriber:
         """Register a barUpdates subscriber; changes committed after this returns reach it."""
         sub = BarSubscriber(
-            symbols, interval, self.settings.live_queue_size, replaying, self._cut_off
+            symbols, interval, self.settings.live_queue_size, replaying, self._cut_off, feeds
         )
         new = [sid for sid in symbols if sid not in self.last_seen]
         for sid in symbols:
-            group = self.groups.get((sid, interval))
+            feed = sub.feeds[sid]
+            group = self.groups.get((sid, feed))
             if group is None:
-                group = self.groups[(sid, interval)] = _Group(self, sid, interval)
+                group = self.groups[(sid, feed)] = _Group(self, sid, feed)
             group.subscribers.add(sub)
-            self.intervals.setdefault(sid, set()).add(interval)
+            self.intervals.setdefault(sid, set()).add(feed)
         self._tickers.update(symbols)
         try:
             if new:
@@ -341,15 +381,16 @@ class LiveHub:
     def close_bars(self, sub: BarSubscriber, *, watched: bool = True) -> None:
         """Unregister a barUpdates subscriber (its Redis channels go with the last one)."""
         for sid in sub.symbols:
-            group = self.groups.get((sid, sub.interval))
+            feed = sub.feeds[sid]
+            group = self.groups.get((sid, feed))
             if group is None:
                 continue
             group.subscribers.discard(sub)
             if not group.subscribers:
                 group.task.cancel()
-                del self.groups[(sid, sub.interval)]
+                del self.groups[(sid, feed)]
                 intervals = self.intervals.get(sid, set())
-                intervals.discard(sub.interval)
+                intervals.discard(feed)
                 if not intervals:
                     self.intervals.pop(sid, None)
                     self.last_seen.pop(sid, None)
@@ -388,9 +429,9 @@ class LiveHub:
             timeframe = Interval(change.timeframe)
         except ValueError:
             return
-        for interval in self.intervals.get(sid, ()):
-            if timeframe.divides(interval):
-                self.groups[(sid, interval)].add(change)
+        for feed in self.intervals.get(sid, ()):
+            if timeframe.divides(feed.interval):
+                self.groups[(sid, feed)].add(change)
 
     def on_event(self, change: BarChange) -> None:
         """A committed change, for the ingestEvents subscribers."""

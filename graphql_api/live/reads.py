@@ -17,9 +17,11 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.bar import BAR_FIELDS, BarField, columns_sql, resample_sql
+from core.calendars import sessions
 from core.events import BarChange
 from core.intervals import Interval
-from loaders.bars import bucket_sql, rows_per_bucket
+from loaders.bars import bucket_end, bucket_sql, rows_per_bucket
+from loaders.buckets import NO_SPAN, Bucketing, Span, source_sql
 from loaders.rows import BarRow
 from loaders.sql import fetch
 
@@ -80,6 +82,46 @@ ORDER BY b.bucket
     }
 
 
+def _keyed(src: str, first_span: int) -> str:
+    """`src` (a source_sql for key k) over the one key of a live read: $1 is the symbol and
+    the span's four values follow from $first_span."""
+    n = first_span
+    return (
+        f"SELECT x.* FROM (SELECT $1::int AS sid, ${n}::text AS cal, ${n + 1}::text AS tz, "
+        f"${n + 2}::date AS dlo, ${n + 3}::date AS dhi) k CROSS JOIN LATERAL ({src}) x"
+    )
+
+
+def calendar_sql(rule: Bucketing, name: str, fields: tuple[BarField, ...] = BAR_FIELDS) -> str:
+    """The `touched` or `replay` inner statement of a rule that reads the calendar (a session
+    filter or session-aligned buckets); its span binds after the statement's own values."""
+    cols = columns_sql("", fields)
+    stored = rule.base == rule.interval
+    if name == "touched":
+        src = _keyed(source_sql(rule, " AND ts >= $3 AND ts < $4", timeframe="$2"), 6)
+        if stored:
+            return (
+                f"SELECT bucket, {cols}, 0::bigint AS fetched FROM ({src}) s "
+                "ORDER BY bucket DESC LIMIT $5"
+            )
+        return (
+            f"SELECT * FROM (SELECT r.bucket, {resample_sql('r.', fields)}, "
+            f"sum(count(*)) OVER () AS fetched FROM ({src}) r GROUP BY r.bucket) g "
+            "ORDER BY g.bucket DESC LIMIT $5"
+        )
+    src = _keyed(source_sql(rule, " AND ts >= $3", "ASC", "$4", timeframe="$2"), 5)
+    if stored:
+        return f"SELECT bucket, {cols}, 0::bigint AS fetched FROM ({src}) s"
+    return (
+        f"SELECT r.bucket, {resample_sql('r.', fields)}, sum(count(*)) OVER () AS fetched "
+        f"FROM ({src}) r GROUP BY r.bucket"
+    )
+
+
+def _span_args(rule: Bucketing, span: Span) -> list[object]:
+    return [span.calendar, span.tz, span.dlo, span.dhi] if rule.needs_calendar else []
+
+
 _SQL = live_sql()
 _META = _SQL["meta"]
 _TOUCHED_STORED = _SQL["touched_stored"]
@@ -111,15 +153,39 @@ def base_for(stored: frozenset[Interval], interval: Interval) -> Interval | None
 
 
 def touched_range(
-    base: Interval, interval: Interval, first_ts: datetime, last_ts: datetime
+    base: Interval,
+    interval: Interval,
+    first_ts: datetime,
+    last_ts: datetime,
+    rule: Bucketing | None = None,
+    span: Span = NO_SPAN,
 ) -> tuple[datetime, datetime]:
-    """Base-row bounds [lo, hi) of every `interval` bucket holding a bar in [first, last]."""
+    """Base-row bounds [lo, hi) of every `interval` bucket holding a bar in [first, last]
+    (session-aligned buckets when `rule` says so)."""
+    tiny = timedelta(microseconds=1)
     if base == interval:
-        return first_ts, last_ts + timedelta(microseconds=1)
-    return interval.bucket_start(first_ts), interval.bucket_end(interval.bucket_start(last_ts))
+        return first_ts, last_ts + tiny
+    if rule is None or not rule.aligned:
+        return interval.bucket_start(first_ts), interval.bucket_end(interval.bucket_start(last_ts))
+    cal = sessions(span.calendar)
+    if not interval.is_intraday:
+        return cal.day_rows(interval, first_ts)[0], cal.day_rows(interval, last_ts)[1]
+    first = cal.bucket_start(interval, rule.kind, first_ts)
+    last = cal.bucket_start(interval, rule.kind, last_ts)
+    # A bar outside the hours asked for is in no bucket: its own instant bounds the read.
+    lo = first if first is not None else first_ts
+    hi = cal.bucket_end(interval, rule.kind, last) if last is not None else last_ts + tiny
+    return lo, hi
 
 
-def _series(rows: Sequence[Any], base: Interval, interval: Interval) -> SeriesRead:
+def _series(
+    rows: Sequence[Any],
+    base: Interval,
+    interval: Interval,
+    rule: Bucketing | None = None,
+    span: Span = NO_SPAN,
+) -> SeriesRead:
+    rule = rule or Bucketing(base, interval)
     head = rows[0]
     newest_end = base.bucket_end(head[1]) if head[1] is not None else None
     stored = frozenset(Interval(t) for t in head[2] or ())
@@ -129,7 +195,7 @@ def _series(rows: Sequence[Any], base: Interval, interval: Interval) -> SeriesRe
                 *r[3:_FETCHED],
                 # The read API's rule: a bucket is closed once the stored bars reach its end.
                 base == interval
-                or (newest_end is not None and interval.bucket_end(r[3]) <= newest_end),
+                or (newest_end is not None and bucket_end(rule, span, r[3]) <= newest_end),
             )
         )
         for r in rows
@@ -146,15 +212,27 @@ async def read_touched(
     lo: datetime,
     hi: datetime,
     limit: int,
+    rule: Bucketing | None = None,
+    span: Span = NO_SPAN,
 ) -> SeriesRead:
     """The newest `limit` buckets of `interval` built from base rows in [lo, hi)."""
-    inner = (
-        _TOUCHED_STORED
-        if base == interval
-        else _TOUCHED_RESAMPLED.format(bucket=bucket_sql(interval))
+    if rule is not None and rule.needs_calendar:
+        inner = calendar_sql(rule, "touched")
+    elif base == interval:
+        inner = _TOUCHED_STORED
+    else:
+        inner = _TOUCHED_RESAMPLED.format(bucket=bucket_sql(interval))
+    rows = await fetch(
+        engine,
+        _META.format(inner=inner),
+        symbol_id,
+        base.value,
+        lo,
+        hi,
+        limit,
+        *_span_args(rule or Bucketing(base, interval), span),
     )
-    rows = await fetch(engine, _META.format(inner=inner), symbol_id, base.value, lo, hi, limit)
-    return _series(rows, base, interval)
+    return _series(rows, base, interval, rule, span)
 
 
 async def read_replay(
@@ -164,16 +242,39 @@ async def read_replay(
     interval: Interval,
     since: datetime,
     limit: int,
+    rule: Bucketing | None = None,
+    span: Span = NO_SPAN,
 ) -> SeriesRead:
     """Buckets of `interval` from the one holding `since` on; ReplayTooLong past `limit`."""
-    lo = since if base == interval else interval.bucket_start(since)
-    if base == interval:
+    if rule is not None and rule.aligned and not interval.is_intraday:
+        # Daily (weekly, monthly) bars are stamped 00:00 UTC of their trading date: `since`
+        # names the stamp of the first bar to send, as it does on the UTC grid.
+        stamp = interval.bucket_start(since)
+        lo = sessions(span.calendar).day_row_bound(interval, stamp)
+    else:
+        lo = touched_range(base, interval, since, since, rule, span)[0]
+    if rule is not None and rule.needs_calendar:
+        inner = calendar_sql(rule, "replay")
+        row_limit = (
+            limit + 1
+            if base == interval
+            else min((limit + 1) * rows_per_bucket(base, interval), MAX_REPLAY_ROWS)
+        )
+    elif base == interval:
         inner, row_limit = _REPLAY_STORED, limit + 1
     else:
         inner = _REPLAY_RESAMPLED.format(bucket=bucket_sql(interval))
         row_limit = min((limit + 1) * rows_per_bucket(base, interval), MAX_REPLAY_ROWS)
-    rows = await fetch(engine, _META.format(inner=inner), symbol_id, base.value, lo, row_limit)
-    read = _series(rows, base, interval)
+    rows = await fetch(
+        engine,
+        _META.format(inner=inner),
+        symbol_id,
+        base.value,
+        lo,
+        row_limit,
+        *_span_args(rule or Bucketing(base, interval), span),
+    )
+    read = _series(rows, base, interval, rule, span)
     fetched = int(rows[0][_FETCHED] or 0) if base != interval else len(read.rows)
     if len(read.rows) > limit or (base != interval and fetched >= row_limit):
         raise ReplayTooLong(f"more than {limit} {interval.value} bars after `since`")

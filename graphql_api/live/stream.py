@@ -14,14 +14,16 @@ from typing import Any
 
 from starlette.websockets import WebSocket
 
+from core.calendars import DEFAULT_BUCKETS, Buckets, default_session
 from core.errors import BadUserInput, Forbidden, Unauthenticated
 from core.events import BarChange
-from core.intervals import Interval
+from core.intervals import MAX_TS, Interval
 from graphql_api.auth import Principal, Scope
 from graphql_api.context import Context
 from graphql_api.live.hub import (
     SLOW_CONSUMER_CODE,
     BarSubscriber,
+    Feed,
     LiveBar,
     _Subscriber,
     hub_of,
@@ -49,8 +51,18 @@ def check_read(context: Context) -> None:
         raise Unauthenticated("reads need an API key with the `read` scope")
 
 
+def feed_for(row: SymbolRow, interval: Interval, choice: Buckets) -> Feed:
+    """How `row`'s bars at `interval` are bucketed for a subscription that chose `choice`."""
+    kind = choice.kind or default_session(row.calendar)
+    return Feed(interval, kind, choice.aligned, row.calendar)
+
+
 async def bar_stream(
-    context: Context, tickers: list[str], interval: Interval, since: datetime | None
+    context: Context,
+    tickers: list[str],
+    interval: Interval,
+    since: datetime | None,
+    choice: Buckets = DEFAULT_BUCKETS,
 ) -> AsyncGenerator[tuple[LiveBar, str], None]:
     """barUpdates: the replay after `since` (if given), then every live bar, deduplicated."""
     check_read(context)
@@ -70,7 +82,12 @@ async def bar_stream(
         raise BadUserInput(f"unknown tickers: {', '.join(unknown)}")
     rows = [r for r in found if r is not None]
     hub = hub_of(context.request)
-    sub = await hub.open_bars({r.id: r.ticker for r in rows}, interval, replaying=since is not None)
+    sub = await hub.open_bars(
+        {r.id: r.ticker for r in rows},
+        interval,
+        replaying=since is not None,
+        feeds={r.id: feed_for(r, interval, choice) for r in rows},
+    )
     sub.task = asyncio.current_task()
     sub.closer = lambda: close_slow(context, sub)
     try:
@@ -101,6 +118,8 @@ async def _replay(
         base = base_for(frozenset(s.timeframe for s in row.series), sub.interval)
         if base is None:
             continue  # nothing stored can make these bars: live updates only
+        feed = sub.feeds[row.id]
+        rule = feed.rule(base)
         try:
             read = await read_replay(
                 context.engine,
@@ -109,6 +128,8 @@ async def _replay(
                 sub.interval,
                 since,
                 context.settings.live_max_replay_bars,
+                rule,
+                feed.span(rule, since, MAX_TS),
             )
         except ReplayTooLong as exc:
             raise BadUserInput(f"{row.ticker}: {exc}; move `since` closer or page `bars`") from None

@@ -8,6 +8,7 @@ import enum
 
 import strawberry
 
+from core.calendars import Buckets
 from core.calendars import Fill as CoreFill
 from core.calendars import SessionKind as CoreSessionKind
 from core.errors import BadUserInput
@@ -110,6 +111,14 @@ class Fill(enum.Enum):
     def core(self) -> CoreFill:
         """The same choice in core's enum."""
         return CoreFill(self.value)
+
+
+def choice(session: Session | None, alignment: Alignment | None) -> Buckets:
+    """The `session` and `alignment` arguments as the planner's Buckets (None: defaults)."""
+    return Buckets(
+        None if session is None else session.core,
+        alignment is None or alignment == Alignment.SESSION,
+    )
 
 
 @strawberry.enum(description="Which end of the time line a list of bars starts from.")

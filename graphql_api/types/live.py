@@ -15,7 +15,7 @@ from graphql_api.context import Info
 from graphql_api.live.hub import LiveBar
 from graphql_api.live.stream import bar_stream, event_stream
 from graphql_api.types.bars import Bar
-from graphql_api.types.common import Interval
+from graphql_api.types.common import Alignment, Interval, Session, choice
 
 
 @strawberry.type(
@@ -91,8 +91,19 @@ class Subscription:
                 "offset) before going live."
             ),
         ] = None,
+        session: Annotated[
+            Session | None,
+            strawberry.argument(
+                description="Which hours count, as on `Symbol.bars` (null: the symbol's "
+                "default session)."
+            ),
+        ] = None,
+        alignment: Annotated[
+            Alignment,
+            strawberry.argument(description="Where buckets start, as on `Symbol.bars`."),
+        ] = Alignment.SESSION,
     ) -> AsyncGenerator[BarUpdate, None]:
-        stream = bar_stream(info.context, tickers, interval.core, since)
+        stream = bar_stream(info.context, tickers, interval.core, since, choice(session, alignment))
         async with aclosing(stream):
             async for bar, ticker in stream:
                 yield _update(bar, ticker)

@@ -9,12 +9,11 @@ from typing import Annotated, cast
 import strawberry
 
 from core.bar import BAR_FIELDS
+from core.calendars import Buckets, default_session
 from core.calendars import Fill as CoreFill
-from core.calendars import default_session
 from core.intervals import MIN_TS
 from graphql_api.bar_fill import clip, data_window, fill_page, fill_series, slots
 from graphql_api.bar_queries import (
-    Buckets,
     Rule,
     plan_bars,
     plan_indicators,
@@ -40,6 +39,7 @@ from graphql_api.types.common import (
     Interval,
     Node,
     Session,
+    choice,
     global_id,
 )
 from graphql_api.types.indicators import IndicatorSet
@@ -70,10 +70,6 @@ FillArg = Annotated[
 ]
 
 
-def _choice(session: Session | None, alignment: Alignment) -> Buckets:
-    return Buckets(None if session is None else session.core, alignment == Alignment.SESSION)
-
-
 def _prev_close(
     info: Info, row: SymbolRow, base: StoredSeries, rule: Rule
 ) -> Callable[[datetime], Awaitable[float | None]]:
@@ -82,16 +78,11 @@ def _prev_close(
 
     async def load(start: datetime) -> float | None:
         window = BarWindow(b.interval, base.timeframe, True, b)
-        key = BarKey(
-            row.id,
-            MIN_TS,
-            rule.row_bound(start),
-            stored_end(base),
-            window,
-            1,
-            base.version,
-            rule.span,
-        )
+        hi = rule.row_bound(start)
+        # The walk goes back before the request's range: its calendar span must too (a key's
+        # span covers its rows, so that equal keys, and cache keys, mean equal answers).
+        back = rule_for(row, base, b.interval, Buckets(b.kind, b.aligned), None, hi)
+        key = BarKey(row.id, MIN_TS, hi, stored_end(base), window, 1, base.version, back.span)
         page = await info.context.loaders.bar_page.load(key)
         return page.rows[0].close if page.rows else None
 
@@ -236,7 +227,7 @@ class Symbol(Node):
         )
         core = interval.core
         newest_first = order == BarOrder.NEWEST_FIRST
-        plan = plan_bars(self.row, core, from_, to, page, newest_first, _choice(session, alignment))
+        plan = plan_bars(self.row, core, from_, to, page, newest_first, choice(session, alignment))
         if plan is None:
             return empty_connection()
         loaded = await info.context.loaders.bar_page.load(plan.key)
@@ -290,7 +281,7 @@ class Symbol(Node):
         base = self.row.base_for(core)
         if base is None:
             return None
-        rule = rule_for(self.row, base, core, _choice(session, alignment))
+        rule = rule_for(self.row, base, core, choice(session, alignment))
         lo, hi = rule.bounds(None, None)
         window = BarWindow(core, base.timeframe, True, rule.bucketing)
         key = BarKey(self.row.id, lo, hi, stored_end(base), window, 1, base.version, rule.span)
@@ -334,7 +325,7 @@ class Symbol(Node):
             max_points,
             info.context.settings,
             info.context.loaders.bucket_count.load,
-            _choice(session, alignment),
+            choice(session, alignment),
             fill.core == CoreFill.PREVIOUS,
         )
         if planned is None:
@@ -388,7 +379,7 @@ class Symbol(Node):
     ) -> IndicatorSet:
         core = interval.core
         base, lo, hi, rule = plan_indicators(
-            self.row, core, from_, to, info.context.settings, _choice(session, alignment)
+            self.row, core, from_, to, info.context.settings, choice(session, alignment)
         )
         return IndicatorSet(
             interval=interval, symbol_id=self.row.id, base=base, lo=lo, hi=hi, rule=rule

@@ -37,7 +37,7 @@ async def test_without_redis_updates_flow_in_process_and_reads_can_require_a_key
             fb = live_env.ids["FB"]
 
             async def registered() -> bool:
-                return set(hub.groups) == {(fb, hub_interval("W1"))}
+                return set(hub.groups) == {(fb, hub_feed("W1", "XNAS"))}
 
             assert await eventually(registered)
             assert hub.fanout.stats()["mode"] == "local"
@@ -58,8 +58,11 @@ async def test_without_redis_updates_flow_in_process_and_reads_can_require_a_key
             await client.close()
 
 
-def hub_interval(code: str) -> object:
-    """The core Interval of a code (the hub's group keys)."""
+def hub_feed(code: str, calendar: str) -> object:
+    """The hub's group key of a default subscription at interval `code` on an exchange
+    calendar: regular hours, session-aligned."""
+    from core.calendars import SessionKind
     from core.intervals import Interval
+    from graphql_api.live.hub import Feed
 
-    return Interval(code)
+    return Feed(Interval(code), SessionKind.REGULAR, True, calendar)
