@@ -33,8 +33,8 @@ def at(hour: int, minute: int) -> datetime:
 def query_bars(api: ApiProcess, args: str) -> list[dict[str, Any]]:
     """`UMBRL.bars(args)` over HTTP, oldest first."""
     query = (
-        '{ symbol(ticker: "UMBRL") { bars(%s, order: OLDEST_FIRST, first: 1000) '
-        "{ nodes { time open high low close volume closed } } } }" % args
+        f'{{ symbol(ticker: "UMBRL") {{ bars({args}, order: OLDEST_FIRST, first: 1000) '
+        "{ nodes { time open high low close volume closed } } } }"
     )
     body = httpx.post(f"{api.url}/graphql", json={"query": query}, timeout=30).json()
     assert "errors" not in body, body
