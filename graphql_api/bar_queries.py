@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from core.adjustments import Adjust
 from core.errors import BadUserInput
 from core.intervals import MAX_TS, MIN_TS, Interval, after_bucket, align_up
 from core.settings import Settings
@@ -49,6 +50,7 @@ def plan_bars(
     end: datetime | None,
     page: PageArgs,
     newest_first: bool,
+    adjust: Adjust | None = None,
 ) -> BarPlan | None:
     """The loader key for one symbol's page, or None when nothing stored can serve it."""
     time_range(start, end)
@@ -71,7 +73,7 @@ def plan_bars(
     if newer_than is not None:
         lo = max(lo, after_bucket(interval, stored, newer_than))
     descending = newest_first != page.from_end
-    window = BarWindow(interval, base.timeframe, descending)
+    window = BarWindow(interval, base.timeframe, descending, adjust)
     return BarPlan(
         BarKey(symbol.id, lo, hi, stored_end(base), window, page.size, base.version),
         count_key,
@@ -96,6 +98,7 @@ async def plan_series(
     max_points: int,
     settings: Settings,
     count: Callable[[BucketCountKey], Awaitable[int]],
+    adjust: Adjust | None = None,
 ) -> SeriesKey | None:
     """The loader key for one symbol's series at the finest interval giving <= max_points.
 
@@ -145,7 +148,7 @@ async def plan_series(
         )
     stored = base.timeframe == chosen
     lo, hi = bucket_range(chosen, stored, start, end)
-    return SeriesKey(symbol.id, base.timeframe, chosen, lo, hi, newest_end, base.version)
+    return SeriesKey(symbol.id, base.timeframe, chosen, lo, hi, newest_end, base.version, adjust)
 
 
 def plan_indicators(

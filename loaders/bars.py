@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from aiodataloader import DataLoader
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.adjustments import Adjust, adjusted_columns_sql, factors_sql
 from core.bar import BAR_FIELDS, BarField, columns_sql, resample_sql
 from core.cache import FieldCache
 from core.intervals import MAX_TS, MIN_TS, Interval
@@ -36,17 +37,56 @@ def bucket_sql(interval: Interval, column: str = "ts") -> str:
     return f"date_bin(INTERVAL '{interval.seconds} seconds', {column}, {_ORIGIN})"
 
 
+# --- the adjustment hook (issue 16) ---------------------------------------------------------
+# Every statement below reads base rows in a subquery over `bars` inside a LATERAL per key
+# `k`. Adjusted reads (core.adjustments) change only that: one more LATERAL after the keys
+# (`adj`, the symbol's factors) and the row's value columns multiplied by their factor, before
+# any resampling. A raw read (adjust None / False) issues the statements unchanged.
+
+
+def adjust_hook(
+    adjusted: bool, first_param: int, timeframe: str = "$4", fields: tuple[BarField, ...] = BAR_FIELDS
+) -> tuple[str, str]:
+    """(join after the keys, value columns of a base row) for a statement whose adjustment
+    parameters (kinds, as-of date; see `adjust_args`) start at `$first_param`."""
+    if not adjusted:
+        return "", columns_sql("", fields)
+    join = factors_sql("k.sid", timeframe, f"${first_param}::text[]", f"${first_param + 1}::date")
+    return join, adjusted_columns_sql("", fields)
+
+
+def adjust_args(adjust: Adjust | None) -> list[Any]:
+    """The parameters `adjust_hook`'s SQL reads (none for a raw read)."""
+    if adjust is None:
+        return []
+    return [list(adjust.adjustment.kinds), adjust.as_of]
+
+
 def bucket_rows_sql(
-    base: Interval, interval: Interval, where: str, fields: tuple[BarField, ...] = BAR_FIELDS
+    base: Interval,
+    interval: Interval,
+    where: str,
+    fields: tuple[BarField, ...] = BAR_FIELDS,
+    values: str | None = None,
 ) -> str:
     """SELECT of (bucket, <value columns>) over base bars matching `where`: the stored rows
-    themselves, or buckets resampled from them (core.bar's aggregate per column)."""
-    if base == interval:
-        return f"SELECT ts AS bucket, {columns_sql('', fields)} FROM bars WHERE {where}"
-    return f"""
+    themselves, or buckets resampled from them (core.bar's aggregate per column).
+    `values` replaces the base rows' value columns (adjusted ones, see `adjust_hook`)."""
+    if values is None:
+        if base == interval:
+            return f"SELECT ts AS bucket, {columns_sql('', fields)} FROM bars WHERE {where}"
+        return f"""
         SELECT {bucket_sql(interval)} AS bucket,
                {resample_sql("", fields)}
         FROM bars WHERE {where}
+        GROUP BY 1
+    """
+    if base == interval:
+        return f"SELECT ts AS bucket, {values} FROM bars WHERE {where}"
+    return f"""
+        SELECT {bucket_sql(interval)} AS bucket,
+               {resample_sql("r.", fields)}
+        FROM (SELECT ts, {values} FROM bars WHERE {where}) r
         GROUP BY 1
     """
 
@@ -63,6 +103,7 @@ class BarWindow:
     interval: Interval
     base: Interval
     descending: bool
+    adjust: Adjust | None = None  # None: raw bars
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,14 +119,16 @@ class BarKey:
     version: int  # data version of the base series: part of the cache key
 
 
-def stored_page_sql(fields: tuple[BarField, ...] = BAR_FIELDS) -> str:
+def stored_page_sql(fields: tuple[BarField, ...] = BAR_FIELDS, adjusted: bool = False) -> str:
     """Pages of stored bars; `{bounds}` and `{order}` are left for the caller to fill."""
+    join, values = adjust_hook(adjusted, 6, "$4", fields)
     return f"""
 SELECT k.idx, b.ts, {columns_sql("b.", fields)}
 FROM unnest($1::int[], $2::timestamptz[], $3::timestamptz[], $5::int[])
      WITH ORDINALITY AS k(sid, lo, hi, lim, idx)
+{join}
 CROSS JOIN LATERAL (
-    SELECT ts, {columns_sql("", fields)} FROM bars
+    SELECT ts, {values} FROM bars
     WHERE symbol_id = k.sid AND timeframe = $4{{bounds}}
     ORDER BY ts {{order}} LIMIT k.lim
 ) b
@@ -95,16 +138,18 @@ CROSS JOIN LATERAL (
 # Reads at most (limit + 2) buckets' worth of base rows, newest (or oldest) first, so the
 # scan stops early; the bucket at the far end of what was read may be cut short, and is
 # dropped when the read hit its row limit.
-def resampled_page_sql(fields: tuple[BarField, ...] = BAR_FIELDS) -> str:
+def resampled_page_sql(fields: tuple[BarField, ...] = BAR_FIELDS, adjusted: bool = False) -> str:
     """Pages of resampled bars; `{bucket}`, `{bounds}` and `{order}` are left to fill."""
+    join, values = adjust_hook(adjusted, 6, "$4", fields)
     return f"""
 SELECT k.idx, g.bucket, {columns_sql("g.", fields)}, g.fetched
 FROM unnest($1::int[], $2::timestamptz[], $3::timestamptz[], $5::int[])
      WITH ORDINALITY AS k(sid, lo, hi, lim, idx)
+{join}
 CROSS JOIN LATERAL (
     SELECT r.bucket, {resample_sql("r.", fields)}, sum(count(*)) OVER () AS fetched
     FROM (
-        SELECT {{bucket}} AS bucket, ts, {columns_sql("", fields)} FROM bars
+        SELECT {{bucket}} AS bucket, ts, {values} FROM bars
         WHERE symbol_id = k.sid AND timeframe = $4{{bounds}}
         ORDER BY ts {{order}} LIMIT k.lim
     ) r
@@ -116,6 +161,8 @@ ORDER BY k.idx, g.bucket {{order}}
 
 _STORED = stored_page_sql()
 _RESAMPLED = resampled_page_sql()
+_STORED_ADJUSTED = stored_page_sql(adjusted=True)
+_RESAMPLED_ADJUSTED = resampled_page_sql(adjusted=True)
 _N = len(BAR_FIELDS)
 _FETCHED = 2 + _N  # index of `fetched` in a resampled page row
 # Bound once: an attribute lookup per row cost ~10% of building a 5,000-bar page.
@@ -228,10 +275,12 @@ class BarPageLoader(DataLoader[BarKey, BarPage]):
             w.base.value,
         ]
         per: list[list[Any]] = [[] for _ in keys]
+        extra = adjust_args(w.adjust)
         if w.base == w.interval:
             limits = [k.limit + 1 for k in keys]
-            sql = _STORED.format(order=order, bounds=_bounds(keys))
-            rows = await fetch(self.engine, sql, *args, limits)
+            stored = _STORED if w.adjust is None else _STORED_ADJUSTED
+            sql = stored.format(order=order, bounds=_bounds(keys))
+            rows = await fetch(self.engine, sql, *args, limits, *extra)
             for r in rows:
                 per[r[0] - 1].append(r)
             return [
@@ -243,8 +292,9 @@ class BarPageLoader(DataLoader[BarKey, BarPage]):
             ]
         ratio = rows_per_bucket(w.base, w.interval)
         row_limits = [(k.limit + 2) * ratio for k in keys]
-        sql = _RESAMPLED.format(order=order, bucket=bucket_sql(w.interval), bounds=_bounds(keys))
-        rows = await fetch(self.engine, sql, *args, row_limits)
+        resampled = _RESAMPLED if w.adjust is None else _RESAMPLED_ADJUSTED
+        sql = resampled.format(order=order, bucket=bucket_sql(w.interval), bounds=_bounds(keys))
+        rows = await fetch(self.engine, sql, *args, row_limits, *extra)
         for r in rows:
             per[r[0] - 1].append(r)
         pages = []
@@ -319,6 +369,7 @@ class SeriesKey:
     hi: datetime
     newest_base_end: datetime
     version: int
+    adjust: Adjust | None = None  # None: raw bars
 
 
 class SeriesLoader(DataLoader[SeriesKey, SeriesColumns]):
@@ -342,6 +393,7 @@ class SeriesLoader(DataLoader[SeriesKey, SeriesColumns]):
                 k.interval.value,
                 _us(k.lo),
                 _us(k.hi),
+                *_adjust_part(k.adjust),
             )
             for k in keys
         ]
@@ -356,18 +408,20 @@ class SeriesLoader(DataLoader[SeriesKey, SeriesColumns]):
         )
 
     async def _load_all(self, keys: list[SeriesKey]) -> list[SeriesColumns]:
-        groups: dict[tuple[Interval, Interval], list[int]] = defaultdict(list)
+        groups: dict[tuple[Interval, Interval, Adjust | None], list[int]] = defaultdict(list)
         for i, key in enumerate(keys):
-            groups[(key.base, key.interval)].append(i)
+            groups[(key.base, key.interval, key.adjust)].append(i)
         out: list[SeriesColumns | None] = [None] * len(keys)
-        for (base, interval), idxs in groups.items():
+        for (base, interval, adjust), idxs in groups.items():
             group = [keys[i] for i in idxs]
+            join, values = adjust_hook(adjust is not None, 5)
             inner = bucket_rows_sql(
                 base,
                 interval,
                 "symbol_id = k.sid AND timeframe = $4 AND ts >= k.lo AND ts < k.hi",
+                values=values if adjust is not None else None,
             )
-            sql = series_sql(inner)
+            sql = series_sql(inner, join=join)
             # One sort (or an index-ordered scan) feeding plain aggregates, which keep their
             # input order: `array_agg(x ORDER BY bucket)` sorted each of the six columns again
             # (244 ms against 90 ms for 100,000 bars).
@@ -378,6 +432,7 @@ class SeriesLoader(DataLoader[SeriesKey, SeriesColumns]):
                 [k.lo for k in group],
                 [k.hi for k in group],
                 base.value,
+                *adjust_args(adjust),
             )
             for r in rows:
                 key = group[r[0] - 1]
@@ -395,13 +450,15 @@ class SeriesLoader(DataLoader[SeriesKey, SeriesColumns]):
         return out  # type: ignore[return-value]
 
 
-def series_sql(inner: str, fields: tuple[BarField, ...] = BAR_FIELDS) -> str:
-    """Chart series of the rows `inner` selects (bucket and value columns), one array each."""
+def series_sql(inner: str, fields: tuple[BarField, ...] = BAR_FIELDS, join: str = "") -> str:
+    """Chart series of the rows `inner` selects (bucket and value columns), one array each;
+    `join` is `adjust_hook`'s, for adjusted rows."""
     arrays = ", ".join(f"array_agg({f.name}) AS {f.name}" for f in fields)
     return f"""
             SELECT k.idx, c.t, {columns_sql("c.", fields)}
             FROM unnest($1::int[], $2::timestamptz[], $3::timestamptz[])
                  WITH ORDINALITY AS k(sid, lo, hi, idx)
+            {join}
             CROSS JOIN LATERAL (
                 SELECT array_agg(bucket) AS t, {arrays}
                 FROM ({inner} ORDER BY bucket) q
@@ -419,6 +476,13 @@ def _us(ts: datetime) -> int:
     return int(ts.timestamp()) * 1_000_000 + ts.microsecond
 
 
+def _adjust_part(adjust: Adjust | None) -> tuple[str, ...]:
+    """The adjustment's part of a cache key: nothing for raw bars (their keys stay as they
+    were). The actions' own version is the data version already in the key: ingesting an
+    action records a change of the series it adjusts (workers.actions)."""
+    return () if adjust is None else (adjust.cache_part,)
+
+
 def _page_key(cache: FieldCache, k: BarKey) -> str:
     w = k.window
     return cache.key(
@@ -431,6 +495,7 @@ def _page_key(cache: FieldCache, k: BarKey) -> str:
         _us(k.hi),
         k.limit,
         int(w.descending),
+        *_adjust_part(w.adjust),
     )
 
 

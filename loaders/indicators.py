@@ -19,9 +19,10 @@ import numpy as np
 from aiodataloader import DataLoader
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.adjustments import Adjust
 from core.intervals import Interval
 from indicators import get_indicator
-from loaders.bars import bucket_rows_sql, rows_per_bucket
+from loaders.bars import adjust_args, adjust_hook, bucket_rows_sql, rows_per_bucket
 from loaders.sql import fetch
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -46,6 +47,7 @@ class IndicatorKey:
     version: int
     name: str
     params: ParamsKey
+    adjust: Adjust | None = None  # None: raw bars; else warm-up and values on adjusted bars
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,14 +73,19 @@ def _warm_rows(key: IndicatorKey) -> tuple[int, datetime]:
     return (bars + 1) * rows_per_bucket(key.base, key.interval), key.lo
 
 
-def _sql(base: Interval, interval: Interval) -> str:
+def _sql(base: Interval, interval: Interval, adjusted: bool = False) -> str:
+    join, values = adjust_hook(adjusted, 7, "$6")
     inner = bucket_rows_sql(
-        base, interval, "symbol_id = k.sid AND timeframe = $6 AND ts >= w.start AND ts < k.hi"
+        base,
+        interval,
+        "symbol_id = k.sid AND timeframe = $6 AND ts >= w.start AND ts < k.hi",
+        values=values if adjusted else None,
     )
     return f"""
     SELECT k.idx, c.t, c.o, c.h, c.l, c.c, c.v
     FROM unnest($1::int[], $2::timestamptz[], $3::timestamptz[], $4::timestamptz[], $5::int[])
          WITH ORDINALITY AS k(sid, lo, floor, hi, warm, idx)
+    {join}
     CROSS JOIN LATERAL (
         SELECT coalesce(min(ts), k.floor) AS start FROM (
             SELECT ts FROM bars
@@ -135,26 +142,31 @@ class IndicatorLoader(DataLoader[IndicatorKey, IndicatorResult]):
 
     async def batch_load_fn(self, keys: list[IndicatorKey]) -> list[IndicatorResult]:
         # Bars are read once per (symbol, range) with the longest warm-up its indicators need.
-        reads: dict[tuple[int, Interval, Interval, datetime, datetime], tuple[int, datetime]] = {}
+        reads: dict[
+            tuple[int, Interval, Interval, datetime, datetime, Adjust | None], tuple[int, datetime]
+        ] = {}
         for key in keys:
-            rk = (key.symbol_id, key.base, key.interval, key.lo, key.hi)
+            rk = (key.symbol_id, key.base, key.interval, key.lo, key.hi, key.adjust)
             warm, floor = _warm_rows(key)
             old = reads.get(rk)
             reads[rk] = (max(warm, old[0]), min(floor, old[1])) if old else (warm, floor)
-        groups: dict[tuple[Interval, Interval], list[tuple[Any, ...]]] = defaultdict(list)
+        groups: dict[tuple[Interval, Interval, Adjust | None], list[tuple[Any, ...]]] = (
+            defaultdict(list)
+        )
         for rk in reads:
-            groups[(rk[1], rk[2])].append(rk)
+            groups[(rk[1], rk[2], rk[5])].append(rk)
         bars: dict[tuple[Any, ...], dict[str, np.ndarray]] = {}
-        for (base, interval), rks in groups.items():
+        for (base, interval, adjust), rks in groups.items():
             rows = await fetch(
                 self.engine,
-                _sql(base, interval),
+                _sql(base, interval, adjust is not None),
                 [rk[0] for rk in rks],
                 [rk[3] for rk in rks],
                 [reads[rk][1] for rk in rks],
                 [rk[4] for rk in rks],
                 [reads[rk][0] for rk in rks],
                 base.value,
+                *adjust_args(adjust),
             )
             for r in rows:
                 rk = rks[r[0] - 1]
@@ -166,7 +178,7 @@ class IndicatorLoader(DataLoader[IndicatorKey, IndicatorResult]):
                     "close": np.array(r[5] or [], dtype=np.float64),
                     "volume": np.array(r[6] or [], dtype=np.float64),
                 }
-        columns = [bars[(k.symbol_id, k.base, k.interval, k.lo, k.hi)] for k in keys]
+        columns = [bars[(k.symbol_id, k.base, k.interval, k.lo, k.hi, k.adjust)] for k in keys]
         lows = [k.lo for k in keys]
         points = sum(len(c["time"]) for c in columns)
         if points > THREAD_THRESHOLD:

@@ -14,6 +14,7 @@ import strawberry
 from strawberry.types.field import StrawberryField
 from strawberry.utils.str_converters import capitalize_first, to_camel_case
 
+from core.adjustments import Adjust
 from core.errors import BadUserInput
 from core.intervals import Interval as CoreInterval
 from graphql_api.context import Info
@@ -206,6 +207,7 @@ class IndicatorSet:
     base: strawberry.Private[StoredSeries | None]
     lo: strawberry.Private[datetime]
     hi: strawberry.Private[datetime]
+    adjust: strawberry.Private[Adjust | None] = None
 
     async def _load(
         self, info: Info, spec: Indicator, params: dict[str, Any]
@@ -225,5 +227,6 @@ class IndicatorSet:
             self.base.version,
             spec.name,
             tuple(sorted(checked.items())),
+            self.adjust,
         )
         return await info.context.loaders.indicators.load(key)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, cast
 
 import strawberry
 
 from core.bar import BAR_FIELDS
+from core.errors import BadUserInput
 from graphql_api.bar_queries import (
     bucket_range,
     plan_bars,
@@ -18,6 +19,7 @@ from graphql_api.bar_queries import (
 from graphql_api.context import Info
 from graphql_api.cursors import bar_cursor, symbol_cursor
 from graphql_api.relay import page_args, page_info
+from graphql_api.types.actions import CorporateAction
 from graphql_api.types.bars import (
     Bar,
     BarConnection,
@@ -26,8 +28,18 @@ from graphql_api.types.bars import (
     RowEdge,
     empty_connection,
 )
-from graphql_api.types.common import BarOrder, Interval, Node, global_id
+from graphql_api.types.common import (
+    AdjustmentArg,
+    AsOfArg,
+    Adjustment,
+    BarOrder,
+    Interval,
+    Node,
+    adjust_of,
+    global_id,
+)
 from graphql_api.types.indicators import IndicatorSet
+from loaders.actions import MAX_DATE, MIN_DATE, ActionsKey
 from loaders.bars import BarKey, BarWindow
 from loaders.rows import SymbolRow
 
@@ -141,6 +153,8 @@ class Symbol(Node):
         order: Annotated[
             BarOrder, strawberry.argument(description="NEWEST_FIRST (default) or OLDEST_FIRST.")
         ] = BarOrder.NEWEST_FIRST,
+        adjustment: AdjustmentArg = Adjustment.RAW,
+        as_of: AsOfArg = None,
     ) -> BarConnection:
         settings = info.context.settings
         page = page_args(
@@ -152,7 +166,15 @@ class Symbol(Node):
             maximum=settings.max_page_size_bars,
         )
         core = interval.core
-        plan = plan_bars(self.row, core, from_, to, page, order == BarOrder.NEWEST_FIRST)
+        plan = plan_bars(
+            self.row,
+            core,
+            from_,
+            to,
+            page,
+            order == BarOrder.NEWEST_FIRST,
+            adjust_of(adjustment, as_of),
+        )
         if plan is None:
             return empty_connection()
         loaded = await info.context.loaders.bar_page.load(plan.key)
@@ -176,13 +198,15 @@ class Symbol(Node):
         interval: Annotated[
             Interval, strawberry.argument(description="Bar interval (default D1).")
         ] = Interval.D1,
+        adjustment: AdjustmentArg = Adjustment.RAW,
+        as_of: AsOfArg = None,
     ) -> Bar | None:
         core = interval.core
         base = self.row.base_for(core)
         if base is None:
             return None
         lo, hi = bucket_range(core, base.timeframe == core, None, None)
-        window = BarWindow(core, base.timeframe, True)
+        window = BarWindow(core, base.timeframe, True, adjust_of(adjustment, as_of))
         key = BarKey(self.row.id, lo, hi, stored_end(base), window, 1, base.version)
         page = await info.context.loaders.bar_page.load(key)
         if not page.rows:
@@ -212,6 +236,8 @@ class Symbol(Node):
                 description="Most bars to return (the interval is coarsened to fit)."
             ),
         ] = 1000,
+        adjustment: AdjustmentArg = Adjustment.RAW,
+        as_of: AsOfArg = None,
     ) -> BarSeries:
         key = await plan_series(
             self.row,
@@ -221,6 +247,7 @@ class Symbol(Node):
             max_points,
             info.context.settings,
             info.context.loaders.bucket_count.load,
+            adjust_of(adjustment, as_of),
         )
         if key is None:
             return BarSeries(
@@ -257,10 +284,40 @@ class Symbol(Node):
             datetime | None,
             strawberry.argument(description="Exclusive upper bound on bar start."),
         ] = None,
+        adjustment: AdjustmentArg = Adjustment.RAW,
+        as_of: AsOfArg = None,
     ) -> IndicatorSet:
         core = interval.core
         base, lo, hi = plan_indicators(self.row, core, from_, to, info.context.settings)
-        return IndicatorSet(interval=interval, symbol_id=self.row.id, base=base, lo=lo, hi=hi)
+        return IndicatorSet(
+            interval=interval,
+            symbol_id=self.row.id,
+            base=base,
+            lo=lo,
+            hi=hi,
+            adjust=adjust_of(adjustment, as_of),
+        )
+
+    @strawberry.field(
+        description="Splits and cash dividends with an ex-date in [from, to), oldest first: "
+        "the actions `adjustment` applies, for marking them on a chart."
+    )
+    async def corporate_actions(
+        self,
+        info: Info,
+        from_: Annotated[
+            date | None,
+            strawberry.argument(name="from", description="Inclusive lower bound on ex-date."),
+        ] = None,
+        to: Annotated[
+            date | None, strawberry.argument(description="Exclusive upper bound on ex-date.")
+        ] = None,
+    ) -> list[CorporateAction]:
+        if from_ is not None and to is not None and to < from_:
+            raise BadUserInput("`to` must not be before `from`")
+        key = ActionsKey(self.row.id, from_ or MIN_DATE, to or MAX_DATE)
+        rows = await info.context.loaders.corporate_actions.load(key)
+        return [CorporateAction(row=r) for r in rows]
 
 
 @strawberry.type(description="A symbol and its cursor.")
