@@ -84,8 +84,9 @@ def resolve(adjustment: Adjustment, as_of: date | None, today: date | None = Non
 
 
 def factors_sql(sid: str, timeframe: str, kinds: str, as_of: str) -> str:
-    """LATERAL subquery (no braces in it: callers fill their templates with str.format) `adj(thr, pf, vf)` for symbol `sid` (SQL expressions for its id, the
-    stored timeframe read, the kinds as text[] and the as-of date).
+    """LATERAL subquery `adj(thr, pf, vf)` for symbol `sid` (SQL expressions for its id,
+    the stored timeframe read, the kinds as text[] and the as-of date). No braces in it:
+    callers fill their templates with str.format.
 
     thr: ex-times (00:00 UTC of the ex-dates) ascending; pf/vf: one more element than thr,
     element i + 1 being the product of the factors of the actions after the first i
@@ -128,8 +129,7 @@ def adjusted_sql(field: BarField, prefix: str = "", ts: str = "ts") -> str:
     """One value column of a row multiplied by its factor (`adj` from `factors_sql`)."""
     factors = "adj.pf" if field.aggregate in PRICE_AGGREGATES else "adj.vf"
     return (
-        f"{prefix}{field.name} * {factors}[width_bucket({prefix}{ts}, adj.thr) + 1] "
-        f"AS {field.name}"
+        f"{prefix}{field.name} * {factors}[width_bucket({prefix}{ts}, adj.thr) + 1] AS {field.name}"
     )
 
 

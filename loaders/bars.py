@@ -45,7 +45,10 @@ def bucket_sql(interval: Interval, column: str = "ts") -> str:
 
 
 def adjust_hook(
-    adjusted: bool, first_param: int, timeframe: str = "$4", fields: tuple[BarField, ...] = BAR_FIELDS
+    adjusted: bool,
+    first_param: int,
+    timeframe: str = "$4",
+    fields: tuple[BarField, ...] = BAR_FIELDS,
 ) -> tuple[str, str]:
     """(join after the keys, value columns of a base row) for a statement whose adjustment
     parameters (kinds, as-of date; see `adjust_args`) start at `$first_param`."""

@@ -150,8 +150,8 @@ class IndicatorLoader(DataLoader[IndicatorKey, IndicatorResult]):
             warm, floor = _warm_rows(key)
             old = reads.get(rk)
             reads[rk] = (max(warm, old[0]), min(floor, old[1])) if old else (warm, floor)
-        groups: dict[tuple[Interval, Interval, Adjust | None], list[tuple[Any, ...]]] = (
-            defaultdict(list)
+        groups: dict[tuple[Interval, Interval, Adjust | None], list[tuple[Any, ...]]] = defaultdict(
+            list
         )
         for rk in reads:
             groups[(rk[1], rk[2], rk[5])].append(rk)

@@ -18,6 +18,7 @@ notifies live clients and `ingestEvents`, as a write of bars would.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -110,9 +111,7 @@ def _number(text: object) -> float:
     return value if np.isfinite(value) else float("nan")
 
 
-def validate_actions(
-    raw: pd.DataFrame, lines: np.ndarray
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+def validate_actions(raw: pd.DataFrame, lines: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(good actions: ticker, kind, ex_date, value, currency; rejects: line, reason, cells)."""
     n = len(raw)
     reasons: list[list[str]] = [[] for _ in range(n)]
@@ -240,7 +239,8 @@ async def write_actions(
         return 0, []
     source = source[:_SOURCE_MAX]
     async with conn.transaction():
-        ids = await upsert_symbols(conn, [SymbolInfo(t) for t in sorted({a.ticker for a in actions})])
+        tickers = sorted({a.ticker for a in actions})
+        ids = await upsert_symbols(conn, [SymbolInfo(t) for t in tickers])
         rows = sorted(actions, key=lambda a: (ids[a.ticker.upper()], a.kind, a.ex_date))
         changed = await conn.fetch(
             _UPSERT,
@@ -279,16 +279,20 @@ def frame_actions(frame: pd.DataFrame) -> list[Action]:
     return [
         Action(t, k, d, float(v), c)
         for t, k, d, v, c in zip(
-            frame["ticker"], frame["kind"], frame["ex_date"], frame["value"], frame["currency"],
+            frame["ticker"],
+            frame["kind"],
+            frame["ex_date"],
+            frame["value"],
+            frame["currency"],
             strict=True,
         )
     ]
 
 
-async def ingest_actions_file(
-    conn: asyncpg.Connection, path: Path, *, rejects: Path | None = None
-) -> ActionsReport:
-    """Read, validate and write one actions file (one transaction); rejects are reported."""
+def check_actions_file(
+    path: Path, *, rejects: Path | None = None
+) -> tuple[ActionsReport, list[Action]]:
+    """Read and validate one actions file; rejects are counted (and appended to `rejects`)."""
     raw, lines = read_actions_file(path)
     good, rejected = validate_actions(raw, lines)
     report = ActionsReport(path, rows_read=len(raw), rows_accepted=len(good))
@@ -305,7 +309,15 @@ async def ingest_actions_file(
         out = rejected.assign(file=str(path)).reindex(columns=list(REJECT_COLUMNS))
         header = not rejects.exists() or rejects.stat().st_size == 0
         out.to_csv(rejects, mode="a", header=header, index=False)
+    return report, frame_actions(good)
+
+
+async def ingest_actions_file(
+    conn: asyncpg.Connection, path: Path, *, rejects: Path | None = None
+) -> ActionsReport:
+    """Read, validate and write one actions file (one transaction); rejects are reported."""
+    report, actions = await asyncio.to_thread(check_actions_file, path, rejects=rejects)
     report.rows_written, report.changes = await write_actions(
-        conn, frame_actions(good), source=f"actions:{path.name}"
+        conn, actions, source=f"actions:{path.name}"
     )
     return report

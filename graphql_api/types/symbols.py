@@ -29,9 +29,9 @@ from graphql_api.types.bars import (
     empty_connection,
 )
 from graphql_api.types.common import (
+    Adjustment,
     AdjustmentArg,
     AsOfArg,
-    Adjustment,
     BarOrder,
     Interval,
     Node,

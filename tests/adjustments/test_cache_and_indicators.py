@@ -18,7 +18,6 @@ import pandas as pd
 import pytest
 import redis
 import talib
-from fastapi.testclient import TestClient
 
 from core.cache import FieldCache
 from tests.api.helpers import (

@@ -32,7 +32,7 @@ from workers.actions import Action, write_actions
 
 DAYS = pd.date_range("2020-01-06", periods=10, freq="D", tz="UTC")
 EX = date(2020, 1, 11)  # a Saturday: bars 0..4 lie before it, 5..9 on or after
-BEFORE = DAYS < pd.Timestamp(EX, tz="UTC")
+BEFORE = pd.Timestamp(EX, tz="UTC") > DAYS
 PRICES = ["open", "high", "low", "close"]
 
 
@@ -80,7 +80,9 @@ query($t: String!, $a: Adjustment!, $asOf: Date, $i: Interval!) {
 """
 
 
-def _fetch(gql: GraphQL, ticker: str, adj: str, as_of: str | None = None, interval: str = "D1") -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+def _fetch(
+    gql: GraphQL, ticker: str, adj: str, as_of: str | None = None, interval: str = "D1"
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     sym = data_of(gql(BARS, {"t": ticker, "a": adj, "asOf": as_of, "i": interval}))["symbol"]
     nodes = sym["bars"]["nodes"]
     bars = pd.DataFrame(
@@ -108,7 +110,9 @@ def _close(got: pd.DataFrame, want: pd.DataFrame) -> None:
         np.testing.assert_allclose(got[c].to_numpy(), want[c].to_numpy(), rtol=1e-12, atol=0)
 
 
-def _check(gql: GraphQL, ticker: str, want: pd.DataFrame, adj: str = "ALL", as_of: str | None = None) -> None:
+def _check(
+    gql: GraphQL, ticker: str, want: pd.DataFrame, adj: str = "ALL", as_of: str | None = None
+) -> None:
     bars, series, latest = _fetch(gql, ticker, adj, as_of)
     _close(bars, want)
     _close(series, want)
@@ -127,7 +131,9 @@ def _step(before: float, after: float = 1.0) -> np.ndarray:
         ("HC_REVERSE", 0.1, 10.0, 0.1),  # 1-for-10 reverse split
     ],
 )
-def test_split(url: str, gql: GraphQL, ticker: str, ratio: float, price: float, volume: float) -> None:
+def test_split(
+    url: str, gql: GraphQL, ticker: str, ratio: float, price: float, volume: float
+) -> None:
     raw = _store(url, ticker, 1, [Action(ticker, "SPLIT", EX, ratio)])
     want = _expected(raw, _step(price), _step(volume))
     _check(gql, ticker, want, "ALL")
@@ -186,7 +192,7 @@ def test_as_of_before_and_after_an_action(url: str, gql: GraphQL) -> None:
         5,
         [Action("HC_ASOF", "SPLIT", EX, 2.0), Action("HC_ASOF", "SPLIT", date(2020, 1, 14), 3.0)],
     )
-    later = DAYS < pd.Timestamp("2020-01-14", tz="UTC")
+    later = pd.Timestamp("2020-01-14", tz="UTC") > DAYS
     both = np.where(BEFORE, 1 / 6, np.where(later, 1 / 3, 1.0))
     # Known at the day before the first ex-date: nothing applies.
     _check(gql, "HC_ASOF", raw, "ALL", "2020-01-10")
@@ -200,8 +206,8 @@ def test_weekly_bar_spanning_a_split_aggregates_adjusted_rows(url: str, gql: Gra
     raw = _store(url, "HC_WEEK", 6, [Action("HC_WEEK", "SPLIT", date(2020, 1, 9), 2.0)])
     adjusted = _expected(
         raw,
-        np.where(DAYS < pd.Timestamp("2020-01-09", tz="UTC"), 0.5, 1.0),
-        np.where(DAYS < pd.Timestamp("2020-01-09", tz="UTC"), 2.0, 1.0),
+        np.where(pd.Timestamp("2020-01-09", tz="UTC") > DAYS, 0.5, 1.0),
+        np.where(pd.Timestamp("2020-01-09", tz="UTC") > DAYS, 2.0, 1.0),
     )
     weekly = adjusted.resample("W-MON", label="left", closed="left").agg(
         {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
@@ -216,7 +222,10 @@ def test_corporate_actions_listed(url: str, gql: GraphQL) -> None:
         url,
         "HC_LIST",
         7,
-        [Action("HC_LIST", "SPLIT", EX, 2.0), Action("HC_LIST", "DIVIDEND", date(2020, 1, 14), 0.3)],
+        [
+            Action("HC_LIST", "SPLIT", EX, 2.0),
+            Action("HC_LIST", "DIVIDEND", date(2020, 1, 14), 0.3),
+        ],
     )
     query = """query($t: String!, $from: Date, $to: Date) { symbol(ticker: $t) {
         corporateActions(from: $from, to: $to) { kind exDate ratio amount currency source } } }"""
