@@ -49,13 +49,15 @@ def adjust_hook(
     first_param: int,
     timeframe: str = "$4",
     fields: tuple[BarField, ...] = BAR_FIELDS,
+    sid: str = "k.sid",
 ) -> tuple[str, str]:
     """(join after the keys, value columns of a base row) for a statement whose adjustment
     parameters (kinds, as-of date; see `adjust_args`) start at `$first_param`."""
     if not adjusted:
         return "", columns_sql("", fields)
-    join = factors_sql("k.sid", timeframe, f"${first_param}::text[]", f"${first_param + 1}::date")
-    return join, adjusted_columns_sql("", fields)
+    join = factors_sql(sid, timeframe, f"${first_param}::text[]", f"${first_param + 1}::date")
+    # With its own leading line break, so raw statements keep their text exactly.
+    return "\n" + join, adjusted_columns_sql("", fields)
 
 
 def adjust_args(adjust: Adjust | None) -> list[Any]:
@@ -128,8 +130,7 @@ def stored_page_sql(fields: tuple[BarField, ...] = BAR_FIELDS, adjusted: bool = 
     return f"""
 SELECT k.idx, b.ts, {columns_sql("b.", fields)}
 FROM unnest($1::int[], $2::timestamptz[], $3::timestamptz[], $5::int[])
-     WITH ORDINALITY AS k(sid, lo, hi, lim, idx)
-{join}
+     WITH ORDINALITY AS k(sid, lo, hi, lim, idx){join}
 CROSS JOIN LATERAL (
     SELECT ts, {values} FROM bars
     WHERE symbol_id = k.sid AND timeframe = $4{{bounds}}
@@ -147,8 +148,7 @@ def resampled_page_sql(fields: tuple[BarField, ...] = BAR_FIELDS, adjusted: bool
     return f"""
 SELECT k.idx, g.bucket, {columns_sql("g.", fields)}, g.fetched
 FROM unnest($1::int[], $2::timestamptz[], $3::timestamptz[], $5::int[])
-     WITH ORDINALITY AS k(sid, lo, hi, lim, idx)
-{join}
+     WITH ORDINALITY AS k(sid, lo, hi, lim, idx){join}
 CROSS JOIN LATERAL (
     SELECT r.bucket, {resample_sql("r.", fields)}, sum(count(*)) OVER () AS fetched
     FROM (
@@ -460,8 +460,7 @@ def series_sql(inner: str, fields: tuple[BarField, ...] = BAR_FIELDS, join: str 
     return f"""
             SELECT k.idx, c.t, {columns_sql("c.", fields)}
             FROM unnest($1::int[], $2::timestamptz[], $3::timestamptz[])
-                 WITH ORDINALITY AS k(sid, lo, hi, idx)
-            {join}
+                 WITH ORDINALITY AS k(sid, lo, hi, idx){join}
             CROSS JOIN LATERAL (
                 SELECT array_agg(bucket) AS t, {arrays}
                 FROM ({inner} ORDER BY bucket) q

@@ -84,8 +84,7 @@ def _sql(base: Interval, interval: Interval, adjusted: bool = False) -> str:
     return f"""
     SELECT k.idx, c.t, c.o, c.h, c.l, c.c, c.v
     FROM unnest($1::int[], $2::timestamptz[], $3::timestamptz[], $4::timestamptz[], $5::int[])
-         WITH ORDINALITY AS k(sid, lo, floor, hi, warm, idx)
-    {join}
+         WITH ORDINALITY AS k(sid, lo, floor, hi, warm, idx){join}
     CROSS JOIN LATERAL (
         SELECT coalesce(min(ts), k.floor) AS start FROM (
             SELECT ts FROM bars

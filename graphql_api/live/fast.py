@@ -34,12 +34,14 @@ from graphql.execution.values import get_argument_values, get_variable_values
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry import Schema
 
+from core.adjustments import Adjust
 from core.bar import BAR_FIELDS
 from core.settings import Settings
 from graphql_api import documents
 from graphql_api.context import Context
 from graphql_api.live.hub import LiveBar
 from graphql_api.live.stream import bar_stream
+from graphql_api.types.common import Adjustment, adjust_of
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,7 @@ class Plan:
     tickers: list[str]
     interval: Any  # the GraphQL Interval enum member
     since: datetime | None
+    adjust: Adjust | None = None  # from `adjustment` and `asOf`; None: raw bars
 
 
 _DEFAULT_MAX_TOKENS: int = Settings.model_fields["max_tokens"].default
@@ -120,6 +123,7 @@ def plan(
         list(args["tickers"]),
         args["interval"],
         args.get("since"),
+        adjust_of(args.get("adjustment", Adjustment.RAW), args.get("asOf")),
     )
 
 
@@ -218,7 +222,7 @@ async def run(context: Context, op_id: str, plan: Plan) -> None:
     websocket = context.request
     assert isinstance(websocket, WebSocket)
     head = b'{"id":' + orjson.dumps(op_id) + b',"type":"next","payload":'
-    stream = bar_stream(context, plan.tickers, plan.interval.core, plan.since)
+    stream = bar_stream(context, plan.tickers, plan.interval.core, plan.since, plan.adjust)
     async with aclosing(stream):
         async for bar, ticker in stream:
             message = (head + render(plan, bar, ticker) + b"}").decode()

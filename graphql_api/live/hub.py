@@ -25,6 +25,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.adjustments import Adjust
 from core.events import BarChange
 from core.intervals import Interval
 from core.settings import Settings
@@ -137,10 +138,12 @@ class BarSubscriber(_Subscriber[LiveBar]):
         size: int,
         replaying: bool,
         on_overflow: Callable[[_Subscriber[Any]], None],
+        adjust: Adjust | None = None,
     ) -> None:
         super().__init__(size, on_overflow)
         self.symbols = symbols
         self.interval = interval
+        self.adjust = adjust  # None: raw bars
         # While the `since` replay runs, live batches wait here (bounded like the queue).
         self.buffer: list[list[LiveBar]] | None = [] if replaying else None
         self._sent: OrderedDict[tuple[int, datetime], int] = OrderedDict()
@@ -184,13 +187,27 @@ class EventSubscriber(_Subscriber[BarChange]):
     """One ingestEvents subscription."""
 
 
-class _Group:
-    """The local subscribers of one symbol at one interval, and the reads that serve them."""
+#: A group's view of a symbol's bars: the interval, and the adjustment (None: raw).
+View = tuple[Interval, Adjust | None]
 
-    def __init__(self, hub: LiveHub, symbol_id: int, interval: Interval) -> None:
+
+def group_key(symbol_id: int, interval: Interval, adjust: Adjust | None) -> tuple[Any, ...]:
+    """The key of a group: (symbol, interval) for raw bars, as it was before adjustments;
+    (symbol, interval, adjustment) for adjusted ones, which are read and sent apart."""
+    return (symbol_id, interval) if adjust is None else (symbol_id, interval, adjust)
+
+
+class _Group:
+    """The local subscribers of one symbol at one interval (and adjustment), and the reads
+    that serve them."""
+
+    def __init__(
+        self, hub: LiveHub, symbol_id: int, interval: Interval, adjust: Adjust | None = None
+    ) -> None:
         self.hub = hub
         self.symbol_id = symbol_id
         self.interval = interval
+        self.adjust = adjust
         self.subscribers: set[BarSubscriber] = set()
         self.pending: list[BarChange] = []
         self.wake = asyncio.Event()
@@ -225,6 +242,7 @@ class _Group:
             lo,
             hi,
             self.hub.settings.live_max_bars_per_change,
+            self.adjust,
         )
         if base_for(read.stored, self.interval) != base:
             return  # a coarser stored series changed; this interval is built from a finer one
@@ -284,8 +302,8 @@ class LiveHub:
         self.settings = settings
         self.engine = engine
         self.keys = KeyStore(engine, settings.api_key_cache_seconds)
-        self.groups: dict[tuple[int, Interval], _Group] = {}
-        self.intervals: dict[int, set[Interval]] = {}
+        self.groups: dict[tuple[Any, ...], _Group] = {}  # by group_key
+        self.intervals: dict[int, set[View]] = {}
         self.events: set[EventSubscriber] = set()
         self.last_seen: dict[int, int] = {}  # newest change id seen per watched symbol
         self.slow_disconnects = 0
@@ -314,19 +332,25 @@ class LiveHub:
     # --- subscriptions -----------------------------------------------------------------
 
     async def open_bars(
-        self, symbols: dict[int, str], interval: Interval, *, replaying: bool
+        self,
+        symbols: dict[int, str],
+        interval: Interval,
+        *,
+        replaying: bool,
+        adjust: Adjust | None = None,
     ) -> BarSubscriber:
         """Register a barUpdates subscriber; changes committed after this returns reach it."""
         sub = BarSubscriber(
-            symbols, interval, self.settings.live_queue_size, replaying, self._cut_off
+            symbols, interval, self.settings.live_queue_size, replaying, self._cut_off, adjust
         )
         new = [sid for sid in symbols if sid not in self.last_seen]
         for sid in symbols:
-            group = self.groups.get((sid, interval))
+            key = group_key(sid, interval, adjust)
+            group = self.groups.get(key)
             if group is None:
-                group = self.groups[(sid, interval)] = _Group(self, sid, interval)
+                group = self.groups[key] = _Group(self, sid, interval, adjust)
             group.subscribers.add(sub)
-            self.intervals.setdefault(sid, set()).add(interval)
+            self.intervals.setdefault(sid, set()).add((interval, adjust))
         self._tickers.update(symbols)
         try:
             if new:
@@ -341,15 +365,16 @@ class LiveHub:
     def close_bars(self, sub: BarSubscriber, *, watched: bool = True) -> None:
         """Unregister a barUpdates subscriber (its Redis channels go with the last one)."""
         for sid in sub.symbols:
-            group = self.groups.get((sid, sub.interval))
+            key = group_key(sid, sub.interval, sub.adjust)
+            group = self.groups.get(key)
             if group is None:
                 continue
             group.subscribers.discard(sub)
             if not group.subscribers:
                 group.task.cancel()
-                del self.groups[(sid, sub.interval)]
+                del self.groups[key]
                 intervals = self.intervals.get(sid, set())
-                intervals.discard(sub.interval)
+                intervals.discard((sub.interval, sub.adjust))
                 if not intervals:
                     self.intervals.pop(sid, None)
                     self.last_seen.pop(sid, None)
@@ -388,9 +413,9 @@ class LiveHub:
             timeframe = Interval(change.timeframe)
         except ValueError:
             return
-        for interval in self.intervals.get(sid, ()):
+        for interval, adjust in self.intervals.get(sid, ()):
             if timeframe.divides(interval):
-                self.groups[(sid, interval)].add(change)
+                self.groups[group_key(sid, interval, adjust)].add(change)
 
     def on_event(self, change: BarChange) -> None:
         """A committed change, for the ingestEvents subscribers."""

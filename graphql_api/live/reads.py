@@ -16,10 +16,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.adjustments import Adjust
 from core.bar import BAR_FIELDS, BarField, columns_sql, resample_sql
 from core.events import BarChange
 from core.intervals import Interval
-from loaders.bars import bucket_sql, rows_per_bucket
+from loaders.bars import adjust_args, adjust_hook, bucket_sql, rows_per_bucket
 from loaders.rows import BarRow
 from loaders.sql import fetch
 
@@ -27,12 +28,14 @@ from loaders.sql import fetch
 MAX_REPLAY_ROWS = 500_000
 
 
-def live_sql(fields: tuple[BarField, ...] = BAR_FIELDS) -> dict[str, str]:
+def live_sql(fields: tuple[BarField, ...] = BAR_FIELDS, adjusted: bool = False) -> dict[str, str]:
     """The statements of live reads by name; `{bucket}` (resampled ones) is left to fill.
 
-    "meta" wraps one of the others as `{inner}`.
+    "meta" wraps one of the others as `{inner}`. Adjusted statements (loaders.bars'
+    `adjust_hook`) take the kinds and as-of date after the others' parameters.
     """
-    cols = columns_sql("", fields)
+    touched_join, touched_cols = adjust_hook(adjusted, 6, "$2", fields, sid="$1")
+    replay_join, replay_cols = adjust_hook(adjusted, 5, "$2", fields, sid="$1")
     # The version as "newest id first, stop at the first of this timeframe": a walk down the
     # (symbol_id, id) index from its end, not an aggregate over every change of the symbol.
     meta = f"""
@@ -57,35 +60,32 @@ ORDER BY b.bucket
         "meta": meta,
         # Touched buckets, newest first so the limit keeps the newest.
         "touched_stored": f"""
-    SELECT ts AS bucket, {cols}, 0::bigint AS fetched FROM bars
+    SELECT ts AS bucket, {touched_cols}, 0::bigint AS fetched FROM bars{touched_join}
     WHERE symbol_id = $1 AND timeframe = $2 AND ts >= $3 AND ts < $4
     ORDER BY ts DESC LIMIT $5
 """,
         "touched_resampled": "SELECT * FROM ("
         + aggregate(
-            f"SELECT {{bucket}} AS bucket, ts, {cols} FROM bars "
+            f"SELECT {{bucket}} AS bucket, ts, {touched_cols} FROM bars{touched_join} "
             "WHERE symbol_id = $1 AND timeframe = $2 AND ts >= $3 AND ts < $4"
         )
         + ") AS g ORDER BY g.bucket DESC LIMIT $5",
         # The replay walks forward from `since` and stops after a row limit, like the bars
         # loader.
         "replay_stored": f"""
-    SELECT ts AS bucket, {cols}, 0::bigint AS fetched FROM bars
+    SELECT ts AS bucket, {replay_cols}, 0::bigint AS fetched FROM bars{replay_join}
     WHERE symbol_id = $1 AND timeframe = $2 AND ts >= $3 ORDER BY ts LIMIT $4
 """,
         "replay_resampled": aggregate(
-            f"SELECT {{bucket}} AS bucket, ts, {cols} FROM bars "
+            f"SELECT {{bucket}} AS bucket, ts, {replay_cols} FROM bars{replay_join} "
             "WHERE symbol_id = $1 AND timeframe = $2 AND ts >= $3 ORDER BY ts LIMIT $4"
         ),
     }
 
 
 _SQL = live_sql()
+_SQL_ADJUSTED = live_sql(adjusted=True)
 _META = _SQL["meta"]
-_TOUCHED_STORED = _SQL["touched_stored"]
-_TOUCHED_RESAMPLED = _SQL["touched_resampled"]
-_REPLAY_STORED = _SQL["replay_stored"]
-_REPLAY_RESAMPLED = _SQL["replay_resampled"]
 _FETCHED = 4 + len(BAR_FIELDS)  # index of `fetched` in a meta row
 _make_row = BarRow._make  # bound once, as in loaders.bars
 
@@ -146,14 +146,25 @@ async def read_touched(
     lo: datetime,
     hi: datetime,
     limit: int,
+    adjust: Adjust | None = None,
 ) -> SeriesRead:
     """The newest `limit` buckets of `interval` built from base rows in [lo, hi)."""
+    sql = _SQL if adjust is None else _SQL_ADJUSTED
     inner = (
-        _TOUCHED_STORED
+        sql["touched_stored"]
         if base == interval
-        else _TOUCHED_RESAMPLED.format(bucket=bucket_sql(interval))
+        else sql["touched_resampled"].format(bucket=bucket_sql(interval))
     )
-    rows = await fetch(engine, _META.format(inner=inner), symbol_id, base.value, lo, hi, limit)
+    rows = await fetch(
+        engine,
+        _META.format(inner=inner),
+        symbol_id,
+        base.value,
+        lo,
+        hi,
+        limit,
+        *adjust_args(adjust),
+    )
     return _series(rows, base, interval)
 
 
@@ -164,15 +175,25 @@ async def read_replay(
     interval: Interval,
     since: datetime,
     limit: int,
+    adjust: Adjust | None = None,
 ) -> SeriesRead:
     """Buckets of `interval` from the one holding `since` on; ReplayTooLong past `limit`."""
     lo = since if base == interval else interval.bucket_start(since)
+    sql = _SQL if adjust is None else _SQL_ADJUSTED
     if base == interval:
-        inner, row_limit = _REPLAY_STORED, limit + 1
+        inner, row_limit = sql["replay_stored"], limit + 1
     else:
-        inner = _REPLAY_RESAMPLED.format(bucket=bucket_sql(interval))
+        inner = sql["replay_resampled"].format(bucket=bucket_sql(interval))
         row_limit = min((limit + 1) * rows_per_bucket(base, interval), MAX_REPLAY_ROWS)
-    rows = await fetch(engine, _META.format(inner=inner), symbol_id, base.value, lo, row_limit)
+    rows = await fetch(
+        engine,
+        _META.format(inner=inner),
+        symbol_id,
+        base.value,
+        lo,
+        row_limit,
+        *adjust_args(adjust),
+    )
     read = _series(rows, base, interval)
     fetched = int(rows[0][_FETCHED] or 0) if base != interval else len(read.rows)
     if len(read.rows) > limit or (base != interval and fetched >= row_limit):

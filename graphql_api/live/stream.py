@@ -14,6 +14,7 @@ from typing import Any
 
 from starlette.websockets import WebSocket
 
+from core.adjustments import Adjust
 from core.errors import BadUserInput, Forbidden, Unauthenticated
 from core.events import BarChange
 from core.intervals import Interval
@@ -50,7 +51,11 @@ def check_read(context: Context) -> None:
 
 
 async def bar_stream(
-    context: Context, tickers: list[str], interval: Interval, since: datetime | None
+    context: Context,
+    tickers: list[str],
+    interval: Interval,
+    since: datetime | None,
+    adjust: Adjust | None = None,
 ) -> AsyncGenerator[tuple[LiveBar, str], None]:
     """barUpdates: the replay after `since` (if given), then every live bar, deduplicated."""
     check_read(context)
@@ -70,7 +75,9 @@ async def bar_stream(
         raise BadUserInput(f"unknown tickers: {', '.join(unknown)}")
     rows = [r for r in found if r is not None]
     hub = hub_of(context.request)
-    sub = await hub.open_bars({r.id: r.ticker for r in rows}, interval, replaying=since is not None)
+    sub = await hub.open_bars(
+        {r.id: r.ticker for r in rows}, interval, replaying=since is not None, adjust=adjust
+    )
     sub.task = asyncio.current_task()
     sub.closer = lambda: close_slow(context, sub)
     try:
@@ -109,6 +116,7 @@ async def _replay(
                 sub.interval,
                 since,
                 context.settings.live_max_replay_bars,
+                sub.adjust,
             )
         except ReplayTooLong as exc:
             raise BadUserInput(f"{row.ticker}: {exc}; move `since` closer or page `bars`") from None

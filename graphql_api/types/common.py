@@ -76,10 +76,10 @@ AdjustmentArg = Annotated[
     strawberry.argument(
         description="Corporate-action adjustment of prices and volumes. Default RAW: the bars "
         "as printed and stored, which is what this field answered before adjustments existed "
-        "(clients written then keep their numbers), what live updates stream, and what a "
-        "backtest of printed prices needs; ask for ALL for charts and indicators across "
-        "splits and dividends. Resampling and indicators (with their warm-up) run on the "
-        "adjusted bars."
+        "(clients written then keep their numbers, and stored values never change under them "
+        "when an action arrives) and what a backtest of printed prices needs; ask for ALL for "
+        "charts and indicators across splits and dividends. Resampling and indicators (with "
+        "their warm-up) run on the adjusted bars."
     ),
 ]
 #: The `asOf` argument, next to `adjustment`.

@@ -15,7 +15,7 @@ from graphql_api.context import Info
 from graphql_api.live.hub import LiveBar
 from graphql_api.live.stream import bar_stream, event_stream
 from graphql_api.types.bars import Bar
-from graphql_api.types.common import Interval
+from graphql_api.types.common import Adjustment, AdjustmentArg, AsOfArg, Interval, adjust_of
 
 
 @strawberry.type(
@@ -72,8 +72,9 @@ class Subscription:
         "ingested: a one-minute bar updates the forming five-minute bar. With `since`, the "
         "stored bars from the one holding that time on are sent first (`replayed`), then live "
         "updates, with no gap and no duplicate. One ingest batch sends at most its newest "
-        "`LIVE_MAX_BARS_PER_CHANGE` bars per symbol. A client that falls behind is "
-        "disconnected with close code 4008."
+        "`LIVE_MAX_BARS_PER_CHANGE` bars per symbol. With `adjustment`, bars come adjusted, and "
+        "a new or corrected corporate action re-sends the (newest) bars it adjusts. A client "
+        "that falls behind is disconnected with close code 4008."
     )
     async def bar_updates(
         self,
@@ -91,8 +92,11 @@ class Subscription:
                 "offset) before going live."
             ),
         ] = None,
+        adjustment: AdjustmentArg = Adjustment.RAW,
+        as_of: AsOfArg = None,
     ) -> AsyncGenerator[BarUpdate, None]:
-        stream = bar_stream(info.context, tickers, interval.core, since)
+        adjust = adjust_of(adjustment, as_of)
+        stream = bar_stream(info.context, tickers, interval.core, since, adjust)
         async with aclosing(stream):
             async for bar, ticker in stream:
                 yield _update(bar, ticker)
