@@ -18,10 +18,10 @@ An action takes effect at 00:00 UTC of its ex-date: bars starting before that ar
 the rest are not (bars are bucketed in UTC, so a daily bar of the ex-date is already "after").
 
 The SQL here is the per-key part every bar statement shares (loaders.bars builds the
-statements): `factors_sql` is a LATERAL subquery giving, per symbol, the sorted ex-times and
-the cumulative factor for each stretch between them; `adjusted_sql` is the per-row value
-expression that looks a row's stretch up with `width_bucket` (a binary search over a
-handful of dates). Factors multiply rows before any resampling, so a weekly bar spanning a
+statements): `factors_sql` joins, per symbol, the sorted ex-times and the cumulative factor
+for each stretch between them (computed by the database function `adjustment_factors` of
+migration 0005); `adjusted_sql` is the per-row value expression that looks a row's stretch
+up with `width_bucket` (a binary search over a handful of dates). Factors multiply rows before any resampling, so a weekly bar spanning a
 split aggregates adjusted daily or minute rows.
 """
 
@@ -84,45 +84,22 @@ def resolve(adjustment: Adjustment, as_of: date | None, today: date | None = Non
 
 
 def factors_sql(sid: str, timeframe: str, kinds: str, as_of: str) -> str:
-    """LATERAL subquery `adj(thr, pf, vf)` for symbol `sid` (SQL expressions for its id,
-    the stored timeframe read, the kinds as text[] and the as-of date). No braces in it:
-    callers fill their templates with str.format.
+    """The LATERAL join giving `adj(thr, pf, vf)` for symbol `sid` (SQL expressions for its
+    id, the stored timeframe read, the kinds as text[] and the as-of date).
 
     thr: ex-times (00:00 UTC of the ex-dates) ascending; pf/vf: one more element than thr,
     element i + 1 being the product of the factors of the actions after the first i
     thresholds, i.e. what multiplies a row with `width_bucket(ts, thr) = i`.
+
+    The factors come from the database function `adjustment_factors` (migration 0005, the
+    formulas of this module's docstring). A function, not the same query inlined: PL/pgSQL
+    is opaque to the planner and keeps its own cached plans, while inlined, its look-up of
+    each dividend's previous close in `bars` made PostgreSQL plan the statement's scan of
+    every partition twice, on every execution: 8 ms against 4 ms for case (b) of
+    benchmarks/read_api.py (measured with asyncpg prepared statements, 50 runs each).
+    No braces in it: callers fill their templates with str.format.
     """
-    return f"""CROSS JOIN LATERAL (
-    SELECT coalesce(array_agg(e.ex_ts ORDER BY e.ex_ts, e.id), ARRAY[]::timestamptz[]) AS thr,
-           coalesce(array_agg(e.pf ORDER BY e.ex_ts, e.id), ARRAY[]::float8[]) || 1.0::float8
-               AS pf,
-           coalesce(array_agg(e.vf ORDER BY e.ex_ts, e.id), ARRAY[]::float8[]) || 1.0::float8
-               AS vf
-    FROM (
-        SELECT f.id, f.ex_ts,
-               adjustment_product(f.pf) OVER w AS pf, adjustment_product(f.vf) OVER w AS vf
-        FROM (
-            SELECT a.id, a.ex_date::timestamp AT TIME ZONE 'UTC' AS ex_ts,
-                   CASE WHEN a.kind = 'SPLIT' THEN 1.0 / a.value
-                        WHEN 1.0 - a.value * coalesce(s.value, 1.0) / p.close > 0
-                        THEN 1.0 - a.value * coalesce(s.value, 1.0) / p.close
-                        ELSE 1.0 END AS pf,
-                   CASE WHEN a.kind = 'SPLIT' THEN a.value ELSE 1.0 END AS vf
-            FROM corporate_actions a
-            LEFT JOIN corporate_actions s
-                   ON a.kind = 'DIVIDEND' AND s.symbol_id = a.symbol_id AND s.kind = 'SPLIT'
-                  AND s.ex_date = a.ex_date
-            LEFT JOIN LATERAL (
-                SELECT close FROM bars
-                WHERE a.kind = 'DIVIDEND' AND symbol_id = a.symbol_id AND timeframe = {timeframe}
-                  AND ts < a.ex_date::timestamp AT TIME ZONE 'UTC'
-                ORDER BY ts DESC LIMIT 1
-            ) p ON true
-            WHERE a.symbol_id = {sid} AND a.kind = ANY({kinds}) AND a.ex_date <= {as_of}
-        ) f
-        WINDOW w AS (ORDER BY f.ex_ts DESC, f.id DESC)
-    ) e
-) adj"""
+    return f"CROSS JOIN LATERAL adjustment_factors({sid}, {timeframe}, {kinds}, {as_of}) adj"
 
 
 def adjusted_sql(field: BarField, prefix: str = "", ts: str = "ts") -> str:
