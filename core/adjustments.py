@@ -21,8 +21,9 @@ The SQL here is the per-key part every bar statement shares (loaders.bars builds
 statements): `factors_sql` joins, per symbol, the sorted ex-times and the cumulative factor
 for each stretch between them (computed by the database function `adjustment_factors` of
 migration 0005); `adjusted_sql` is the per-row value expression that looks a row's stretch
-up with `width_bucket` (a binary search over a handful of dates). Factors multiply rows before any resampling, so a weekly bar spanning a
-split aggregates adjusted daily or minute rows.
+up with `width_bucket` (a binary search over a handful of dates). Factors multiply rows
+before any resampling, so a weekly bar spanning a split aggregates adjusted daily or minute
+rows.
 """
 
 from __future__ import annotations
