@@ -73,8 +73,9 @@ class Subscription:
         "stored bars from the one holding that time on are sent first (`replayed`), then live "
         "updates, with no gap and no duplicate. One ingest batch sends at most its newest "
         "`LIVE_MAX_BARS_PER_CHANGE` bars per symbol. With `adjustment`, bars come adjusted, and "
-        "a new or corrected corporate action re-sends the (newest) bars it adjusts. A client "
-        "that falls behind is disconnected with close code 4008."
+        "a new or corrected corporate action re-sends the (newest) bars it adjusts; without "
+        "`asOf`, the actions known on the day the subscription started apply. A client that "
+        "falls behind is disconnected with close code 4008."
     )
     async def bar_updates(
         self,
