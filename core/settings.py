@@ -220,6 +220,18 @@ class Settings(_WithProviders):
         default="", description="Comma-separated tickers kept fresh by the worker; empty: none."
     )
     refresh_timeframe: str = Field(default="M1")
+    actions_provider: str = Field(
+        default="",
+        description="Provider whose splits and dividends the worker refreshes for every "
+        "active equity symbol (polygon or alpaca); empty: none.",
+    )
+    actions_cron: str = Field(default="41 6 * * *", description="When to refresh actions.")
+    actions_lookback_days: int = Field(
+        default=30, ge=1, description="Ex-dates a refresh re-reads before today (corrections)."
+    )
+    actions_lookahead_days: int = Field(
+        default=90, ge=0, description="Announced ex-dates a refresh reads after today."
+    )
     ingest_overlap_bars: int = Field(
         default=3, ge=0, description="Bars re-fetched before the newest stored one (revisions)."
     )

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     func,
     text,
 )
@@ -152,4 +153,31 @@ api_keys = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
     Column("last_used_at", DateTime(timezone=True), nullable=True),
+)
+
+
+#: Kinds of corporate action the read path knows how to apply (core.adjustments).
+ACTION_KINDS = ("SPLIT", "DIVIDEND")
+_kind_list = ", ".join(f"'{k}'" for k in ACTION_KINDS)
+
+# Corporate actions, applied at read time (core.adjustments); stored bars stay raw. One
+# action per (symbol, kind, ex-date): a provider's or file's correction of the same event is
+# an update of that row, so re-ingesting the same actions changes nothing.
+# `value` is the split ratio (new shares per old share: 2 for a 2-for-1 split, 0.1 for a
+# 1-for-10 reverse split) or the cash dividend per share, in `currency`, as of the ex-date.
+corporate_actions = Table(
+    "corporate_actions",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("symbol_id", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("ex_date", Date, nullable=False),
+    Column("value", Float(53), nullable=False),
+    Column("currency", String(8), nullable=False, server_default="USD"),
+    Column("source", String(64), nullable=False, server_default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("symbol_id", "kind", "ex_date", name="corporate_actions_event"),
+    CheckConstraint(f"kind IN ({_kind_list})", name="corporate_actions_kind_known"),
+    CheckConstraint("value > 0", name="corporate_actions_value_positive"),
 )

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from core.adjustments import Adjust
 from core.calendars import (
     ALWAYS_OPEN,
     DEFAULT_BUCKETS,
@@ -140,6 +141,7 @@ def plan_bars(
     page: PageArgs,
     newest_first: bool,
     choice: Buckets = DEFAULT_BUCKETS,
+    adjust: Adjust | None = None,
 ) -> BarPlan | None:
     """The loader key for one symbol's page, or None when nothing stored can serve it."""
     time_range(start, end)
@@ -164,7 +166,7 @@ def plan_bars(
     if newer_than is not None:
         lo = max(lo, rule.after(newer_than))
     descending = newest_first != page.from_end
-    window = BarWindow(interval, base.timeframe, descending, rule.bucketing)
+    window = BarWindow(interval, base.timeframe, descending, rule.bucketing, adjust)
     return BarPlan(
         BarKey(symbol.id, lo, hi, stored_end(base), window, page.size, base.version, rule.span),
         count_key,
@@ -200,6 +202,7 @@ async def plan_series(
     count: Callable[[BucketCountKey], Awaitable[int]],
     choice: Buckets = DEFAULT_BUCKETS,
     filled: bool = False,
+    adjust: Adjust | None = None,
 ) -> tuple[SeriesKey, Rule] | None:
     """The loader key for one symbol's series at the finest interval giving <= max_points.
 
@@ -279,6 +282,7 @@ async def plan_series(
         base.version,
         rule.bucketing,
         rule.span,
+        adjust,
     )
     return series_key, rule
 

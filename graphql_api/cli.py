@@ -13,7 +13,7 @@ from rich.console import Console
 
 from core.errors import ConfigError
 from core.settings import Settings, load_settings
-from workers.cli import export, ingest, worker
+from workers.cli import actions, export, ingest, worker
 
 app = typer.Typer(
     help="market-graphql: a GraphQL data service for trading systems.",
@@ -195,6 +195,7 @@ def keys_revoke(ident: Annotated[str, typer.Argument(help="Key id or prefix.")])
 
 app.command()(worker)
 app.command()(ingest)
+app.command()(actions)
 app.command()(export)
 
 

@@ -132,6 +132,29 @@ query MarketTour {
       filled
     }
   }
+
+  # Corporate actions: AAPL split 2-for-1 on 2005-02-28.
+  # RAW (the default) is the bars as printed: the close
+  # halves overnight. ALL is split- and dividend-adjusted
+  # (earlier bars times each later action's factor), so
+  # charts and indicators see no crash; `asOf` applies
+  # only the actions known at a date.
+  appleSplit: symbol(ticker: "AAPL") {
+    raw: series(
+      interval: D1
+      from: "2005-02-23T00:00:00+00:00"
+      to: "2005-03-03T00:00:00+00:00"
+    ) { time close volume }
+    adjusted: series(
+      interval: D1
+      from: "2005-02-23T00:00:00+00:00"
+      to: "2005-03-03T00:00:00+00:00"
+      adjustment: ALL
+    ) { time close volume }
+    corporateActions(from: "2000-01-01") {
+      kind exDate ratio amount
+    }
+  }
 }
 """
 

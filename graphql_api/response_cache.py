@@ -15,10 +15,16 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+# Corporate actions: an action that adjusts stored bars also moves their series' version
+# (workers.actions), but one that adjusts none (before the first bar, or of a symbol without
+# bars) still changes `corporateActions`; and adjusted answers without `asOf` apply the
+# actions known today, so the UTC date is part of the version too.
 _VERSION_SQL = text(
     "SELECT (SELECT coalesce(sum(version), 0) FROM bar_series)::text || '.' ||"
     " (SELECT count(*) FROM symbols)::text || '.' ||"
-    " (SELECT coalesce(extract(epoch FROM max(updated_at)), 0) FROM symbols)::text"
+    " (SELECT coalesce(extract(epoch FROM max(updated_at)), 0) FROM symbols)::text || '.' ||"
+    " (SELECT count(*)::text || ':' || coalesce(extract(epoch FROM max(updated_at)), 0)::text"
+    "  FROM corporate_actions) || '.' || (now() AT TIME ZONE 'UTC')::date::text"
 )
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.cache import FieldCache
+from loaders.actions import CorporateActionsLoader
 from loaders.bars import BarCountLoader, BarPageLoader, BucketCountLoader, SeriesLoader
 from loaders.indicators import IndicatorLoader
 from loaders.symbols import SymbolByIdLoader, SymbolByTickerLoader
@@ -23,6 +24,7 @@ class Loaders:
     series: SeriesLoader
     bucket_count: BucketCountLoader
     indicators: IndicatorLoader
+    corporate_actions: CorporateActionsLoader
 
     @classmethod
     def create(cls, engine: AsyncEngine, cache: FieldCache | None = None) -> Loaders:
@@ -35,4 +37,5 @@ class Loaders:
             series=SeriesLoader(engine, cache),
             bucket_count=BucketCountLoader(engine),
             indicators=IndicatorLoader(engine),
+            corporate_actions=CorporateActionsLoader(engine),
         )

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from aiodataloader import DataLoader
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.adjustments import Adjust, factors_sql
 from core.bar import BAR_FIELDS, BarField, columns_sql, resample_sql
 from core.cache import FieldCache
 from core.calendars import sessions
@@ -54,10 +55,14 @@ def bucket_rows_sql(
 
 
 def grouped_sql(
-    b: Bucketing, bounds: str, fields: tuple[BarField, ...] = BAR_FIELDS, timeframe: str = "$4"
+    b: Bucketing,
+    bounds: str,
+    fields: tuple[BarField, ...] = BAR_FIELDS,
+    timeframe: str = "$4",
+    adjusted: bool = False,
 ) -> str:
     """SELECT of (bucket, <value columns>) of key k: stored rows, or resampled buckets."""
-    src = source_sql(b, bounds, fields=fields, timeframe=timeframe)
+    src = source_sql(b, bounds, fields=fields, timeframe=timeframe, adjusted=adjusted)
     if b.base == b.interval:
         return f"SELECT bucket, {columns_sql('', fields)} FROM ({src}) r"
     return f"SELECT r.bucket, {resample_sql('r.', fields)} FROM ({src}) r GROUP BY r.bucket"
@@ -70,13 +75,35 @@ def bucket_end(b: Bucketing, span: Span, start: datetime) -> datetime:
     return b.interval.bucket_end(start)
 
 
-def keys_sql(columns: str, types: str, b: Bucketing, first_span: int) -> str:
+def keys_sql(
+    columns: str,
+    types: str,
+    b: Bucketing,
+    first_extra: int,
+    adjusted: bool = False,
+    timeframe: str = "$4",
+) -> str:
     """`unnest(...) WITH ORDINALITY AS k(...)` of a batch's key arrays, with the span arrays
-    when the statement reads the calendar."""
+    ($first_extra.., when the statement reads the calendar) and then the adjustment's factors
+    (`adj`, core.adjustments; its two values follow the spans'): see `extra_args`."""
     if b.needs_calendar:
-        types += ", " + span_types(first_span)
+        types += ", " + span_types(first_extra)
         columns += ", " + SPAN_COLUMNS
-    return f"unnest({types}) WITH ORDINALITY AS k({columns}, idx)"
+        first_extra += 4
+    out = f"unnest({types}) WITH ORDINALITY AS k({columns}, idx)"
+    if adjusted:
+        out += "\n" + factors_sql(
+            "k.sid", timeframe, f"${first_extra}::text[]", f"${first_extra + 1}::date"
+        )
+    return out
+
+
+def extra_args(b: Bucketing, spans: list[Span], adjust: Adjust | None) -> list[Any]:
+    """The values `keys_sql`'s extra parameters read, in their order."""
+    out: list[Any] = span_args(spans) if b.needs_calendar else []
+    if adjust is not None:
+        out += [list(adjust.adjustment.kinds), adjust.as_of]
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +114,7 @@ class BarWindow:
     base: Interval
     descending: bool
     bucketing: Bucketing | None = None  # None: UTC grid, no session filter
+    adjust: Adjust | None = None  # None: raw bars (core.adjustments)
 
     @property
     def rule(self) -> Bucketing:
@@ -112,13 +140,15 @@ def page_sql(w: BarWindow, bounds: str, fields: tuple[BarField, ...] = BAR_FIELD
     """One statement for pages of `w` over a batch of keys."""
     b = w.rule
     order = "DESC" if w.descending else "ASC"
+    adjusted = w.adjust is not None
     keys = keys_sql(
         "sid, lo, hi, lim",
         "$1::int[], $2::timestamptz[], $3::timestamptz[], $5::int[]",
         b,
         6,
+        adjusted,
     )
-    src = source_sql(b, bounds, order, "k.lim", fields)
+    src = source_sql(b, bounds, order, "k.lim", fields, adjusted=adjusted)
     if b.base == b.interval:
         return f"""
 SELECT k.idx, b.ts, {columns_sql("b.", fields)}
@@ -254,7 +284,7 @@ class BarPageLoader(DataLoader[BarKey, BarPage]):
             [k.hi for k in keys],
             w.base.value,
         ]
-        spans = span_args([k.span for k in keys]) if w.rule.needs_calendar else []
+        spans = extra_args(w.rule, [k.span for k in keys], w.adjust)
         per: list[list[Any]] = [[] for _ in keys]
         sql = page_sql(w, _bounds(keys))
         if w.base == w.interval:
@@ -358,6 +388,7 @@ class SeriesKey:
     version: int
     bucketing: Bucketing | None = None
     span: Span = NO_SPAN
+    adjust: Adjust | None = None  # None: raw bars
 
     @property
     def rule(self) -> Bucketing:
@@ -394,6 +425,7 @@ class SeriesLoader(DataLoader[SeriesKey, SeriesColumns]):
                 _us(k.lo),
                 _us(k.hi),
                 *((rule_tag(k.rule),) if k.rule.needs_calendar else ()),
+                *_adjust_part(k.adjust),
             )
             for k in keys
         ]
@@ -408,20 +440,25 @@ class SeriesLoader(DataLoader[SeriesKey, SeriesColumns]):
         )
 
     async def _load_all(self, keys: list[SeriesKey]) -> list[SeriesColumns]:
-        groups: dict[Bucketing, list[int]] = defaultdict(list)
+        groups: dict[tuple[Bucketing, Adjust | None], list[int]] = defaultdict(list)
         for i, key in enumerate(keys):
-            groups[key.rule].append(i)
+            groups[(key.rule, key.adjust)].append(i)
         out: list[SeriesColumns | None] = [None] * len(keys)
-        for rule, idxs in groups.items():
+        for (rule, adjust), idxs in groups.items():
             group = [keys[i] for i in idxs]
-            inner = grouped_sql(rule, " AND ts >= k.lo AND ts < k.hi")
+            adjusted = adjust is not None
+            inner = grouped_sql(rule, " AND ts >= k.lo AND ts < k.hi", adjusted=adjusted)
             sql = series_sql(
                 inner,
                 keys=keys_sql(
-                    "sid, lo, hi", "$1::int[], $2::timestamptz[], $3::timestamptz[]", rule, 5
+                    "sid, lo, hi",
+                    "$1::int[], $2::timestamptz[], $3::timestamptz[]",
+                    rule,
+                    5,
+                    adjusted,
                 ),
             )
-            spans = span_args([k.span for k in group]) if rule.needs_calendar else []
+            spans = extra_args(rule, [k.span for k in group], adjust)
             # One sort (or an index-ordered scan) feeding plain aggregates, which keep their
             # input order: `array_agg(x ORDER BY bucket)` sorted each of the six columns again
             # (244 ms against 90 ms for 100,000 bars).
@@ -478,6 +515,13 @@ def _us(ts: datetime) -> int:
     return int(ts.timestamp()) * 1_000_000 + ts.microsecond
 
 
+def _adjust_part(adjust: Adjust | None) -> tuple[str, ...]:
+    """The adjustment's part of a cache key: nothing for raw bars (their keys stay as they
+    were). The actions' own version is the data version already in the key: ingesting an
+    action records a change of the series it adjusts (workers.actions)."""
+    return () if adjust is None else (adjust.cache_part,)
+
+
 def _page_key(cache: FieldCache, k: BarKey) -> str:
     w = k.window
     return cache.key(
@@ -491,6 +535,7 @@ def _page_key(cache: FieldCache, k: BarKey) -> str:
         k.limit,
         int(w.descending),
         *((rule_tag(w.rule),) if w.rule.needs_calendar else ()),
+        *_adjust_part(w.adjust),
     )
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from core.adjustments import adjusted_columns_sql
 from core.bar import BAR_FIELDS, BarField, columns_sql
 from core.calendars import SessionKind
 from core.intervals import Interval
@@ -142,26 +143,35 @@ def source_sql(
     limit: str | None = None,
     fields: tuple[BarField, ...] = BAR_FIELDS,
     timeframe: str = "$4",
+    adjusted: bool = False,
 ) -> str:
     """SELECT bucket, ts, <value columns> of key k's base bars (to go inside a LATERAL).
 
     `bounds` is extra conditions on `ts` (" AND ts >= k.lo ..."); `order` ("ASC"/"DESC")
-    walks the rows in time order and `limit` caps how many are read.
+    walks the rows in time order and `limit` caps how many are read. `adjusted` multiplies
+    each row's values by its corporate-action factors (core.adjustments: the statement joins
+    `adj` after its keys), before any bucketing.
     """
+
+    def values(prefix: str = "") -> str:
+        if adjusted:
+            return adjusted_columns_sql(prefix, fields)
+        return columns_sql(prefix, fields)
+
     walk = f" ORDER BY ts {order}" if order else ""
     cap = f" LIMIT {limit}" if limit else ""
     stored = b.base == b.interval
     if not b.needs_calendar:
         bucket = "ts" if stored else bucket_sql(b.interval)
         return (
-            f"SELECT {bucket} AS bucket, ts, {columns_sql('', fields)} FROM bars "
+            f"SELECT {bucket} AS bucket, ts, {values()} FROM bars "
             f"WHERE symbol_id = k.sid AND timeframe = {timeframe}{bounds}{walk}{cap}"
         )
     secs = f"INTERVAL '{b.interval.seconds} seconds'"
     if b.kind == SessionKind.ALL and not b.interval.is_intraday:
         return (
             f"SELECT {_local_day_stamp(b.interval, 'ts')} AS bucket, ts, "
-            f"{columns_sql('', fields)} FROM bars "
+            f"{values()} FROM bars "
             f"WHERE symbol_id = k.sid AND timeframe = {timeframe}{bounds}{walk}{cap}"
         )
     if b.kind == SessionKind.ALL:
@@ -175,7 +185,7 @@ def source_sql(
         bucket = f"date_bin({secs}, b.ts, {origin})"
         walk = f" ORDER BY b.ts {order}" if order else ""
         return (
-            f"SELECT {bucket} AS bucket, b.ts, {columns_sql('b.', fields)} FROM bars b "
+            f"SELECT {bucket} AS bucket, b.ts, {values('b.')} FROM bars b "
             "LEFT JOIN trading_sessions s ON s.calendar = k.cal "
             "AND s.day = (b.ts AT TIME ZONE k.tz)::date "
             f"WHERE b.symbol_id = k.sid AND b.timeframe = {timeframe}{bounds}{walk}{cap}"
@@ -196,7 +206,7 @@ def source_sql(
             f"SELECT date_bin({secs}, b.ts, {origin}) AS bucket, b.ts, "
             f"{columns_sql('b.', fields)} "
             "FROM trading_sessions s CROSS JOIN LATERAL ("
-            f"SELECT ts, {columns_sql('', fields)} FROM bars "
+            f"SELECT ts, {values()} FROM bars "
             f"WHERE symbol_id = k.sid AND timeframe = {timeframe}"
             f" AND ts >= s.{start} AND ts < s.{end}{bounds}) b "
             f"WHERE s.calendar = k.cal AND s.day >= k.dlo AND s.day <= k.dhi{walk}{cap}"
@@ -208,7 +218,7 @@ def source_sql(
     else:
         bucket = bucket_sql(b.interval)
     return (
-        f"SELECT {bucket} AS bucket, ts, {columns_sql('', fields)} FROM ("
+        f"SELECT {bucket} AS bucket, ts, {values()} FROM ("
         f"SELECT range_agg(tstzrange(s.{start}, s.{end})) AS hours FROM trading_sessions s "
         "WHERE s.calendar = k.cal AND s.day >= k.dlo AND s.day <= k.dhi) h, bars "
         f"WHERE symbol_id = k.sid AND timeframe = {timeframe} AND ts <@ h.hours{bounds}{walk}{cap}"

@@ -19,10 +19,11 @@ import numpy as np
 from aiodataloader import DataLoader
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.adjustments import Adjust
 from core.intervals import Interval
 from indicators import get_indicator
-from loaders.bars import grouped_sql, keys_sql
-from loaders.buckets import NO_SPAN, Bucketing, Span, rows_per_bucket, source_sql, span_args
+from loaders.bars import extra_args, grouped_sql, keys_sql
+from loaders.buckets import NO_SPAN, Bucketing, Span, rows_per_bucket, source_sql
 from loaders.sql import fetch
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -49,6 +50,7 @@ class IndicatorKey:
     params: ParamsKey
     bucketing: Bucketing | None = None  # None: the UTC grid, no session filter
     span: Span = NO_SPAN
+    adjust: Adjust | None = None  # None: raw bars; else warm-up and values on adjusted bars
 
     @property
     def rule(self) -> Bucketing:
@@ -79,8 +81,8 @@ def _warm_rows(key: IndicatorKey) -> tuple[int, datetime]:
     return (bars + 1) * rows_per_bucket(key.base, key.interval), key.lo
 
 
-def _sql(rule: Bucketing) -> str:
-    inner = grouped_sql(rule, " AND ts >= w.start AND ts < k.hi", timeframe="$6")
+def _sql(rule: Bucketing, adjusted: bool = False) -> str:
+    inner = grouped_sql(rule, " AND ts >= w.start AND ts < k.hi", timeframe="$6", adjusted=adjusted)
     # The warm-up counts the rows the rule keeps (a session filter drops the others).
     before = source_sql(rule, " AND ts < k.floor", "DESC", "k.warm", timeframe="$6")
     keys = keys_sql(
@@ -88,6 +90,8 @@ def _sql(rule: Bucketing) -> str:
         "$1::int[], $2::timestamptz[], $3::timestamptz[], $4::timestamptz[], $5::int[]",
         rule,
         7,
+        adjusted,
+        "$6",
     )
     return f"""
     SELECT k.idx, c.t, c.o, c.h, c.l, c.c, c.v
@@ -146,19 +150,28 @@ class IndicatorLoader(DataLoader[IndicatorKey, IndicatorResult]):
         # Bars are read once per (symbol, range) with the longest warm-up its indicators need.
         reads: dict[tuple[Any, ...], tuple[int, datetime]] = {}
         for key in keys:
-            rk = (key.symbol_id, key.base, key.interval, key.lo, key.hi, key.rule, key.span)
+            rk = (
+                key.symbol_id,
+                key.base,
+                key.interval,
+                key.lo,
+                key.hi,
+                key.rule,
+                key.span,
+                key.adjust,
+            )
             warm, floor = _warm_rows(key)
             old = reads.get(rk)
             reads[rk] = (max(warm, old[0]), min(floor, old[1])) if old else (warm, floor)
-        groups: dict[Bucketing, list[tuple[Any, ...]]] = defaultdict(list)
+        groups: dict[tuple[Bucketing, Adjust | None], list[tuple[Any, ...]]] = defaultdict(list)
         for rk in reads:
-            groups[rk[5]].append(rk)
+            groups[(rk[5], rk[7])].append(rk)
         bars: dict[tuple[Any, ...], dict[str, np.ndarray]] = {}
-        for rule, rks in groups.items():
-            spans = span_args([rk[6] for rk in rks]) if rule.needs_calendar else []
+        for (rule, adjust), rks in groups.items():
+            spans = extra_args(rule, [rk[6] for rk in rks], adjust)
             rows = await fetch(
                 self.engine,
-                _sql(rule),
+                _sql(rule, adjust is not None),
                 [rk[0] for rk in rks],
                 [rk[3] for rk in rks],
                 [reads[rk][1] for rk in rks],
@@ -178,7 +191,8 @@ class IndicatorLoader(DataLoader[IndicatorKey, IndicatorResult]):
                     "volume": np.array(r[6] or [], dtype=np.float64),
                 }
         columns = [
-            bars[(k.symbol_id, k.base, k.interval, k.lo, k.hi, k.rule, k.span)] for k in keys
+            bars[(k.symbol_id, k.base, k.interval, k.lo, k.hi, k.rule, k.span, k.adjust)]
+            for k in keys
         ]
         lows = [k.lo for k in keys]
         points = sum(len(c["time"]) for c in columns)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import NamedTuple
 
 from core.intervals import Interval
@@ -97,3 +97,16 @@ class SeriesColumns:
     close: list[float]
     volume: list[float]
     closed: list[bool]
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRow:
+    """A row of `corporate_actions`."""
+
+    kind: str
+    ex_date: date
+    value: float
+    currency: str
+    source: str
+    created_at: datetime
+    updated_at: datetime

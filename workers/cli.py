@@ -18,6 +18,7 @@ from core.errors import ConfigError
 from core.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from workers.actions import ActionsReport
     from workers.file_ingest import FileReport, ProgressCallback, RejectWriter
     from workers.files import OhlcvFile
 
@@ -146,7 +147,62 @@ def ingest(
         raise typer.Exit(status)
 
 
-def ingest_exit_status(reports: Sequence[FileReport]) -> int:
+def actions(
+    files: Annotated[
+        list[Path], typer.Argument(help="CSV (optionally .gz) or Parquet files of actions.")
+    ],
+    reject_file: Annotated[
+        Path | None, typer.Option(help="Write rejected rows (line, reason, values) here.")
+    ] = None,
+) -> None:
+    """Ingest corporate actions (splits, cash dividends): every row validated, good rows
+    upserted on (ticker, kind, ex-date), rejects reported; exit statuses as for `ingest`.
+
+    Columns: ticker, kind (split | dividend), ex_date, ratio (splits: new shares per old,
+    or to:from like 3:2) or amount (dividends: cash per share), optional currency.
+    """
+    from workers.actions import NotActionsError, read_actions_file
+
+    settings = _settings()
+    for path in files:  # every file is checked before anything is written
+        try:
+            read_actions_file(path)
+        except FileNotFoundError as exc:
+            raise _fail(f"no such file: {exc.filename}") from None
+        except (NotActionsError, ValueError) as exc:
+            raise _fail(str(exc)) from None
+    if reject_file is not None:
+        reject_file.write_text("")
+    reports = asyncio.run(_ingest_actions(settings, files, reject_file))
+    for report in reports:
+        console.print(
+            f"{report.path}: {report.rows_read:,} actions read, {report.rows_accepted:,} "
+            f"accepted ({report.rows_written:,} new or changed), {report.rows_rejected:,} "
+            f"rejected; {len(report.changes)} series re-versioned",
+            highlight=False,
+        )
+        for line, reason in report.examples[:10]:
+            console.print(f"  line {line}: {reason}", highlight=False)
+    status = ingest_exit_status(reports)
+    if status != 0:
+        raise typer.Exit(status)
+
+
+async def _ingest_actions(
+    settings: Settings, files: list[Path], reject_file: Path | None
+) -> list[ActionsReport]:
+    import asyncpg
+
+    from workers.actions import ingest_actions_file
+
+    conn = await asyncpg.connect(settings.asyncpg_dsn)
+    try:
+        return [await ingest_actions_file(conn, p, rejects=reject_file) for p in files]
+    finally:
+        await conn.close()
+
+
+def ingest_exit_status(reports: Sequence[FileReport | ActionsReport]) -> int:
     """`ingest`'s exit status for these reports: 0, EXIT_SOME_REJECTED or EXIT_ALL_REJECTED."""
     rejected = sum(r.rows_rejected for r in reports)
     if rejected == 0:

@@ -10,6 +10,7 @@ import asyncpg
 import numpy as np
 import pandas as pd
 
+from workers.actions import Action, write_actions
 from workers.symbols import SymbolInfo, upsert_symbols
 from workers.upsert import frame_records, upsert_bars
 
@@ -60,6 +61,24 @@ INTRADAY_FIRST_DAY = date(2024, 3, 4)
 INTRADAY_DAYS = 10  # trading days (weekends skipped)
 SESSION_OPEN_UTC = timedelta(hours=14, minutes=30)  # 09:30 New York in March 2024 (EST/EDT)
 SESSION_MINUTES = 390
+
+
+#: Known splits and cash dividends in the daily history's period (2000-03-01 .. 2013-03-01),
+#: as announced (ratio: new shares per old; amount: USD per share as of the ex-date), so
+#: `adjustment: ALL` shows AAPL's and MSFT's history without its split-day crashes. MSFT's
+#: 2004-11-15 entry is the $3.00 special and the $0.08 regular dividend of that day together.
+DEMO_ACTIONS = (
+    Action("AAPL", "SPLIT", date(2000, 6, 21), 2.0),
+    Action("AAPL", "SPLIT", date(2005, 2, 28), 2.0),
+    Action("AAPL", "DIVIDEND", date(2012, 8, 9), 2.65),
+    Action("AAPL", "DIVIDEND", date(2012, 11, 7), 2.65),
+    Action("AAPL", "DIVIDEND", date(2013, 2, 7), 2.65),
+    Action("MSFT", "SPLIT", date(2003, 2, 18), 2.0),
+    Action("MSFT", "DIVIDEND", date(2003, 2, 19), 0.08),
+    Action("MSFT", "DIVIDEND", date(2003, 10, 15), 0.16),
+    Action("MSFT", "DIVIDEND", date(2004, 8, 23), 0.08),
+    Action("MSFT", "DIVIDEND", date(2004, 11, 15), 3.08),
+)
 
 
 @dataclass(frozen=True)
@@ -189,4 +208,5 @@ async def load_demo_data(conn: asyncpg.Connection) -> DemoSummary:
         frame = frame.assign(symbol_id=frame["ticker"].map(ids))
         changes = await upsert_bars(conn, frame_records(frame), source="demo")
         written += sum(c.rows for c in changes)
+    await write_actions(conn, DEMO_ACTIONS, source="demo")
     return DemoSummary(symbols=len(ids), bars_written=written)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 import numpy as np
@@ -12,6 +12,7 @@ import pandas as pd
 from core.intervals import Interval, parse_timeframe
 from core.providers import PROVIDER_SPECS
 from core.settings import Settings
+from workers.actions import Action, write_actions
 from workers.providers import MarketDataProvider, ProviderConfig, config_from_env
 from workers.runs import RunRecorder
 from workers.symbols import SymbolInfo, upsert_symbols
@@ -154,3 +155,24 @@ async def sync_symbols(conn: asyncpg.Connection, provider: MarketDataProvider) -
         if s.ticker.strip()
     ]
     return len(await upsert_symbols(conn, infos))
+
+
+async def ingest_provider_actions(
+    conn: asyncpg.Connection,
+    provider: MarketDataProvider,
+    tickers: list[str],
+    start: date,
+    end: date,
+) -> tuple[int, int]:
+    """Fetch the splits and cash dividends of `tickers` with an ex-date in [start, end] and
+    upsert them (workers.actions: a new or corrected one is an ingest event); returns
+    (actions fetched, actions new or changed). Re-running the same window changes nothing."""
+    fetched = []
+    for ticker in tickers:
+        fetched.extend(await provider.fetch_actions(ticker, start, end))
+    written, _ = await write_actions(
+        conn,
+        [Action(a.ticker.upper(), a.kind, a.ex_date, a.value, a.currency) for a in fetched],
+        source=f"provider:{provider.name}",
+    )
+    return len(fetched), written

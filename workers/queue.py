@@ -28,9 +28,12 @@ def create_app(settings: Settings) -> App:
         (settings.retry_stalled_cron, f"{MAINTENANCE}:retry_stalled"),
         (settings.partitions_cron, f"{MAINTENANCE}:ensure_partitions"),
         (settings.refresh_cron, f"{INGEST}:refresh"),
+        (settings.actions_cron, f"{INGEST}:refresh_actions"),
     )
     for cron, name in schedule:
         if name == f"{INGEST}:refresh" and not tasks.refresh_tickers(settings):
+            continue
+        if name == f"{INGEST}:refresh_actions" and not settings.actions_provider:
             continue
         # A queueing lock per periodic task: a slow run never piles up copies of itself.
         app.periodic(cron=cron, periodic_id=name, queueing_lock=name)(app.tasks[name])

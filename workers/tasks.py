@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,12 @@ from procrastinate.exceptions import AlreadyEnqueued
 
 from core.settings import Settings, load_settings
 from workers.file_ingest import ingest_file as run_file_ingest
-from workers.provider_ingest import ingest_provider_bars, provider_config, sync_symbols
+from workers.provider_ingest import (
+    ingest_provider_actions,
+    ingest_provider_bars,
+    provider_config,
+    sync_symbols,
+)
 from workers.providers import get_provider
 from workers.runs import RunRecorder
 
@@ -161,6 +166,59 @@ async def refresh(context: JobContext, timestamp: int) -> int:
     return deferred
 
 
+async def ingest_actions(
+    context: JobContext,
+    *,
+    provider: str,
+    tickers: list[str],
+    start: str,
+    end: str,
+) -> dict[str, Any]:
+    """Fetch and upsert the splits and cash dividends of `tickers` with an ex-date in
+    [start, end] (ISO dates) from `provider`; idempotent."""
+    settings = _settings(context)
+    async with (
+        _recorded(context) as (conn, _recorder),
+        get_provider(provider, provider_config(settings, provider)) as client,
+    ):
+        fetched, written = await ingest_provider_actions(
+            conn, client, tickers, date.fromisoformat(start), date.fromisoformat(end)
+        )
+    return {"fetched": fetched, "written": written}
+
+
+async def refresh_actions(context: JobContext, timestamp: int) -> int:
+    """Periodic: queue a fetch of the actions of every active equity symbol around today
+    (ACTIONS_LOOKBACK_DAYS back for corrections, ACTIONS_LOOKAHEAD_DAYS ahead for announced
+    ones); returns the number of symbols."""
+    settings = _settings(context)
+    if not settings.actions_provider:
+        return 0
+    conn = await asyncpg.connect(settings.asyncpg_dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT ticker FROM symbols WHERE active AND asset_class = 'equity' ORDER BY ticker"
+        )
+    finally:
+        await conn.close()
+    tickers = [r["ticker"] for r in rows]
+    if not tickers:
+        return 0
+    today = datetime.now(UTC).date()
+    try:
+        await context.app.configure_task(
+            "ingest:ingest_actions", queueing_lock=f"actions:{settings.actions_provider}"
+        ).defer_async(
+            provider=settings.actions_provider,
+            tickers=tickers,
+            start=(today - timedelta(days=settings.actions_lookback_days)).isoformat(),
+            end=(today + timedelta(days=settings.actions_lookahead_days)).isoformat(),
+        )
+    except AlreadyEnqueued:
+        return 0  # the previous refresh has not started yet
+    return len(tickers)
+
+
 async def retry_stalled(context: JobContext, timestamp: int) -> int:
     """Periodic: put jobs of workers whose heartbeat stopped (killed) back in the queue."""
     settings = _settings(context)
@@ -195,7 +253,7 @@ async def ensure_partitions(context: JobContext, timestamp: int) -> int:
 def blueprints() -> tuple[Blueprint, Blueprint]:
     """Fresh (ingest, maintenance) blueprints holding the tasks above."""
     ingest = Blueprint()
-    for func in (ingest_provider, ingest_file, refresh):
+    for func in (ingest_provider, ingest_file, refresh, ingest_actions, refresh_actions):
         ingest.task(name=func.__name__, pass_context=True)(func)
     ingest.task(name="sync_symbols", pass_context=True)(sync_provider_symbols)
     maintenance = Blueprint()

@@ -190,8 +190,13 @@ def _merge(into: dict[tuple[int, str], BarChange], change: BarChange) -> None:
     into[key] = change if prev is None else _union(prev, change)
 
 
+def series_lock_key(symbol_id: int, timeframe: str) -> int:
+    """The advisory lock a writer of one series holds until commit (see core.events)."""
+    return _LOCK_NAMESPACE | (symbol_id << 4) | _TIMEFRAME_INDEX[timeframe]
+
+
 def _lock_key(s: Series) -> int:
-    return _LOCK_NAMESPACE | (s.symbol_id << 4) | _TIMEFRAME_INDEX[s.timeframe]
+    return series_lock_key(s.symbol_id, s.timeframe)
 
 
 async def _lock_and_ensure_partitions(conn: asyncpg.Connection, series: list[Series]) -> None:

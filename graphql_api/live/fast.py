@@ -34,13 +34,14 @@ from graphql.execution.values import get_argument_values, get_variable_values
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry import Schema
 
+from core.adjustments import Adjust
 from core.bar import BAR_FIELDS
 from core.settings import Settings
 from graphql_api import documents
 from graphql_api.context import Context
 from graphql_api.live.hub import LiveBar
 from graphql_api.live.stream import bar_stream
-from graphql_api.types.common import choice
+from graphql_api.types.common import Adjustment, adjust_of, choice
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class Plan:
     since: datetime | None
     session: Any = None  # the GraphQL Session enum member, or None for the symbol's default
     alignment: Any = None  # the GraphQL Alignment enum member
+    adjust: Adjust | None = None  # from `adjustment` and `asOf`; None: raw bars
 
 
 _DEFAULT_MAX_TOKENS: int = Settings.model_fields["max_tokens"].default
@@ -125,6 +127,7 @@ def plan(
         args.get("since"),
         args.get("session"),
         args.get("alignment"),
+        adjust_of(args.get("adjustment", Adjustment.RAW), args.get("asOf")),
     )
 
 
@@ -226,7 +229,12 @@ async def run(context: Context, op_id: str, plan: Plan) -> None:
     assert isinstance(websocket, WebSocket)
     head = b'{"id":' + orjson.dumps(op_id) + b',"type":"next","payload":'
     stream = bar_stream(
-        context, plan.tickers, plan.interval.core, plan.since, choice(plan.session, plan.alignment)
+        context,
+        plan.tickers,
+        plan.interval.core,
+        plan.since,
+        choice(plan.session, plan.alignment),
+        plan.adjust,
     )
     async with aclosing(stream):
         async for bar, ticker in stream:

@@ -25,6 +25,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.adjustments import Adjust
 from core.calendars import SessionKind, calendar_timezone
 from core.events import BarChange
 from core.intervals import Interval
@@ -67,6 +68,7 @@ class Feed:
     kind: SessionKind = SessionKind.ALL
     aligned: bool = False
     calendar: str = "24/7"
+    adjust: Adjust | None = None  # corporate actions applied (None: raw bars)
 
     def rule(self, base: Interval) -> Bucketing:
         """How bars of stored timeframe `base` become this feed's buckets."""
@@ -255,6 +257,7 @@ class _Group:
             self.hub.settings.live_max_bars_per_change,
             rule,
             self.feed.span(rule, lo, hi),
+            self.feed.adjust,
         )
         if base_for(read.stored, self.interval) != base:
             return  # a coarser stored series changed; this interval is built from a finer one

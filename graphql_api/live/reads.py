@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.adjustments import Adjust, factors_sql
 from core.bar import BAR_FIELDS, BarField, columns_sql, resample_sql
 from core.calendars import sessions
 from core.events import BarChange
@@ -82,23 +83,33 @@ ORDER BY b.bucket
     }
 
 
-def _keyed(src: str, first_span: int) -> str:
-    """`src` (a source_sql for key k) over the one key of a live read: $1 is the symbol and
-    the span's four values follow from $first_span."""
-    n = first_span
-    return (
-        f"SELECT x.* FROM (SELECT $1::int AS sid, ${n}::text AS cal, ${n + 1}::text AS tz, "
-        f"${n + 2}::date AS dlo, ${n + 3}::date AS dhi) k CROSS JOIN LATERAL ({src}) x"
-    )
+def _keyed(src: str, first_extra: int, rule: Bucketing, adjusted: bool) -> str:
+    """`src` (a source_sql for key k) over the one key of a live read: $1 is the symbol, $2
+    the stored timeframe; the span's four values (when the rule reads the calendar) and then
+    the adjustment's two (core.adjustments) follow from $first_extra."""
+    n = first_extra
+    cols = ["$1::int AS sid"]
+    if rule.needs_calendar:
+        cols += [f"${n}::text AS cal", f"${n + 1}::text AS tz"]
+        cols += [f"${n + 2}::date AS dlo", f"${n + 3}::date AS dhi"]
+        n += 4
+    adj = ""
+    if adjusted:
+        adj = " " + factors_sql("k.sid", "$2", f"${n}::text[]", f"${n + 1}::date")
+    return f"SELECT x.* FROM (SELECT {', '.join(cols)}) k{adj} CROSS JOIN LATERAL ({src}) x"
 
 
-def calendar_sql(rule: Bucketing, name: str, fields: tuple[BarField, ...] = BAR_FIELDS) -> str:
+def keyed_sql(
+    rule: Bucketing, name: str, adjusted: bool, fields: tuple[BarField, ...] = BAR_FIELDS
+) -> str:
     """The `touched` or `replay` inner statement of a rule that reads the calendar (a session
-    filter or session-aligned buckets); its span binds after the statement's own values."""
+    filter or session-aligned buckets) or of an adjusted read; their extra values bind after
+    the statement's own (`_extra_args`)."""
     cols = columns_sql("", fields)
     stored = rule.base == rule.interval
     if name == "touched":
-        src = _keyed(source_sql(rule, " AND ts >= $3 AND ts < $4", timeframe="$2"), 6)
+        bounds = " AND ts >= $3 AND ts < $4"
+        src = _keyed(source_sql(rule, bounds, timeframe="$2", adjusted=adjusted), 6, rule, adjusted)
         if stored:
             return (
                 f"SELECT bucket, {cols}, 0::bigint AS fetched FROM ({src}) s "
@@ -109,7 +120,12 @@ def calendar_sql(rule: Bucketing, name: str, fields: tuple[BarField, ...] = BAR_
             f"sum(count(*)) OVER () AS fetched FROM ({src}) r GROUP BY r.bucket) g "
             "ORDER BY g.bucket DESC LIMIT $5"
         )
-    src = _keyed(source_sql(rule, " AND ts >= $3", "ASC", "$4", timeframe="$2"), 5)
+    src = _keyed(
+        source_sql(rule, " AND ts >= $3", "ASC", "$4", timeframe="$2", adjusted=adjusted),
+        5,
+        rule,
+        adjusted,
+    )
     if stored:
         return f"SELECT bucket, {cols}, 0::bigint AS fetched FROM ({src}) s"
     return (
@@ -118,8 +134,11 @@ def calendar_sql(rule: Bucketing, name: str, fields: tuple[BarField, ...] = BAR_
     )
 
 
-def _span_args(rule: Bucketing, span: Span) -> list[object]:
-    return [span.calendar, span.tz, span.dlo, span.dhi] if rule.needs_calendar else []
+def _extra_args(rule: Bucketing, span: Span, adjust: Adjust | None) -> list[object]:
+    out: list[object] = [span.calendar, span.tz, span.dlo, span.dhi] if rule.needs_calendar else []
+    if adjust is not None:
+        out += [list(adjust.adjustment.kinds), adjust.as_of]
+    return out
 
 
 _SQL = live_sql()
@@ -214,10 +233,12 @@ async def read_touched(
     limit: int,
     rule: Bucketing | None = None,
     span: Span = NO_SPAN,
+    adjust: Adjust | None = None,
 ) -> SeriesRead:
     """The newest `limit` buckets of `interval` built from base rows in [lo, hi)."""
-    if rule is not None and rule.needs_calendar:
-        inner = calendar_sql(rule, "touched")
+    rule = rule or Bucketing(base, interval)
+    if rule.needs_calendar or adjust is not None:
+        inner = keyed_sql(rule, "touched", adjust is not None)
     elif base == interval:
         inner = _TOUCHED_STORED
     else:
@@ -230,7 +251,7 @@ async def read_touched(
         lo,
         hi,
         limit,
-        *_span_args(rule or Bucketing(base, interval), span),
+        *_extra_args(rule, span, adjust),
     )
     return _series(rows, base, interval, rule, span)
 
@@ -244,17 +265,19 @@ async def read_replay(
     limit: int,
     rule: Bucketing | None = None,
     span: Span = NO_SPAN,
+    adjust: Adjust | None = None,
 ) -> SeriesRead:
     """Buckets of `interval` from the one holding `since` on; ReplayTooLong past `limit`."""
-    if rule is not None and rule.aligned and not interval.is_intraday:
+    rule = rule or Bucketing(base, interval)
+    if rule.aligned and not interval.is_intraday:
         # Daily (weekly, monthly) bars are stamped 00:00 UTC of their trading date: `since`
         # names the stamp of the first bar to send, as it does on the UTC grid.
         stamp = interval.bucket_start(since)
         lo = sessions(span.calendar).day_row_bound(interval, stamp)
     else:
         lo = touched_range(base, interval, since, since, rule, span)[0]
-    if rule is not None and rule.needs_calendar:
-        inner = calendar_sql(rule, "replay")
+    if rule.needs_calendar or adjust is not None:
+        inner = keyed_sql(rule, "replay", adjust is not None)
         row_limit = (
             limit + 1
             if base == interval
@@ -272,7 +295,7 @@ async def read_replay(
         base.value,
         lo,
         row_limit,
-        *_span_args(rule or Bucketing(base, interval), span),
+        *_extra_args(rule, span, adjust),
     )
     read = _series(rows, base, interval, rule, span)
     fetched = int(rows[0][_FETCHED] or 0) if base != interval else len(read.rows)

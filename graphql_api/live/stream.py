@@ -14,6 +14,7 @@ from typing import Any
 
 from starlette.websockets import WebSocket
 
+from core.adjustments import Adjust
 from core.calendars import DEFAULT_BUCKETS, Buckets, default_session
 from core.errors import BadUserInput, Forbidden, Unauthenticated
 from core.events import BarChange
@@ -51,10 +52,13 @@ def check_read(context: Context) -> None:
         raise Unauthenticated("reads need an API key with the `read` scope")
 
 
-def feed_for(row: SymbolRow, interval: Interval, choice: Buckets) -> Feed:
-    """How `row`'s bars at `interval` are bucketed for a subscription that chose `choice`."""
+def feed_for(
+    row: SymbolRow, interval: Interval, choice: Buckets, adjust: Adjust | None = None
+) -> Feed:
+    """How `row`'s bars at `interval` are bucketed (and adjusted) for a subscription that
+    chose `choice` and `adjust`."""
     kind = choice.kind or default_session(row.calendar)
-    return Feed(interval, kind, choice.aligned, row.calendar)
+    return Feed(interval, kind, choice.aligned, row.calendar, adjust)
 
 
 async def bar_stream(
@@ -63,6 +67,7 @@ async def bar_stream(
     interval: Interval,
     since: datetime | None,
     choice: Buckets = DEFAULT_BUCKETS,
+    adjust: Adjust | None = None,
 ) -> AsyncGenerator[tuple[LiveBar, str], None]:
     """barUpdates: the replay after `since` (if given), then every live bar, deduplicated."""
     check_read(context)
@@ -86,7 +91,7 @@ async def bar_stream(
         {r.id: r.ticker for r in rows},
         interval,
         replaying=since is not None,
-        feeds={r.id: feed_for(r, interval, choice) for r in rows},
+        feeds={r.id: feed_for(r, interval, choice, adjust) for r in rows},
     )
     sub.task = asyncio.current_task()
     sub.closer = lambda: close_slow(context, sub)
@@ -130,6 +135,7 @@ async def _replay(
                 context.settings.live_max_replay_bars,
                 rule,
                 feed.span(rule, since, MAX_TS),
+                feed.adjust,
             )
         except ReplayTooLong as exc:
             raise BadUserInput(f"{row.ticker}: {exc}; move `since` closer or page `bars`") from None

@@ -5,9 +5,13 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+from datetime import date
+from typing import Annotated
 
 import strawberry
 
+from core.adjustments import Adjust, resolve
+from core.adjustments import Adjustment as CoreAdjustment
 from core.calendars import Buckets
 from core.calendars import Fill as CoreFill
 from core.calendars import SessionKind as CoreSessionKind
@@ -125,6 +129,60 @@ def choice(session: Session | None, alignment: Alignment | None) -> Buckets:
 class BarOrder(enum.Enum):
     NEWEST_FIRST = strawberry.enum_value("NEWEST_FIRST", description="Newest bar first.")
     OLDEST_FIRST = strawberry.enum_value("OLDEST_FIRST", description="Oldest bar first.")
+
+
+@strawberry.enum(
+    description="Which corporate actions bar prices and volumes are adjusted for (standard "
+    "back-adjustment: a bar is multiplied by the factors of the actions whose ex-date lies "
+    "after it; stored bars stay as printed)."
+)
+class Adjustment(enum.Enum):
+    RAW = strawberry.enum_value("RAW", description="Prices and volumes as printed (stored).")
+    SPLIT = strawberry.enum_value(
+        "SPLIT",
+        description="Split-adjusted: prices times 1 / ratio of each later split, volumes "
+        "times its ratio (new shares per old share).",
+    )
+    DIVIDEND = strawberry.enum_value(
+        "DIVIDEND",
+        description="Dividend-adjusted: prices times 1 - amount / previous close of each later "
+        "cash dividend; volumes unchanged.",
+    )
+    ALL = strawberry.enum_value("ALL", description="Split- and dividend-adjusted.")
+
+    @property
+    def core(self) -> CoreAdjustment:
+        """The same adjustment in the core (non-GraphQL) enum."""
+        return CoreAdjustment(self.value)
+
+
+#: The `adjustment` argument, the same on every field that reads bars.
+AdjustmentArg = Annotated[
+    Adjustment,
+    strawberry.argument(
+        description="Corporate-action adjustment of prices and volumes. Default RAW: the bars "
+        "as printed and stored, which is what this field answered before adjustments existed "
+        "(clients written then keep their numbers, and stored values never change under them "
+        "when an action arrives) and what a backtest of printed prices needs; ask for ALL for "
+        "charts and indicators across splits and dividends. Resampling and indicators (with "
+        "their warm-up) run on the adjusted bars."
+    ),
+]
+#: The `asOf` argument, next to `adjustment`.
+AsOfArg = Annotated[
+    date | None,
+    strawberry.argument(
+        name="asOf",
+        description="Apply only the actions known at this date: those with an ex-date on or "
+        "before it (default: today, UTC), so a backtest sees prices as they were printed "
+        "then. Ignored for RAW.",
+    ),
+]
+
+
+def adjust_of(adjustment: Adjustment, as_of: date | None) -> Adjust | None:
+    """The loaders' adjustment for a field's `adjustment` and `asOf` (None for raw bars)."""
+    return resolve(adjustment.core, as_of)
 
 
 @strawberry.type(description="Relay page information of a connection.")

@@ -14,6 +14,7 @@ import strawberry
 from strawberry.types.field import StrawberryField
 from strawberry.utils.str_converters import capitalize_first, to_camel_case
 
+from core.adjustments import Adjust
 from core.errors import BadUserInput
 from core.intervals import Interval as CoreInterval
 from graphql_api.bar_queries import Rule
@@ -209,6 +210,7 @@ class IndicatorSet:
     lo: strawberry.Private[datetime]
     hi: strawberry.Private[datetime]
     rule: strawberry.Private[Rule | None] = None  # bucketing and calendar (bar_queries)
+    adjust: strawberry.Private[Adjust | None] = None  # corporate actions applied (None: raw)
 
     async def _load(
         self, info: Info, spec: Indicator, params: dict[str, Any]
@@ -230,5 +232,6 @@ class IndicatorSet:
             tuple(sorted(checked.items())),
             None if self.rule is None else self.rule.bucketing,
             NO_SPAN if self.rule is None else self.rule.span,
+            self.adjust,
         )
         return await info.context.loaders.indicators.load(key)

@@ -15,7 +15,16 @@ from graphql_api.context import Info
 from graphql_api.live.hub import LiveBar
 from graphql_api.live.stream import bar_stream, event_stream
 from graphql_api.types.bars import Bar
-from graphql_api.types.common import Alignment, Interval, Session, choice
+from graphql_api.types.common import (
+    Adjustment,
+    AdjustmentArg,
+    Alignment,
+    AsOfArg,
+    Interval,
+    Session,
+    adjust_of,
+    choice,
+)
 
 
 @strawberry.type(
@@ -72,8 +81,10 @@ class Subscription:
         "ingested: a one-minute bar updates the forming five-minute bar. With `since`, the "
         "stored bars from the one holding that time on are sent first (`replayed`), then live "
         "updates, with no gap and no duplicate. One ingest batch sends at most its newest "
-        "`LIVE_MAX_BARS_PER_CHANGE` bars per symbol. A client that falls behind is "
-        "disconnected with close code 4008."
+        "`LIVE_MAX_BARS_PER_CHANGE` bars per symbol. With `adjustment`, bars come adjusted, and "
+        "a new or corrected corporate action re-sends the (newest) bars it adjusts; without "
+        "`asOf`, the actions known on the day the subscription started apply. A client that "
+        "falls behind is disconnected with close code 4008."
     )
     async def bar_updates(
         self,
@@ -102,8 +113,17 @@ class Subscription:
             Alignment,
             strawberry.argument(description="Where buckets start, as on `Symbol.bars`."),
         ] = Alignment.SESSION,
+        adjustment: AdjustmentArg = Adjustment.RAW,
+        as_of: AsOfArg = None,
     ) -> AsyncGenerator[BarUpdate, None]:
-        stream = bar_stream(info.context, tickers, interval.core, since, choice(session, alignment))
+        stream = bar_stream(
+            info.context,
+            tickers,
+            interval.core,
+            since,
+            choice(session, alignment),
+            adjust_of(adjustment, as_of),
+        )
         async with aclosing(stream):
             async for bar, ticker in stream:
                 yield _update(bar, ticker)

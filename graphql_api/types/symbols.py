@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, cast
 
 import strawberry
 
+from core.adjustments import Adjust
 from core.bar import BAR_FIELDS
 from core.calendars import Buckets, default_session
 from core.calendars import Fill as CoreFill
+from core.errors import BadUserInput
 from core.intervals import MIN_TS
 from graphql_api.bar_fill import clip, data_window, fill_page, fill_series, slots
 from graphql_api.bar_queries import (
@@ -24,6 +26,7 @@ from graphql_api.bar_queries import (
 from graphql_api.context import Info
 from graphql_api.cursors import bar_cursor, symbol_cursor
 from graphql_api.relay import page_args, page_info
+from graphql_api.types.actions import CorporateAction
 from graphql_api.types.bars import (
     Bar,
     BarConnection,
@@ -33,16 +36,21 @@ from graphql_api.types.bars import (
     empty_connection,
 )
 from graphql_api.types.common import (
+    Adjustment,
+    AdjustmentArg,
     Alignment,
+    AsOfArg,
     BarOrder,
     Fill,
     Interval,
     Node,
     Session,
+    adjust_of,
     choice,
     global_id,
 )
 from graphql_api.types.indicators import IndicatorSet
+from loaders.actions import MAX_DATE, MIN_DATE, ActionsKey
 from loaders.bars import BarKey, BarWindow
 from loaders.rows import StoredSeries, SymbolRow
 
@@ -71,13 +79,13 @@ FillArg = Annotated[
 
 
 def _prev_close(
-    info: Info, row: SymbolRow, base: StoredSeries, rule: Rule
+    info: Info, row: SymbolRow, base: StoredSeries, rule: Rule, adjust: Adjust | None
 ) -> Callable[[datetime], Awaitable[float | None]]:
     """The close of the newest bar before a bucket start (what PREVIOUS carries forward)."""
     b = rule.bucketing
 
     async def load(start: datetime) -> float | None:
-        window = BarWindow(b.interval, base.timeframe, True, b)
+        window = BarWindow(b.interval, base.timeframe, True, b, adjust)
         hi = rule.row_bound(start)
         # The walk goes back before the request's range: its calendar span must too (a key's
         # span covers its rows, so that equal keys, and cache keys, mean equal answers).
@@ -215,6 +223,8 @@ class Symbol(Node):
         session: SessionArg = None,
         alignment: AlignmentArg = Alignment.SESSION,
         fill: FillArg = Fill.NONE,
+        adjustment: AdjustmentArg = Adjustment.RAW,
+        as_of: AsOfArg = None,
     ) -> BarConnection:
         settings = info.context.settings
         page = page_args(
@@ -227,7 +237,17 @@ class Symbol(Node):
         )
         core = interval.core
         newest_first = order == BarOrder.NEWEST_FIRST
-        plan = plan_bars(self.row, core, from_, to, page, newest_first, choice(session, alignment))
+        plan_adjust = adjust_of(adjustment, as_of)
+        plan = plan_bars(
+            self.row,
+            core,
+            from_,
+            to,
+            page,
+            newest_first,
+            choice(session, alignment),
+            plan_adjust,
+        )
         if plan is None:
             return empty_connection()
         loaded = await info.context.loaders.bar_page.load(plan.key)
@@ -252,7 +272,7 @@ class Symbol(Node):
                 page.size,
                 (lo, hi),
                 rule,
-                _prev_close(info, self.row, base, rule),
+                _prev_close(info, self.row, base, rule, plan_adjust),
             )
             slot_count = lambda: len(slots(rule, *whole))  # noqa: E731
         rows = walked[::-1] if plan.reverse else walked
@@ -276,6 +296,8 @@ class Symbol(Node):
         ] = Interval.D1,
         session: SessionArg = None,
         alignment: AlignmentArg = Alignment.SESSION,
+        adjustment: AdjustmentArg = Adjustment.RAW,
+        as_of: AsOfArg = None,
     ) -> Bar | None:
         core = interval.core
         base = self.row.base_for(core)
@@ -283,7 +305,7 @@ class Symbol(Node):
             return None
         rule = rule_for(self.row, base, core, choice(session, alignment))
         lo, hi = rule.bounds(None, None)
-        window = BarWindow(core, base.timeframe, True, rule.bucketing)
+        window = BarWindow(core, base.timeframe, True, rule.bucketing, adjust_of(adjustment, as_of))
         key = BarKey(self.row.id, lo, hi, stored_end(base), window, 1, base.version, rule.span)
         page = await info.context.loaders.bar_page.load(key)
         if not page.rows:
@@ -316,7 +338,10 @@ class Symbol(Node):
         session: SessionArg = None,
         alignment: AlignmentArg = Alignment.SESSION,
         fill: FillArg = Fill.NONE,
+        adjustment: AdjustmentArg = Adjustment.RAW,
+        as_of: AsOfArg = None,
     ) -> BarSeries:
+        adjust = adjust_of(adjustment, as_of)
         planned = await plan_series(
             self.row,
             interval.core,
@@ -327,6 +352,7 @@ class Symbol(Node):
             info.context.loaders.bucket_count.load,
             choice(session, alignment),
             fill.core == CoreFill.PREVIOUS,
+            adjust,
         )
         if planned is None:
             return BarSeries(
@@ -345,7 +371,7 @@ class Symbol(Node):
             assert base is not None  # plan_series found it
             window = clip(from_, to, data_window(rule, base))
             cols, filled = await fill_series(
-                cols, window, rule, _prev_close(info, self.row, base, rule)
+                cols, window, rule, _prev_close(info, self.row, base, rule, adjust)
             )
         return BarSeries(
             interval=Interval.of(cols.interval),
@@ -376,14 +402,43 @@ class Symbol(Node):
         ] = None,
         session: SessionArg = None,
         alignment: AlignmentArg = Alignment.SESSION,
+        adjustment: AdjustmentArg = Adjustment.RAW,
+        as_of: AsOfArg = None,
     ) -> IndicatorSet:
         core = interval.core
         base, lo, hi, rule = plan_indicators(
             self.row, core, from_, to, info.context.settings, choice(session, alignment)
         )
         return IndicatorSet(
-            interval=interval, symbol_id=self.row.id, base=base, lo=lo, hi=hi, rule=rule
+            interval=interval,
+            symbol_id=self.row.id,
+            base=base,
+            lo=lo,
+            hi=hi,
+            rule=rule,
+            adjust=adjust_of(adjustment, as_of),
         )
+
+    @strawberry.field(
+        description="Splits and cash dividends with an ex-date in [from, to), oldest first: "
+        "the actions `adjustment` applies, for marking them on a chart."
+    )
+    async def corporate_actions(
+        self,
+        info: Info,
+        from_: Annotated[
+            date | None,
+            strawberry.argument(name="from", description="Inclusive lower bound on ex-date."),
+        ] = None,
+        to: Annotated[
+            date | None, strawberry.argument(description="Exclusive upper bound on ex-date.")
+        ] = None,
+    ) -> list[CorporateAction]:
+        if from_ is not None and to is not None and to < from_:
+            raise BadUserInput("`to` must not be before `from`")
+        key = ActionsKey(self.row.id, from_ or MIN_DATE, to or MAX_DATE)
+        rows = await info.context.loaders.corporate_actions.load(key)
+        return [CorporateAction(row=r) for r in rows]
 
 
 @strawberry.type(description="A symbol and its cursor.")

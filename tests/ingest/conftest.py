@@ -14,7 +14,7 @@ from tests.providers.conftest import replay_server  # noqa: F401  (the session's
 
 # Dropping a database costs a checkpoint, so the ingest tests share one and empty it instead.
 _EMPTY = (
-    "TRUNCATE symbols, bars, bar_changes, ingest_runs, procrastinate_events, "
+    "TRUNCATE symbols, bars, bar_changes, corporate_actions, ingest_runs, procrastinate_events, "
     "procrastinate_periodic_defers, procrastinate_jobs, procrastinate_workers "
     "RESTART IDENTITY CASCADE"
 )

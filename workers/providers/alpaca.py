@@ -1,13 +1,14 @@
 """Alpaca Market Data v2 stock bars, and the trading API's asset list for symbols.
 
-Formats: https://docs.alpaca.markets/reference/stockbars (bars) and
-https://docs.alpaca.markets/reference/get-v2-assets (assets).
+Formats: https://docs.alpaca.markets/reference/stockbars (bars),
+https://docs.alpaca.markets/reference/get-v2-assets (assets) and
+https://docs.alpaca.markets/reference/corporateactions-1 (corporate actions).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import date, datetime
 from typing import ClassVar
 from urllib.parse import quote
 
@@ -16,6 +17,7 @@ import pandas as pd
 from core.providers import PROVIDER_SPECS, ProviderSpec
 from workers.providers.base import (
     MarketDataProvider,
+    ProviderAction,
     ProviderConfig,
     ProviderError,
     SymbolListing,
@@ -23,7 +25,7 @@ from workers.providers.base import (
     utc_range,
 )
 from workers.providers.frames import clip_bars, rows_to_bars
-from workers.providers.transport import HttpTransport
+from workers.providers.transport import HttpTransport, JsonReply
 
 DATA_BASE_URL = "https://data.alpaca.markets"
 TRADING_BASE_URL = "https://api.alpaca.markets"
@@ -130,6 +132,49 @@ class AlpacaProvider(MarketDataProvider):
                 raise reply.malformed("next_page_token repeats the previous one")
             token = next_token
 
+    async def fetch_actions(self, ticker: str, start: date, end: date) -> list[ProviderAction]:
+        """Forward and reverse splits (new_rate / old_rate) and cash dividends (rate) of
+        `ticker` with an ex-date in [start, end], following next_page_token."""
+        self._require_credentials()
+        params: dict[str, str | int | float] = {
+            "symbols": ticker,
+            "types": "forward_split,reverse_split,cash_dividend",
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "limit": 1000,
+        }
+        out: list[ProviderAction] = []
+        token: str | None = None
+        while True:
+            if token is not None:
+                params["page_token"] = token
+            reply = await self._http.get_json("/v1/corporate-actions", params)
+            body = reply.object()
+            groups = body.get("corporate_actions")
+            if not isinstance(groups, dict):
+                raise reply.malformed("no 'corporate_actions' object")
+            for group in ("forward_splits", "reverse_splits"):
+                for i, item in enumerate(_items(reply, groups, group)):
+                    new, old = _positive(item.get("new_rate")), _positive(item.get("old_rate"))
+                    if new is None or old is None:
+                        raise reply.malformed(f"{group} {i} lacks positive new_rate, old_rate")
+                    ex = _ex_date(reply, item, group, i)
+                    out.append(ProviderAction(ticker, "SPLIT", ex, new / old))
+            for i, item in enumerate(_items(reply, groups, "cash_dividends")):
+                rate = _positive(item.get("rate"))
+                if rate is None:
+                    raise reply.malformed(f"cash_dividends {i} lacks a positive rate")
+                ex = _ex_date(reply, item, "cash_dividends", i)
+                out.append(ProviderAction(ticker, "DIVIDEND", ex, rate))
+            next_token = body.get("next_page_token")
+            if next_token is None or next_token == "":
+                break
+            if not isinstance(next_token, str) or next_token == token:
+                raise reply.malformed("bad or repeated next_page_token")
+            token = next_token
+        out.sort(key=lambda a: (a.ex_date, a.kind))
+        return out
+
     async def list_symbols(self) -> list[SymbolListing]:
         """Active US equities from the trading API's asset list."""
         self._require_credentials()
@@ -156,3 +201,27 @@ class AlpacaProvider(MarketDataProvider):
                 )
             )
         return listings
+
+
+def _items(reply: JsonReply, groups: dict[str, object], name: str) -> list[dict[str, object]]:
+    """One group of Alpaca's corporate actions (absent: none), as objects."""
+    items = groups.get(name) or []
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise reply.malformed(f"{name} is not a list of objects")
+    return items
+
+
+def _positive(value: object) -> float | None:
+    """A JSON number above zero as a float, else None (bools are not numbers here)."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return None
+
+
+def _ex_date(reply: JsonReply, item: dict[str, object], group: str, i: int) -> date:
+    """The item's ex_date, or a malformed-body error."""
+    value = item.get("ex_date")
+    try:
+        return date.fromisoformat(value) if isinstance(value, str) else date.fromisoformat("")
+    except ValueError:
+        raise reply.malformed(f"{group} {i} has no ISO ex_date") from None

@@ -15,7 +15,7 @@ import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from types import TracebackType
 from typing import ClassVar, Self, TypeVar
 
@@ -58,6 +58,21 @@ class SymbolListing:
     asset_class: str
     currency: str
     timezone: str
+
+
+@dataclass(frozen=True)
+class ProviderAction:
+    """One corporate action as a provider publishes it, in the project's terms.
+
+    kind SPLIT: `value` is new shares per old share (Polygon's split_to / split_from,
+    Alpaca's new_rate / old_rate); kind DIVIDEND: `value` is the cash per share.
+    """
+
+    ticker: str
+    kind: str
+    ex_date: date
+    value: float
+    currency: str = "USD"
 
 
 @dataclass(frozen=True)
@@ -152,6 +167,11 @@ class MarketDataProvider(ABC):
     @abstractmethod
     async def aclose(self) -> None:
         """Release the provider's HTTP connections."""
+
+    async def fetch_actions(self, ticker: str, start: date, end: date) -> list[ProviderAction]:
+        """Splits and cash dividends of `ticker` with an ex-date in [start, end], oldest
+        first. Providers that publish none refuse (ProviderError, not transient)."""
+        raise ProviderError(self.name, None, "does not publish corporate actions")
 
     async def __aenter__(self) -> Self:
         """Enter: nothing to open, connections are made on first use."""

@@ -1,13 +1,15 @@
 """Polygon.io aggregate bars, and its reference ticker list for symbols.
 
-Formats: https://polygon.io/docs/rest/stocks/aggregates/custom-bars (aggregates) and
-https://polygon.io/docs/rest/stocks/tickers/all-tickers (reference tickers).
+Formats: https://polygon.io/docs/rest/stocks/aggregates/custom-bars (aggregates),
+https://polygon.io/docs/rest/stocks/tickers/all-tickers (reference tickers),
+https://polygon.io/docs/rest/stocks/corporate-actions/splits and
+https://polygon.io/docs/rest/stocks/corporate-actions/dividends (corporate actions).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -17,6 +19,7 @@ import pandas as pd
 from core.providers import PROVIDER_SPECS, ProviderSpec
 from workers.providers.base import (
     MarketDataProvider,
+    ProviderAction,
     ProviderConfig,
     ProviderError,
     SymbolListing,
@@ -169,6 +172,79 @@ class PolygonProvider(MarketDataProvider):
             params = {"apiKey": key}
         return listings
 
+    async def _reference_pages(
+        self, path: str, params: dict[str, str | int | float]
+    ) -> AsyncIterator[tuple[JsonReply, list[Any]]]:
+        """The `results` of a reference endpoint, page by page, following next_url."""
+        key = self._key()
+        base = (self.config.reference_base_url or BASE_URL).rstrip("/")
+        url: str | None = path
+        params = {**params, "apiKey": key}
+        seen_urls: set[str] = set()
+        while url is not None:
+            seen_urls.add(url)
+            reply = await self._http.get_json(base + url, params)
+            body = reply.object()
+            self._check_status(reply, body)
+            results = body.get("results", [])
+            if not isinstance(results, list):
+                raise reply.malformed(f"results is a {type(results).__name__}")
+            yield reply, results
+            url = self._next_path(reply, body.get("next_url"))
+            if url in seen_urls:
+                raise reply.malformed("next_url points back to a page already read")
+            params = {"apiKey": key}
+
+    async def fetch_actions(self, ticker: str, start: date, end: date) -> list[ProviderAction]:
+        """Splits (split_to / split_from, by execution_date) and cash dividends (cash_amount,
+        by ex_dividend_date) of `ticker` with an ex-date in [start, end]."""
+        out: list[ProviderAction] = []
+        window: dict[str, str | int | float] = {
+            "ticker": ticker,
+            "limit": TICKERS_PAGE_LIMIT,
+            "order": "asc",
+        }
+        splits = {
+            **window,
+            "execution_date.gte": start.isoformat(),
+            "execution_date.lte": end.isoformat(),
+            "sort": "execution_date",
+        }
+        async for reply, results in self._reference_pages("/v3/reference/splits", splits):
+            for i, item in enumerate(results):
+                if not isinstance(item, dict):
+                    raise reply.malformed(f"split {i} is a {type(item).__name__}")
+                ex = item.get("execution_date")
+                to, frm = _positive(item.get("split_to")), _positive(item.get("split_from"))
+                if not isinstance(ex, str) or to is None or frm is None:
+                    raise reply.malformed(f"split {i} lacks execution_date, split_to, split_from")
+                out.append(ProviderAction(ticker, "SPLIT", _date(reply, ex), to / frm))
+        dividends = {
+            **window,
+            "ex_dividend_date.gte": start.isoformat(),
+            "ex_dividend_date.lte": end.isoformat(),
+            "sort": "ex_dividend_date",
+        }
+        async for reply, results in self._reference_pages("/v3/reference/dividends", dividends):
+            for i, item in enumerate(results):
+                if not isinstance(item, dict):
+                    raise reply.malformed(f"dividend {i} is a {type(item).__name__}")
+                ex, amount = item.get("ex_dividend_date"), _positive(item.get("cash_amount"))
+                if not isinstance(ex, str) or amount is None:
+                    raise reply.malformed(f"dividend {i} lacks ex_dividend_date, cash_amount")
+                currency = item.get("currency")
+                out.append(
+                    ProviderAction(
+                        ticker,
+                        "DIVIDEND",
+                        _date(reply, ex),
+                        amount,
+                        currency.upper() if isinstance(currency, str) and currency else "USD",
+                    )
+                )
+        out.sort(key=lambda a: (a.ex_date, a.kind))
+        return out
+
     def _listing(self, reply: JsonReply, i: int, item: object) -> SymbolListing:
         """One reference ticker as a SymbolListing."""
         if not isinstance(item, dict) or not isinstance(item.get("ticker"), str):
@@ -186,3 +262,18 @@ class PolygonProvider(MarketDataProvider):
             currency=currency.upper() if isinstance(currency, str) else "",
             timezone=timezone,
         )
+
+
+def _positive(value: object) -> float | None:
+    """A JSON number above zero as a float, else None (bools are not numbers here)."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return None
+
+
+def _date(reply: JsonReply, value: str) -> date:
+    """An ISO date from a body, or a malformed-body error."""
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise reply.malformed(f"{value!r} is not an ISO date") from None
