@@ -716,7 +716,11 @@ async def bench(args: argparse.Namespace, dsn: str, sa_url: str, results: Result
             t = await timed(get_healthz, n, concurrency)
             results.rows.append(Row("healthz", concurrency, t, None))
             report(f"healthz c={concurrency}: {t.rps:.0f} req/s p50 {t.p50_ms:.2f} ms")
+        # In --sessions mode each case's UTC twin runs in its rounds (see `interleaved`).
+        twins = {c.key: t for c in cases for t in cases if t.key == f"{c.key}-utc"}
         for case in cases:
+            if case.key.endswith("-utc") and args.sessions:
+                continue
             floor = case.floor
             assert floor is not None
             n = results.requests[case.key]
@@ -727,6 +731,11 @@ async def bench(args: argparse.Namespace, dsn: str, sa_url: str, results: Result
                 call = service.caller(case, HEADERS_GZIP)
                 floor_call = functools.partial(floor, pool)
                 calls: list[tuple[Call, int]] = [(call, n), (floor_call, n)]
+                twin = twins.get(case.key)
+                if twin is not None:
+                    # The UTC twin in the same alternating rounds: the session ratio then
+                    # compares runs under the same load.
+                    calls.append((service.caller(twin, HEADERS_GZIP), n))
                 if concurrency == 1:
                     # The same without gzip, for the size section.
                     calls.append((service.caller(case, HEADERS_PLAIN), max(5, n // 2)))
@@ -734,6 +743,9 @@ async def bench(args: argparse.Namespace, dsn: str, sa_url: str, results: Result
                     await timed(c, warmup, concurrency)
                 timings = await interleaved(calls, concurrency)
                 s, f = timings[:2]
+                if twin is not None:
+                    results.rows.append(Row(twin.key, concurrency, timings[2], f))
+                    timings = timings[:2] + timings[3:]
                 if concurrency == 1:
                     results.sizes[case.key]["plain_c1"] = asdict(timings[2])
                 row = Row(case.key, concurrency, s, f)
@@ -825,8 +837,7 @@ def render_session_ratios(results: Results) -> str:
         utc = p50.get((f"{case}-utc", conc))
         if utc is None or case.endswith("-utc"):
             continue
-        # Each case ran interleaved with the floor: dividing by the floor cancels load drift
-        # between the two cases' runs.
+        # Both ran in the same alternating rounds with the floor.
         ff = vs_floor.get((case, conc)), vs_floor.get((f"{case}-utc", conc))
         norm = f"{ff[0] / ff[1]:.2f}x" if ff[0] and ff[1] else "-"
         out.append(f"| ({case}) | {conc} | {ms:.1f} | {utc:.1f} | {ms / utc:.2f}x | {norm} |")
@@ -933,7 +944,11 @@ def main(argv: list[str] | None = None) -> int:
         command="python benchmarks/read_api.py " + " ".join(sys.argv[1:]),
         machine=f"{os.cpu_count()} cores, {platform.platform()}, "
         f"Python {platform.python_version()}",
-        dataset=f"{args.symbols} symbols x {args.bars:,} M1 bars + 1 x {args.long:,}",
+        dataset=(
+            f"{args.symbols} XNYS symbols x {args.bars:,} M1 bars in regular NYSE hours"
+            if args.sessions
+            else f"{args.symbols} symbols x {args.bars:,} M1 bars + 1 x {args.long:,}"
+        ),
         requests=requests,
         revision=code_revision(),
         service_env={**SERVICE_ENV, **dict(i.split("=", 1) for i in args.service_env)},
