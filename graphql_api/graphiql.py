@@ -254,7 +254,7 @@ def graphiql_html(example_query: str, *, static_url: str = STATIC_PREFIX) -> str
     )
 
 
-class _VendoredFiles(StaticFiles):
+class VendoredFiles(StaticFiles):
     """StaticFiles that lets browsers keep content-addressed URLs (`?v=<hash>`) for a year."""
 
     def file_response(
@@ -272,4 +272,4 @@ class _VendoredFiles(StaticFiles):
 
 def mount_static(app: FastAPI) -> None:
     """Serve the vendored GraphiQL files at `/graphiql-static`."""
-    app.mount(STATIC_PREFIX, _VendoredFiles(directory=STATIC_DIR), name="graphiql-static")
+    app.mount(STATIC_PREFIX, VendoredFiles(directory=STATIC_DIR), name="graphiql-static")
