@@ -231,8 +231,7 @@ def interval_of(resolution: str) -> Interval:
     interval = RESOLUTIONS.get(resolution.strip().upper() if resolution else "")
     if interval is None:
         raise UdfError(
-            f"unsupported resolution {resolution!r}; supported: "
-            + ", ".join(SUPPORTED_RESOLUTIONS)
+            f"unsupported resolution {resolution!r}; supported: " + ", ".join(SUPPORTED_RESOLUTIONS)
         )
     return interval
 
@@ -358,7 +357,8 @@ def symbol_info(symbol: dict[str, Any] | None, ticker: str) -> dict[str, Any]:
 @router.get("/search", include_in_schema=False)
 async def search(request: Request) -> Response:
     async def handler(request: Request, reply: Reply) -> Response:
-        limit = _integer(request, "limit", required=False) or 30
+        given = _integer(request, "limit", required=False)
+        limit = 30 if given is None else given
         if limit < 1:
             raise UdfError(f"`limit` must be positive, got {limit}")
         services = request.app.state.services
