@@ -44,6 +44,10 @@ EXAMPLE_QUERY = """\
 # GOOG and FB; one-minute bars of ACME, GLOBX, INITECH
 # (synthetic, exchange SYNTH, ten days from 2024-03-04),
 # resampled on request to any interval M1 ... MN1.
+#
+# Charts: /chart?ticker=AAPL&interval=D1 (candles, volume,
+# indicators, live bars), or the chart button in the
+# toolbar (draws this query's bars and indicators).
 
 query MarketTour {
   # A symbol by ticker: its five newest daily bars, and a
@@ -150,11 +154,31 @@ const fetcher = GraphiQL.createFetcher({{
   subscriptionUrl: toWebSocketURL(fetchURL),
 }});
 const explorerPlugin = GraphiQLPluginExplorer.explorerPlugin();
+// "Chart this": the editor's query on /chart, which runs it and draws the bars, series and
+// indicators in its result (graphql_api/static/chart/chart.js, query mode).
+function chartURL(query, variables) {{
+  const search = new URLSearchParams({{ query: query || "" }});
+  if (variables && variables.trim()) search.set("variables", variables);
+  return "/chart?" + search.toString();
+}}
 function MarketGraphiQL() {{
   const [query, setQuery] = React.useState(parameters.q || EXAMPLE_QUERY);
   const [variables, setVariables] = React.useState(parameters.variables);
   const [headers, setHeaders] = React.useState(parameters.headers);
+  const chartThis = React.createElement(
+    "a",
+    {{
+      className: "graphiql-toolbar-button market-chart-this",
+      href: chartURL(query, variables),
+      target: "_blank",
+      rel: "noopener",
+      title: "Chart this: draw the bars, series and indicators of this query on /chart",
+      "aria-label": "Chart this",
+    }},
+    "\\u{{1F4C8}}",
+  );
   return React.createElement(GraphiQL, {{
+    toolbar: {{ additionalContent: chartThis }},
     fetcher: fetcher,
     defaultEditorToolsVisibility: true,
     plugins: [explorerPlugin],
