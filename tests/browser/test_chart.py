@@ -30,8 +30,8 @@ from fastapi.staticfiles import StaticFiles
 
 from graphql_api.app import create_app
 from tests.api.helpers import base_bars, resample
-from tests.conftest import migrated_settings
 from tests.browser.support import launch_browser, network, requested_urls, serve, wait
+from tests.conftest import migrated_settings
 from tests.security.helpers import demo_database
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -103,8 +103,13 @@ def state(driver: Any, expression: str) -> Any:
     return driver.execute_script(f"const s = window.chartState; return {expression};")
 
 
-def ingest(url: str, tmp: Path, ticker: str, rows: list[dict[str, Any]]) -> float:
-    """Write M1 bars with the CLI (`python -m graphql_api ingest`); monotonic time at exit."""
+def ingest(url: str, tmp: Path, ticker: str, rows: list[dict[str, Any]]) -> tuple[float, float]:
+    """Write M1 bars with the CLI (`python -m graphql_api ingest`).
+
+    Returns the monotonic times at which the CLI started and exited: the bars commit in
+    between (the process starts Python and pandas first, ~2 s, and exits after the commit).
+    """
+    started = time.monotonic()
     path = tmp / f"{ticker}-{time.monotonic_ns()}.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
     done = subprocess.run(
@@ -125,7 +130,7 @@ def ingest(url: str, tmp: Path, ticker: str, rows: list[dict[str, Any]]) -> floa
         timeout=120,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    return time.monotonic()
+    return started, time.monotonic()
 
 
 def candle(bar: pd.Series, ts: pd.Timestamp) -> dict[str, Any]:
@@ -229,9 +234,10 @@ def test_chart_page(service: str, browser: Any, url: str, artifacts: Path, tmp_p
         "close": 50.5,
         "volume": 1000,
     }
-    written = ingest(url, tmp_path, "ACME", [row])
+    started, exited = ingest(url, tmp_path, "ACME", [row])
     wait(browser, "the new candle", lambda d: state(d, "s.lastBar().time") == seconds(start))
-    latency = time.monotonic() - written
+    shown = time.monotonic()
+    latency = shown - exited
     last = state(browser, "s.data().at(-1)")
     assert last == {"time": seconds(start), "open": 50.0, "high": 51.0, "low": 49.5, "close": 50.5}
     assert state(browser, "s.bars.length") == before + 1
@@ -245,14 +251,19 @@ def test_chart_page(service: str, browser: Any, url: str, artifacts: Path, tmp_p
         "close": 52.0,
         "volume": 500,
     }
-    written = ingest(url, tmp_path, "ACME", [row])
+    _, exited = ingest(url, tmp_path, "ACME", [row])
     wait(browser, "the candle to grow", lambda d: state(d, "s.lastBar().close") == 52.0)
-    latency = max(latency, time.monotonic() - written)
+    latency = max(latency, time.monotonic() - exited)
     last = state(browser, "s.data().at(-1)")
     assert last == {"time": seconds(start), "open": 50.0, "high": 52.5, "low": 49.5, "close": 52.0}
     assert state(browser, "s.lastBar().volume") == 1500
     assert state(browser, "s.bars.length") == before + 1
-    print(f"ingest to candle: {latency * 1000:.0f} ms (at most)")
+    # The change is usually on the chart before the CLI process has even exited; from the
+    # CLI's start (interpreter and pandas start-up included) it is a few seconds.
+    print(
+        f"CLI exit to changed candle: {latency * 1000:.0f} ms at most; "
+        f"CLI start to new candle: {(shown - started) * 1000:.0f} ms"
+    )
     assert latency < LIVE_DEADLINE
 
     # Nothing left the machine and nothing failed.

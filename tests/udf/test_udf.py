@@ -6,6 +6,7 @@ for the same range, never from the adapter itself.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -132,7 +133,7 @@ def test_resolution_maps_to_the_interval_with_that_bar_length(
         if resolution in ("1M", "M"):
             assert start.day == 1
     if resolution in INTRADAY:
-        assert {b - a for a, b in zip(times, times[1:], strict=False)} == {INTRADAY[resolution]}
+        assert {b - a for a, b in itertools.pairwise(times)} == {INTRADAY[resolution]}
     # Same numbers as GraphQL at the interval the resolution names.
     interval = {**dict.fromkeys(("1D", "D"), "D1"), **dict.fromkeys(("1W", "W"), "W1")}
     interval |= dict.fromkeys(("1M", "M"), "MN1")

@@ -165,6 +165,7 @@ async function query(document, variables) {
     }
   }
   if (answer === null) answer = await get({ ...base, query: document });
+  if (state.timings.firstResponse === undefined) state.timings.firstResponse = performance.now();
   state.requests.push({
     operation: base.operationName,
     variables,
@@ -645,6 +646,7 @@ state.setIndicators = (names) => {
 // The first page is asked for before the chart is built: the two overlap.
 const firstPage = state.query ? null : latestPage();
 buildChart();
+state.timings.chartBuilt = performance.now();
 if (state.query) {
   runQueryMode();
 } else {
