@@ -93,7 +93,7 @@ const state = {
   olderCursor: null,
   loading: false,
   requests: [], // {operation, variables, status, ms}
-  updates: [], // live bars received: {time, close, volume, closed, version}
+  updates: [], // live bars received: {time, open, …, closed, version, receivedAt (epoch ms)}
   errors: [],
   firstCandleMs: null, // performance.now() at the first frame after the first candles were set
   timings: { module: performance.now() }, // milestones of the first load, same clock
@@ -225,8 +225,17 @@ function buildChart() {
   });
   chart.priceScale("volume").applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
   candles.priceScale().applyOptions({ scaleMargins: { top: 0.08, bottom: 0.25 } });
-  chart.timeScale().subscribeVisibleLogicalRangeChange((range) => {
-    if (range && range.from < 10 && !state.query) loadOlder();
+  // Near the left edge, load older bars. Checked a frame later against the range then: a
+  // switch of symbol or interval reports the old view's range before it scrolls to the end.
+  let pendingCheck = false;
+  chart.timeScale().subscribeVisibleLogicalRangeChange(() => {
+    if (pendingCheck || state.query) return;
+    pendingCheck = true;
+    requestAnimationFrame(() => {
+      pendingCheck = false;
+      const range = chart.timeScale().getVisibleLogicalRange();
+      if (range && range.from < 10) loadOlder();
+    });
   });
   chart.subscribeCrosshairMove((param) => {
     const bar = param.seriesData && param.seriesData.get(candles);
@@ -456,7 +465,7 @@ function applyUpdate(update) {
   const bars = state.bars;
   const { candles, volume } = state.series;
   const last = bars[bars.length - 1];
-  state.updates.push({ ...bar, version: update.version });
+  state.updates.push({ ...bar, version: update.version, receivedAt: Date.now() });
   const same = (a) =>
     a && a.time === bar.time && a.open === bar.open && a.high === bar.high && a.low === bar.low &&
     a.close === bar.close && a.volume === bar.volume && a.closed === bar.closed;
