@@ -373,18 +373,37 @@ function lineData(times, values) {
   return points;
 }
 
+const PALETTE = ["#00897b", "#f4511e", "#3949ab", "#c0ca33", "#8e24aa"];
+// Indicators in price units, drawn over the candles when a query from GraphiQL has them.
+const PRICE_OVERLAYS = new Set(["sma", "ema", "wma", "bbands", "vwap"]);
+
+/** How to draw an indicator result we have no preset for: every value column a line. */
+function genericSpec(name, result) {
+  const fields = Object.keys(result).filter((key) => key !== "time" && Array.isArray(result[key]));
+  const lines = Object.fromEntries(fields.map((field, i) => [field, PALETTE[i % PALETTE.length]]));
+  const base = name.replace(/^.*\./, "").replace(/\[.*$/, "");
+  return { label: name, pane: PRICE_OVERLAYS.has(base) ? "price" : "lower", lines };
+}
+
 /** Draw indicator results (`IndicatorSet` fields by name) over the loaded bars. */
 function drawIndicators(results) {
   clearIndicators();
   let nextPane = 1;
   for (const [name, result] of Object.entries(results)) {
-    const spec = INDICATORS[name] || (result && "value" in result ? { pane: "lower", lines: { value: "#00897b" } } : null);
-    if (!spec || !result) continue;
+    if (!result) continue;
+    const spec = INDICATORS[name] || genericSpec(name, result);
     const pane = spec.pane === "price" ? 0 : nextPane++;
     for (const [field, color] of Object.entries(spec.lines)) {
       const series = state.chart.addSeries(
         LineSeries,
-        { color, lineWidth: 1.5, priceLineVisible: false, lastValueVisible: false, title: field === "value" ? spec.label || name : field },
+        {
+          color,
+          lineWidth: 1.5,
+          priceLineVisible: false,
+          lastValueVisible: false,
+          // A query from GraphiQL names its own parameters: label by field, not by our presets.
+          title: field === "value" ? (state.query ? name : spec.label || name) : field,
+        },
         pane,
       );
       series.setData(lineData(result.time, result[field]));
