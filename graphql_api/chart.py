@@ -59,6 +59,10 @@ _PAGE = """\
       <fieldset id="indicators" aria-label="Indicators"></fieldset>
       <span id="legend" class="legend"></span>
       <span id="status" class="status" role="status"></span>
+      <form id="key-form" hidden>
+        <input id="api-key" type="password" placeholder="API key" aria-label="API key" />
+        <button type="submit">Use key</button>
+      </form>
       <a class="graphiql" id="graphiql-link" href="/graphql">GraphiQL</a>
     </header>
     <main id="chart" data-graphql="{graphql_url}"></main>

@@ -34,10 +34,11 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.testclient import TestClient
 
 from graphql_api.app import create_app
+from graphql_api.auth import Scope
 from tests.api.helpers import base_bars, resample
 from tests.browser.support import launch_browser, network, requested_urls, serve, wait
 from tests.conftest import migrated_settings
-from tests.security.helpers import demo_database
+from tests.security.helpers import create_keys, demo_database
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Seconds within which an ingested bar must show on the chart (issue 18).
@@ -470,3 +471,23 @@ def test_chart_page_references_only_vendored_files(client: TestClient) -> None:
     assert "unpkg" not in html and "cdn" not in html.lower()
     versions = client.get("/chart-static/vendor/VERSIONS").text
     assert "lightweight-charts 5.2.1" in versions and "graphql-ws 6.4.2" in versions
+
+
+def test_chart_asks_for_a_key_when_reads_need_one(url: str, browser: Any) -> None:
+    """With REQUIRE_READ_KEY the page asks for a key, then reads and subscribes with it."""
+    from selenium.webdriver.common.by import By
+
+    token = create_keys(url, chart_reader=[Scope.READ])["chart_reader"]
+    settings = migrated_settings(url, require_read_key=True, api_key_cache_seconds=0)
+    with serve(create_app(settings)) as base:
+        browser.get(f"{base}/chart?ticker=IBM&interval=W1")
+        form = browser.find_element(By.ID, "key-form")
+        wait(browser, "the key form", lambda d: form.is_displayed())
+        assert state(browser, "s.bars.length") == 0
+        browser.find_element(By.ID, "api-key").send_keys(token + "\n")
+        wait(browser, "the candles", lambda d: state(d, "s.bars.length") > 0)
+        assert not form.is_displayed()
+        weekly = resample(base_bars(url, "IBM", "D1"), "W1", "D1")
+        assert state(browser, "s.lastBar().time") == seconds(weekly.index[-1])
+        # The WebSocket sent the key in connection_init: the replay of the newest bar arrives.
+        wait(browser, "the live subscription", lambda d: state(d, "s.updates.length") >= 1)

@@ -109,6 +109,10 @@ window.chartState = state;
 // --- GraphQL over GET, with automatic persisted queries when the server offers them --------
 
 let persisted = Boolean(globalThis.crypto && crypto.subtle);
+// An API key, when the service needs one for reads (REQUIRE_READ_KEY): asked for on a 401 and
+// kept for this tab only.
+const KEY_STORAGE = "market-graphql-api-key";
+let apiKey = sessionStorage.getItem(KEY_STORAGE);
 const hashes = new Map();
 
 async function sha256(text) {
@@ -132,9 +136,10 @@ async function get(search) {
   for (const [key, value] of Object.entries(search)) {
     if (value !== undefined) url.searchParams.set(key, value);
   }
-  const response = await fetch(url, {
-    headers: { accept: "application/graphql-response+json, application/json" },
-  });
+  const headers = { accept: "application/graphql-response+json, application/json" };
+  if (apiKey) headers.authorization = `Bearer ${apiKey}`;
+  const response = await fetch(url, { headers });
+  if (response.status === 401 || response.status === 403) askForKey();
   return { status: response.status, body: await response.json() };
 }
 
@@ -178,6 +183,23 @@ async function query(document, variables) {
     throw error;
   }
   return answer.body.data;
+}
+
+function askForKey() {
+  const form = document.getElementById("key-form");
+  if (!form.hidden) return;
+  form.hidden = false;
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    apiKey = document.getElementById("api-key").value.trim() || null;
+    if (apiKey) sessionStorage.setItem(KEY_STORAGE, apiKey);
+    else sessionStorage.removeItem(KEY_STORAGE);
+    form.hidden = true;
+    if (wsClient) wsClient.dispose();
+    wsClient = null;
+    if (state.query) runQueryMode();
+    else loadLatest();
+  }, { once: true });
 }
 
 // --- The chart --------------------------------------------------------------------------
@@ -452,7 +474,12 @@ function subscribeLive(generation) {
   if (!wsClient) {
     const url = new URL(graphqlURL);
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-    wsClient = createClient({ url: url.toString(), lazy: true, retryAttempts: 1e9 });
+    wsClient = createClient({
+      url: url.toString(),
+      lazy: true,
+      retryAttempts: 1e9,
+      connectionParams: () => (apiKey ? { authorization: `Bearer ${apiKey}` } : {}),
+    });
   }
   const last = state.lastBar();
   unsubscribe = wsClient.subscribe(
@@ -559,11 +586,13 @@ function findDrawables(value, path, found) {
 
 async function runQueryMode() {
   document.body.classList.add("query-mode");
-  const panel = document.createElement("details");
-  panel.className = "query-panel";
-  panel.innerHTML = "<summary>query</summary><pre></pre>";
-  panel.querySelector("pre").textContent = state.query;
-  document.querySelector(".toolbar").append(panel);
+  if (!document.querySelector(".query-panel")) {
+    const panel = document.createElement("details");
+    panel.className = "query-panel";
+    panel.innerHTML = "<summary>query</summary><pre></pre>";
+    panel.querySelector("pre").textContent = state.query;
+    document.querySelector(".toolbar").append(panel);
+  }
   const link = document.getElementById("graphiql-link");
   link.href = `/graphql?q=${encodeURIComponent(state.query)}${params.get("variables") ? `&variables=${encodeURIComponent(params.get("variables"))}` : ""}`;
   let variables = {};
