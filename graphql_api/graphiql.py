@@ -112,6 +112,7 @@ _PAGE = """\
       body {{ height: 100%; margin: 0; width: 100%; overflow: hidden; }}
       #graphiql {{ height: 100vh; display: flex; }}
       .graphiql-explorer-actions select {{ margin-left: 4px; }}
+      .market-chart-this {{ display: flex; align-items: center; justify-content: center; }}
     </style>
   </head>
   <body>
@@ -175,7 +176,19 @@ function MarketGraphiQL() {{
       title: "Chart this: draw the bars, series and indicators of this query on /chart",
       "aria-label": "Chart this",
     }},
-    "\\u{{1F4C8}}",
+    React.createElement(
+      "svg",
+      {{
+        className: "graphiql-toolbar-icon",
+        viewBox: "0 0 24 24",
+        fill: "none",
+        stroke: "currentColor",
+        strokeWidth: 1.5,
+        "aria-hidden": "true",
+      }},
+      React.createElement("path", {{ d: "M3 3v18h18" }}),
+      React.createElement("path", {{ d: "M6 16l4-5 4 3 6-8" }}),
+    ),
   );
   return React.createElement(GraphiQL, {{
     toolbar: {{ additionalContent: chartThis }},
