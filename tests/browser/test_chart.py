@@ -285,6 +285,26 @@ def test_chart_page(service: str, browser: Any, url: str, artifacts: Path, tmp_p
     assert latency < LIVE_DEADLINE
     assert max(lags) < LIVE_DEADLINE * 1000
 
+    # A revision of a minute inside an older five-minute candle replaces that candle in place.
+    older = minutes.index[-30]
+    revised_minutes = minutes.copy()
+    revised_minutes.loc[older, "high"] = minutes["high"].max() + 10.0
+    row = {"time": older.isoformat(), **revised_minutes.loc[older].to_dict()}
+    bucket = older.floor("5min")
+    want = candle(resample(revised_minutes, "M5", "M1").loc[bucket], bucket)
+    count = state(browser, "s.bars.length")
+    ingest(url, tmp_path, "ACME", [row])
+    wait(
+        browser,
+        "the revised candle",
+        lambda d: (
+            state(d, f"s.data().find(c => c.time === {seconds(bucket)}).high") == want["high"]
+        ),
+    )
+    assert state(browser, f"s.data().find(c => c.time === {seconds(bucket)})") == want
+    assert state(browser, "s.bars.length") == count
+    assert state(browser, "s.lastBar().close") == 52.0  # the forming bar is untouched
+
     # Nothing left the machine and nothing failed.
     events = network(browser)
     urls = requested_urls(events)

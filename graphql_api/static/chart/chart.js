@@ -330,7 +330,9 @@ async function loadLatest(pending = null) {
     state.hasOlder = bars.pageInfo.hasPreviousPage;
     state.olderCursor = bars.pageInfo.startCursor;
     drawBars();
-    state.chart.timeScale().scrollToRealTime();
+    // Not scrollToRealTime(): it animates, and on the way the view passes the left edge
+    // (after a scroll back), which would load older bars no one asked for.
+    state.chart.timeScale().scrollToPosition(3, false);
     if (state.firstCandleMs === null && state.bars.length) {
       requestAnimationFrame(() => {
         state.firstCandleMs = performance.now();
