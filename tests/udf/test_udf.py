@@ -404,3 +404,13 @@ def test_interval_table_matches_core(api: TestClient) -> None:
     from graphql_api.udf import RESOLUTIONS
 
     assert set(RESOLUTIONS.values()) == set(Interval)
+
+
+def test_registered_only_persisted_queries_do_not_refuse_udf(guarded_url: str) -> None:
+    """Registered-only mode governs documents clients send; the adapter's own are not theirs."""
+    with app_client(guarded_url, persisted_queries="registered") as api:
+        refused = api.post("/graphql", json={"query": '{ symbol(ticker: "AAPL") { ticker } }'})
+        assert refused.status_code == 400
+        assert refused.json()["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_REQUIRED"
+        body = udf(api, "history", symbol="AAPL", resolution="1D", countback=3, to=2 * 10**9)
+        assert body["s"] == "ok" and len(body["t"]) == 3
