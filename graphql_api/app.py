@@ -27,6 +27,7 @@ from core.logging_setup import configure_logging
 from core.settings import Settings, load_settings
 from graphql_api import http_protocol
 from graphql_api.auth import KeyStore, Principal
+from graphql_api.chart import mount_chart
 from graphql_api.compression import SizedGZipMiddleware
 from graphql_api.context import Context
 from graphql_api.documents import DocumentCacheExtension
@@ -44,6 +45,7 @@ from graphql_api.live.ws import (
 from graphql_api.ratelimit import RateLimiter
 from graphql_api.schema import build_schema
 from graphql_api.telemetry import Telemetry
+from graphql_api.udf import router as udf_router
 from loaders import Loaders
 
 if TYPE_CHECKING:
@@ -354,6 +356,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SocketBufferMiddleware, send_buffer=settings.live_socket_send_buffer)
     app.add_middleware(ConnectionLimitMiddleware, limit=settings.live_max_connections_per_ip)
     app.include_router(routes)
+    app.include_router(udf_router)
     router = MarketRouter(
         schemas.served,
         context_getter=_ws_context,
@@ -364,6 +367,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(router, prefix="/graphql")
     mount_static(app)
+    mount_chart(app)
     return app
 
 

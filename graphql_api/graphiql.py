@@ -46,6 +46,10 @@ EXAMPLE_QUERY = """\
 # of UMBRL (synthetic NYSE stock with pre/post-market
 # trades, 2024-10-28 to 2024-12-06) and COINX (24/7),
 # resampled on request to any interval M1 ... MN1.
+#
+# Charts: /chart?ticker=AAPL&interval=D1 (candles, volume,
+# indicators, live bars), or the chart button in the
+# toolbar (draws this query's bars and indicators).
 
 query MarketTour {
   # A symbol by ticker: its five newest daily bars, and a
@@ -172,6 +176,7 @@ _PAGE = """\
       body {{ height: 100%; margin: 0; width: 100%; overflow: hidden; }}
       #graphiql {{ height: 100vh; display: flex; }}
       .graphiql-explorer-actions select {{ margin-left: 4px; }}
+      .market-chart-this {{ display: flex; align-items: center; justify-content: center; }}
     </style>
   </head>
   <body>
@@ -214,11 +219,43 @@ const fetcher = GraphiQL.createFetcher({{
   subscriptionUrl: toWebSocketURL(fetchURL),
 }});
 const explorerPlugin = GraphiQLPluginExplorer.explorerPlugin();
+// "Chart this": the editor's query on /chart, which runs it and draws the bars, series and
+// indicators in its result (graphql_api/static/chart/chart.js, query mode).
+function chartURL(query, variables) {{
+  const search = new URLSearchParams({{ query: query || "" }});
+  if (variables && variables.trim()) search.set("variables", variables);
+  return "/chart?" + search.toString();
+}}
 function MarketGraphiQL() {{
   const [query, setQuery] = React.useState(parameters.q || EXAMPLE_QUERY);
   const [variables, setVariables] = React.useState(parameters.variables);
   const [headers, setHeaders] = React.useState(parameters.headers);
+  const chartThis = React.createElement(
+    "a",
+    {{
+      className: "graphiql-toolbar-button market-chart-this",
+      href: chartURL(query, variables),
+      target: "_blank",
+      rel: "noopener",
+      title: "Chart this: draw the bars, series and indicators of this query on /chart",
+      "aria-label": "Chart this",
+    }},
+    React.createElement(
+      "svg",
+      {{
+        className: "graphiql-toolbar-icon",
+        viewBox: "0 0 24 24",
+        fill: "none",
+        stroke: "currentColor",
+        strokeWidth: 1.5,
+        "aria-hidden": "true",
+      }},
+      React.createElement("path", {{ d: "M3 3v18h18" }}),
+      React.createElement("path", {{ d: "M6 16l4-5 4 3 6-8" }}),
+    ),
+  );
   return React.createElement(GraphiQL, {{
+    toolbar: {{ additionalContent: chartThis }},
     fetcher: fetcher,
     defaultEditorToolsVisibility: true,
     plugins: [explorerPlugin],
@@ -318,7 +355,7 @@ def graphiql_html(example_query: str, *, static_url: str = STATIC_PREFIX) -> str
     )
 
 
-class _VendoredFiles(StaticFiles):
+class VendoredFiles(StaticFiles):
     """StaticFiles that lets browsers keep content-addressed URLs (`?v=<hash>`) for a year."""
 
     def file_response(
@@ -336,4 +373,4 @@ class _VendoredFiles(StaticFiles):
 
 def mount_static(app: FastAPI) -> None:
     """Serve the vendored GraphiQL files at `/graphiql-static`."""
-    app.mount(STATIC_PREFIX, _VendoredFiles(directory=STATIC_DIR), name="graphiql-static")
+    app.mount(STATIC_PREFIX, VendoredFiles(directory=STATIC_DIR), name="graphiql-static")

@@ -370,12 +370,39 @@ class GraphQLEndpoint:
             log.warning("API key lookup failed: %s: %s", known[0], exc)
             raise RequestError(503, known[1], known[0], {"retry-after": "1"}) from None
 
+    async def execute(self, request: Request, params: Params) -> Outcome:
+        """Run a document this service composed itself (the UDF adapter, graphql_api/udf.py).
+
+        The same path as a request to /graphql after its parameters are read: the caller's
+        key, authorization, limits and cost, the rate limit and the response cache. Raises
+        `RequestError` or `LimitError` where /graphql would answer with a 4xx. Persisted-query
+        rules do not apply: they govern documents clients send, and this one is ours.
+        """
+        request_id = getattr(request.state, "request_id", None) or uuid.uuid4().hex
+        request.state.request_id = request_id
+        principal = await self._authenticate(request)
+        return await self._run_params(
+            request, request_id, GRAPHQL_RESPONSE, principal, params, composed=True
+        )
+
     async def _run(self, request: Request, request_id: str, media_type: str) -> Outcome:
         principal = await self._authenticate(request)
         params = await read_params(request, self.settings)
+        return await self._run_params(request, request_id, media_type, principal, params)
+
+    async def _run_params(
+        self,
+        request: Request,
+        request_id: str,
+        media_type: str,
+        principal: Principal,
+        params: Params,
+        *,
+        composed: bool = False,
+    ) -> Outcome:
         info = RequestInfo(request_id, media_type, principal)
         note_request(info)
-        if self.persisted is not None:
+        if self.persisted is not None and not composed:
             try:
                 params.query = await self.persisted.resolve(
                     params.query, params.extensions, may_register=principal.has(Scope.ADMIN)

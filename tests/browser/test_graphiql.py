@@ -16,121 +16,32 @@ import hashlib
 import json
 import os
 import re
-import shutil
-import socket
-import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from core.settings import Settings
 from graphql_api.app import create_app
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-INSTALL_HINT = (
-    "the browser test needs Debian's Chromium and its driver and the selenium package: "
-    "`apt-get install -y chromium chromium-driver` and `pip install -e '.[test]'` "
-    "(see .ci/run and the Makefile)"
-)
-TIMEOUT = 20.0  # seconds for any one wait in the page
+from tests.browser.support import launch_browser, network, requested_urls, serve, wait
 
 
 @pytest.fixture(scope="module")
 def service(settings: Settings) -> Iterator[str]:
     """The real app under uvicorn in a thread, on a free port of 127.0.0.1; yields its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with serve(create_app(settings)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Headless Chromium that can reach 127.0.0.1 only, with its network and console logs on."""
-    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not shutil.which(path)]
-    if missing:
-        pytest.fail(f"{', '.join(missing)} not found: {INSTALL_HINT}", pytrace=False)
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        pytest.fail(f"selenium is not installed: {INSTALL_HINT}", pytrace=False)
-
-    profile = tempfile.mkdtemp(prefix="mg-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-quic",
-        "--no-first-run",
-        "--no-default-browser-check",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-extensions",
-        "--window-size=1400,900",
-        f"--user-data-dir={profile}",
-        # Nothing but the service is reachable: host names do not resolve, and any other
-        # address (an IP literal too) goes through a proxy that is not there. Loopback is
-        # never proxied.
-        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-        "--proxy-server=http://127.0.0.1:9",
-    ):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
-    driver.set_page_load_timeout(TIMEOUT)
-    try:
+    with launch_browser() as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
-
-
-def _network(driver: Any) -> list[dict[str, Any]]:
-    """The DevTools Network events recorded since the last call (requests, responses, sockets)."""
-    events = []
-    for entry in driver.get_log("performance"):
-        message = json.loads(entry["message"])["message"]
-        if message["method"].startswith("Network."):
-            events.append(message)
-    return events
-
-
-def _requested_urls(events: list[dict[str, Any]]) -> list[str]:
-    urls = []
-    for event in events:
-        params = event["params"]
-        if event["method"] == "Network.requestWillBeSent":
-            urls.append(params["request"]["url"])
-        elif event["method"] == "Network.webSocketCreated":
-            urls.append(params["url"])
-    return urls
 
 
 def _editor_value(driver: Any, pane: str) -> str:
@@ -141,21 +52,6 @@ def _editor_value(driver: Any, pane: str) -> str:
     return value
 
 
-def _wait(driver: Any, what: str, condition: Any) -> Any:
-    from selenium.common.exceptions import TimeoutException
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    try:
-        return WebDriverWait(driver, TIMEOUT, poll_frequency=0.1).until(condition)
-    except TimeoutException:
-        body = driver.execute_script("return document.body ? document.body.innerText : ''")
-        console = [e["message"] for e in driver.get_log("browser")]
-        pytest.fail(
-            f"timed out waiting for {what}; page text: {body[:500]!r}; console: {console}",
-            pytrace=False,
-        )
-
-
 def test_graphiql_runs_queries_with_no_internet(service: str, browser: Any) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -164,7 +60,7 @@ def test_graphiql_runs_queries_with_no_internet(service: str, browser: Any) -> N
 
     # The editor renders (a blank page, e.g. scripts that did not load, fails here) with the
     # example query preloaded.
-    _wait(
+    wait(
         browser,
         "the GraphiQL query editor",
         lambda d: d.find_elements(By.CSS_SELECTOR, ".graphiql-query-editor .CodeMirror"),
@@ -176,7 +72,7 @@ def test_graphiql_runs_queries_with_no_internet(service: str, browser: Any) -> N
     assert "series(" in preloaded
     # The explorer plugin opens from the sidebar and lists the root fields of the schema.
     browser.find_element(By.CSS_SELECTOR, '[aria-label="Show GraphiQL Explorer"]').click()
-    _wait(
+    wait(
         browser,
         "the explorer's root fields",
         lambda d: (
@@ -187,7 +83,7 @@ def test_graphiql_runs_queries_with_no_internet(service: str, browser: Any) -> N
 
     # Run it with the button; the result appears in the response pane.
     browser.find_element(By.CSS_SELECTOR, ".graphiql-execute-button").click()
-    _wait(
+    wait(
         browser,
         "the result of the example query",
         lambda d: (
@@ -209,6 +105,12 @@ def test_graphiql_runs_queries_with_no_internet(service: str, browser: Any) -> N
         Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
         browser.save_screenshot(screenshot)
 
+    # "Chart this" in the toolbar links the editor's query to /chart (tests/browser/test_chart.py
+    # draws such a query).
+    link = browser.find_element(By.CSS_SELECTOR, "a.market-chart-this").get_attribute("href")
+    assert link.startswith(f"{service}/chart?query=")
+    assert parse_qs(urlsplit(link).query)["query"][0] == preloaded
+
     # Replace the query and run it from the keyboard (Ctrl-Enter in the editor).
     browser.execute_script(
         "document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror.setValue("
@@ -222,7 +124,7 @@ def test_graphiql_runs_queries_with_no_internet(service: str, browser: Any) -> N
     browser.find_element(By.CSS_SELECTOR, ".graphiql-query-editor .CodeMirror").click()
     active = browser.switch_to.active_element
     active.send_keys(Keys.CONTROL, Keys.ENTER)
-    _wait(
+    wait(
         browser,
         "the result of the typed query",
         lambda d: (
@@ -233,8 +135,8 @@ def test_graphiql_runs_queries_with_no_internet(service: str, browser: Any) -> N
 
     # Nothing left the machine: every request went to the service (the log is not empty: the
     # vendored files are in it), every response succeeded, the console has no errors.
-    events = _network(browser)
-    urls = _requested_urls(events)
+    events = network(browser)
+    urls = requested_urls(events)
     assert any("/graphiql-static/graphiql.min.js" in url for url in urls), urls
     assert any(url.startswith(f"{service}/graphql") for url in urls), urls
     # chrome://, data: and blob: URLs are served inside the browser (the first ones by the

@@ -1,0 +1,137 @@
+// Types of datafeed.js: a TradingView JS API datafeed (IBasicDataFeed) over market-graphql.
+// The shapes follow the Charting Library's own typings (charting_library.d.ts), restated here
+// for the members this datafeed uses, so the module type-checks without the library.
+
+export type Resolution = "1" | "5" | "15" | "30" | "60" | "240" | "1D" | "D" | "1W" | "W" | "1M" | "M";
+export type Interval = "M1" | "M5" | "M15" | "M30" | "H1" | "H4" | "D1" | "W1" | "MN1";
+
+export declare const RESOLUTIONS: Readonly<Record<Resolution, Interval>>;
+export declare const SUPPORTED_RESOLUTIONS: readonly Resolution[];
+export declare const SYMBOL_QUERY: string;
+export declare const SEARCH_QUERY: string;
+export declare const COUNTBACK_QUERY: string;
+export declare const RANGE_QUERY: string;
+export declare const BARS_SUBSCRIPTION: string;
+
+export interface DatafeedConfiguration {
+  supported_resolutions: Resolution[];
+  supports_marks: boolean;
+  supports_timescale_marks: boolean;
+  supports_time: boolean;
+  exchanges: { value: string; name: string; desc: string }[];
+  symbols_types: { name: string; value: string }[];
+}
+
+export interface SearchSymbolResultItem {
+  symbol: string;
+  full_name: string;
+  description: string;
+  exchange: string;
+  ticker: string;
+  type: string;
+}
+
+export interface LibrarySymbolInfo {
+  name: string;
+  ticker: string;
+  full_name: string;
+  description: string;
+  type: string;
+  exchange: string;
+  listed_exchange: string;
+  currency_code: string;
+  session: string;
+  timezone: string;
+  minmov: number;
+  pricescale: number;
+  format: "price";
+  has_intraday: boolean;
+  has_daily: boolean;
+  has_weekly_and_monthly: boolean;
+  supported_resolutions: Resolution[];
+  intraday_multipliers: string[];
+  volume_precision: number;
+  data_status: "streaming" | "endofday";
+}
+
+/** A bar as the library takes it: `time` in milliseconds (00:00 UTC of the date for D/W/M). */
+export interface Bar {
+  time: number;
+  open: number;
+  high: number;
+  low: number;
+  close: number;
+  volume: number;
+}
+
+export interface PeriodParams {
+  /** Unix seconds, inclusive. */
+  from: number;
+  /** Unix seconds, exclusive. */
+  to: number;
+  /** Bars wanted before `to`; wins over `from` when given. */
+  countBack?: number;
+  firstDataRequest: boolean;
+}
+
+export interface HistoryMetadata {
+  noData: boolean;
+  /** Unix seconds of the newest bar before the range, when the range is empty. */
+  nextTime?: number;
+}
+
+export interface DatafeedOptions {
+  /** The GraphQL endpoint over HTTP, e.g. "https://host/graphql". */
+  url: string;
+  /** Its WebSocket URL (default: `url` with ws:/wss:). */
+  wsUrl?: string;
+  /** Sent as `authorization: Bearer <key>` over HTTP and in `connection_init`. */
+  apiKey?: string;
+  /** Bars per request (default 5000; the server's maximum is 10,000). */
+  pageSize?: number;
+  fetch?: typeof fetch;
+  webSocketImpl?: unknown;
+}
+
+export declare class GraphQLDatafeed {
+  constructor(options: DatafeedOptions);
+  readonly url: string;
+  readonly wsUrl: string;
+  query<T = unknown>(document: string, variables: Record<string, unknown>): Promise<T>;
+  onReady(callback: (configuration: DatafeedConfiguration) => void): void;
+  searchSymbols(
+    userInput: string,
+    exchange: string,
+    symbolType: string,
+    onResult: (items: SearchSymbolResultItem[]) => void,
+  ): void;
+  resolveSymbol(
+    symbolName: string,
+    onResolve: (symbolInfo: LibrarySymbolInfo) => void,
+    onError: (reason: string) => void,
+  ): void;
+  loadBars(
+    ticker: string,
+    resolution: Resolution,
+    periodParams: Omit<PeriodParams, "firstDataRequest">,
+  ): Promise<{ bars: Bar[]; meta: HistoryMetadata }>;
+  getBars(
+    symbolInfo: Pick<LibrarySymbolInfo, "ticker" | "name">,
+    resolution: Resolution,
+    periodParams: PeriodParams,
+    onResult: (bars: Bar[], meta: HistoryMetadata) => void,
+    onError: (reason: string) => void,
+  ): void;
+  subscribeBars(
+    symbolInfo: Pick<LibrarySymbolInfo, "ticker" | "name">,
+    resolution: Resolution,
+    onTick: (bar: Bar) => void,
+    listenerGuid: string,
+    onResetCacheNeeded?: () => void,
+  ): void;
+  unsubscribeBars(listenerGuid: string): void;
+  dispose(): void;
+}
+
+export declare function barTime(iso: string, interval: Interval): number;
+export declare function createDatafeed(options: DatafeedOptions): GraphQLDatafeed;
