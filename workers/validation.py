@@ -14,6 +14,7 @@ import pandas as pd
 
 from core import metrics
 from core.bar import BAR_FIELDS, BarField
+from core.calendars import normalize_calendar
 from core.tickers import ticker_problem
 
 
@@ -27,6 +28,8 @@ def aliases(fields: tuple[BarField, ...] = BAR_FIELDS) -> dict[str, tuple[str, .
         "name": ("name",),
         "exchange": ("exchange",),
         "currency": ("currency",),
+        "asset_class": ("asset_class", "assetclass", "asset class"),
+        "calendar": ("calendar",),
     }
 
 
@@ -41,7 +44,7 @@ VALUES = tuple(f.name for f in BAR_FIELDS)
 REQUIRED = ("time", *VALUES)
 PRICES = tuple(f.name for f in BAR_FIELDS if f.rule == "positive")
 CLEAN_COLUMNS = clean_columns()
-_SYMBOL_INFO = ("ticker", "name", "exchange", "currency")
+_SYMBOL_INFO = ("ticker", "name", "exchange", "currency", "asset_class", "calendar")
 _OFFSET_SUFFIX = r"\d:\d\d(?::\d\d(?:\.\d+)?)?\s*(?:[zZ]|[+-]\d\d(?::?\d\d)?)$"
 
 
@@ -60,6 +63,8 @@ class ColumnMap:
     name: str | None = None
     exchange: str | None = None
     currency: str | None = None
+    asset_class: str | None = None
+    calendar: str | None = None  # exchange calendar code (core.calendars)
 
     def source(self, field: str) -> str | None:
         """The source column of a field of ALIASES."""
@@ -104,6 +109,16 @@ def map_columns(names: Sequence[object], *, ticker_given: bool = False) -> Colum
     )
 
 
+def _calendar_ok(code: str) -> bool:
+    if not code:
+        return True  # none given: the symbol keeps (or derives) its calendar
+    try:
+        normalize_calendar(code)
+    except ValueError:
+        return False
+    return True
+
+
 def check_timezone(tz: str) -> str:
     """The time zone name, or ValueError if it is unknown."""
     try:
@@ -133,6 +148,12 @@ def validate_chunk(
     problems = np.array([ticker_problem(t) or "" for t in tickers], dtype=object)  # per distinct
     for problem in ("missing ticker", "ticker too long", "ticker has unprintable characters"):
         reasons.add((problems == problem)[codes], problem)
+
+    if columns.calendar is not None:
+        # Checked per distinct value: a row naming an unknown calendar is refused alone.
+        cal = raw[columns.calendar].astype("string").fillna("").str.strip()
+        known = {c: _calendar_ok(c) for c in cal.unique()}
+        reasons.add(~cal.map(known).to_numpy(dtype=bool), "unknown calendar")
 
     ts, unparseable, nonexistent = parse_times(raw[columns.time], tz)
     reasons.add(unparseable, "unparseable time")
@@ -174,7 +195,7 @@ def validate_chunk(
             **{f: values[f][good] for f in VALUES},
         }
     )
-    for extra in ("name", "exchange", "currency"):
+    for extra in ("name", "exchange", "currency", "asset_class", "calendar"):
         col = getattr(columns, extra)
         if col is not None:
             bars[extra] = raw[col].astype("string").fillna("").str.strip().to_numpy()[good]

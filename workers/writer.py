@@ -101,6 +101,8 @@ class BarWriter:
                 name=str(row.get("name", "") or ""),
                 exchange=str(row.get("exchange", "") or ""),
                 currency=str(row.get("currency", "") or ""),
+                asset_class=str(row.get("asset_class", "") or ""),
+                calendar=str(row.get("calendar", "") or ""),
             )
             for row in firsts.to_dict("records")
         ]

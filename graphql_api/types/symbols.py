@@ -50,6 +50,7 @@ from graphql_api.types.common import (
     global_id,
 )
 from graphql_api.types.indicators import IndicatorSet
+from graphql_api.types.sessions import TradingSession, trading_sessions
 from loaders.actions import MAX_DATE, MIN_DATE, ActionsKey
 from loaders.bars import BarKey, BarWindow
 from loaders.rows import StoredSeries, SymbolRow
@@ -150,6 +151,20 @@ class Symbol(Node):
     )
     def default_session(self) -> Session:
         return Session(default_session(self.row.calendar).value)
+
+    @strawberry.field(
+        description="The trading sessions of the symbol's calendar with dates in [from, to): "
+        "the open and close instants (and pre/post-market hours) behind session-aligned bars, "
+        "holidays left out, half days closing early."
+    )
+    def sessions(
+        self,
+        from_: Annotated[
+            date, strawberry.argument(name="from", description="First trading date (inclusive).")
+        ],
+        to: Annotated[date, strawberry.argument(description="Last trading date (exclusive).")],
+    ) -> list[TradingSession]:
+        return trading_sessions(self.row.calendar, from_, to)
 
     @strawberry.field(description="Whether the symbol is still traded and refreshed.")
     def active(self) -> bool:

@@ -1,0 +1,45 @@
+"""Symbol.calendar, defaultSession and sessions: the calendar behind session-aligned bars."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pandas_market_calendars as mcal
+
+from tests.conftest import GraphQL
+
+SESSIONS = """query($t: String!, $from: Date!, $to: Date!) { symbol(ticker: $t) {
+    calendar defaultSession
+    sessions(from: $from, to: $to) { date preOpen open close postClose }
+    bars(interval: D1, from: "2024-11-25T00:00:00Z", to: "2024-12-03T00:00:00Z",
+         order: OLDEST_FIRST) { nodes { time } } } }"""
+
+
+def test_nyse_sessions_come_from_the_calendar_and_stamp_the_daily_bars(gql: GraphQL) -> None:
+    data = gql(SESSIONS, {"t": "UMBRL", "from": "2024-11-25", "to": "2024-12-03"})["data"]
+    sym = data["symbol"]
+    assert (sym["calendar"], sym["defaultSession"]) == ("XNYS", "REGULAR")
+    want = mcal.get_calendar("NYSE").schedule("2024-11-25", "2024-12-02", start="pre", end="post")
+    got = sym["sessions"]
+    assert [s["date"] for s in got] == [d.date().isoformat() for d in want.index]
+    assert "2024-11-28" not in [s["date"] for s in got]  # Thanksgiving
+    for s, (_, row) in zip(got, want.iterrows(), strict=True):
+        assert pd.Timestamp(s["open"]) == row["market_open"]
+        assert pd.Timestamp(s["close"]) == row["market_close"]
+        assert pd.Timestamp(s["preOpen"]) == row["pre"]
+        assert pd.Timestamp(s["postClose"]) == row["post"]
+    half = next(s for s in got if s["date"] == "2024-11-29")
+    assert pd.Timestamp(half["close"]) == pd.Timestamp("2024-11-29T18:00:00Z")  # 13:00 New York
+    # Each daily bar is stamped 00:00 UTC of one of these trading dates.
+    stamps = [n["time"][:10] for n in sym["bars"]["nodes"]]
+    assert stamps == [s["date"] for s in got]
+
+
+def test_a_24_7_calendar_has_every_day_and_wide_ranges_are_refused(gql: GraphQL) -> None:
+    data = gql(SESSIONS, {"t": "COINX", "from": "2024-11-30", "to": "2024-12-03"})["data"]
+    sym = data["symbol"]
+    assert (sym["calendar"], sym["defaultSession"]) == ("24/7", "ALL")
+    assert [s["date"] for s in sym["sessions"]] == ["2024-11-30", "2024-12-01", "2024-12-02"]
+    assert all(s["open"].startswith(s["date"]) for s in sym["sessions"])
+    wide = gql(SESSIONS, {"t": "COINX", "from": "1990-01-01", "to": "2025-01-01"})
+    assert wide["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "at most" in wide["errors"][0]["message"]
