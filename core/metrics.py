@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from core.cache import FieldCache
+    from core.replicas import ReadRouter
 
 # The logger keeps the name it had inside graphql_api, which log filters and dashboards use.
 log = logging.getLogger("graphql_api.metrics")
@@ -89,11 +90,20 @@ dependency_up = Gauge(
     ["dependency"],
     registry=None,
 )
+#: Where reads went (core.replicas.ROUTES): a replica, or the primary and why.
+read_routes = Counter(
+    f"{PREFIX}_read_routes",
+    "Reads routed, by route: replica, or primary with the reason (no replica in rotation, "
+    "a Min-Version wait that expired, a failover after a replica failed mid-read).",
+    ["route"],
+    registry=None,
+)
 _PROCESS_METRICS: tuple[Collector, ...] = (
     subscriptions,
     _rows_written,
     _rows_rejected,
     dependency_up,
+    read_routes,
 )
 
 
@@ -263,6 +273,42 @@ class _PoolCollector:
             yield GaugeMetricFamily(f"{PREFIX}_db_pool_{name}", doc, value=value)
 
 
+class _ReplicaCollector:
+    """Each read replica's state and lag, from the router's last check (no query at scrape)."""
+
+    def __init__(self) -> None:
+        self.router: ReadRouter | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        """Up (in rotation), lag in seconds of replay and in bytes of WAL, per replica."""
+        if self.router is None:
+            return
+        up = GaugeMetricFamily(
+            f"{PREFIX}_replica_up",
+            "Whether a read replica is in rotation (1) or taken out (0).",
+            labels=["replica"],
+        )
+        seconds = GaugeMetricFamily(
+            f"{PREFIX}_replica_lag_seconds",
+            "Replay lag of a read replica (0 when it has replayed all it received).",
+            labels=["replica"],
+        )
+        lag_bytes = GaugeMetricFamily(
+            f"{PREFIX}_replica_lag_bytes",
+            "WAL bytes the primary has written that a read replica has not replayed yet.",
+            labels=["replica"],
+        )
+        for replica in self.router.replicas:
+            up.add_metric([replica.name], 1 if replica.up else 0)
+            if replica.lag_seconds is not None:
+                seconds.add_metric([replica.name], replica.lag_seconds)
+            if replica.lag_bytes is not None:
+                lag_bytes.add_metric([replica.name], replica.lag_bytes)
+        yield up
+        yield seconds
+        yield lag_bytes
+
+
 class _CacheCollector:
     """The field cache's counters (FieldCache.stats), read at scrape time."""
 
@@ -331,20 +377,25 @@ class AppMetrics:
         self.pool = _PoolCollector()
         self.cache = _CacheCollector()
         self.readings = _DatabaseReadings(settings, self.refresh_failures)
-        for collector in (self.pool, self.cache, self.readings):
+        self.replicas = _ReplicaCollector()
+        for collector in (self.pool, self.cache, self.readings, self.replicas):
             r.register(collector)
 
-    def attach(self, engine: AsyncEngine, cache: FieldCache | None) -> None:
-        """Read pool, cache and database gauges from these (called when the app starts)."""
+    def attach(
+        self, engine: AsyncEngine, cache: FieldCache | None, router: ReadRouter | None = None
+    ) -> None:
+        """Read pool, cache, database and replica gauges from these (the app starts)."""
         self.pool.engine = engine
         self.cache.cache = cache
         self.readings.engine = engine
+        self.replicas.router = router
 
     def detach(self) -> None:
-        """Forget the engine and cache (the app stopped)."""
+        """Forget the engine, cache and router (the app stopped)."""
         self.pool.engine = None
         self.cache.cache = None
         self.readings.engine = None
+        self.replicas.router = None
 
     def observe_request(
         self,

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.replicas import run_read
 from core.tracing import loader_span
 
 
@@ -14,8 +15,14 @@ async def fetch(engine: AsyncEngine, sql: str, *args: Any) -> Sequence[Any]:
     """Run `sql` (with $1… parameters) and return all rows (indexable records).
 
     Each call checks out its own connection: loader batches of one request resolve
-    concurrently, and one connection cannot serve two statements at a time.
+    concurrently, and one connection cannot serve two statements at a time. On a read
+    replica that goes away mid-read, the statement runs again on the primary
+    (core/replicas.py).
     """
+    return await run_read(engine, lambda e: _fetch(e, sql, args))
+
+
+async def _fetch(engine: AsyncEngine, sql: str, args: tuple[Any, ...]) -> Sequence[Any]:
     with loader_span() as span:  # a no-op unless tracing is on
         async with engine.connect() as conn:
             result = await conn.exec_driver_sql(sql, args)
