@@ -180,7 +180,9 @@ def make_pair(test_host_port: tuple[str, int] | None) -> ReplicaPair:
         if test_host_port is not None:
             done = _basebackup(test_host_port, standby_data)
             if done.returncode == 0:
-                primary_url = f"postgresql://postgres@{test_host_port[0]}:{test_host_port[1]}/postgres"
+                primary_url = (
+                    f"postgresql://postgres@{test_host_port[0]}:{test_host_port[1]}/postgres"
+                )
             else:
                 why_own = (done.stderr or done.stdout).strip().splitlines()[-1:]  # type: ignore[assignment]
                 why_own = f"the test server does not replicate to us ({''.join(why_own)})"
