@@ -18,7 +18,9 @@ Other modules call, for example::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -69,7 +71,10 @@ SQL_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 
 
 #: Active GraphQL subscriptions of this process: `subscriptions.inc()` / `.dec()`.
 subscriptions = Gauge(
-    f"{PREFIX}_subscriptions_active", "GraphQL subscriptions open in this process.", registry=None
+    f"{PREFIX}_subscriptions_active",
+    "GraphQL subscriptions open (in all worker processes of `serve --workers N`).",
+    registry=None,
+    multiprocess_mode="livesum",
 )
 _rows_written = Counter(
     f"{PREFIX}_ingest_rows_written",
@@ -89,6 +94,8 @@ dependency_up = Gauge(
     "Whether a dependency answered the last /readyz check (1 yes, 0 no).",
     ["dependency"],
     registry=None,
+    # Over several worker processes: 0 when any live one found the dependency down.
+    multiprocess_mode="livemin",
 )
 #: Where reads went (core.replicas.ROUTES): a replica, or the primary and why.
 read_routes = Counter(
@@ -105,6 +112,19 @@ _PROCESS_METRICS: tuple[Collector, ...] = (
     dependency_up,
     read_routes,
 )
+
+
+#: The environment variable prometheus_client reads (at import) for multiprocess mode.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess_dir() -> str | None:
+    """The directory worker processes share their metric values in (`serve --workers N`).
+
+    prometheus_client decides at import whether values live in this process or in files
+    there, so the CLI sets it before uvicorn starts the workers (graphql_api/cli.py).
+    """
+    return os.environ.get(MULTIPROC_ENV) or None
 
 
 def ingest_written(changes: Iterable[Any]) -> None:
@@ -380,6 +400,7 @@ class AppMetrics:
         self.replicas = _ReplicaCollector()
         for collector in (self.pool, self.cache, self.readings, self.replicas):
             r.register(collector)
+        self.shared = _SharedExposition(self) if multiprocess_dir() else None
 
     def attach(
         self, engine: AsyncEngine, cache: FieldCache | None, router: ReadRouter | None = None
@@ -389,9 +410,13 @@ class AppMetrics:
         self.cache.cache = cache
         self.readings.engine = engine
         self.replicas.router = router
+        if self.shared is not None:
+            self.shared.start()
 
     def detach(self) -> None:
         """Forget the engine, cache and router (the app stopped)."""
+        if self.shared is not None:
+            self.shared.stop()
         self.pool.engine = None
         self.cache.cache = None
         self.readings.engine = None
@@ -423,6 +448,8 @@ class AppMetrics:
     async def exposition(self) -> bytes:
         """The text exposition, database readings refreshed first when stale."""
         await self.readings.refresh()
+        if self.shared is not None:
+            return await self.shared.exposition()
         return generate_latest(self.registry)
 
     def mount(self, app: FastAPI) -> None:
@@ -432,6 +459,90 @@ class AppMetrics:
         @app.get("/metrics", include_in_schema=False)
         async def metrics_endpoint() -> Response:
             return Response(await self.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+class _SharedExposition:
+    """/metrics of `serve --workers N`: one answer summing every worker process.
+
+    Counters, histograms and gauges created with prometheus_client keep their values in
+    files under PROMETHEUS_MULTIPROC_DIR; `MultiProcessCollector` sums them at scrape, so
+    whichever worker answers reports all of them. Readings taken at scrape from this
+    process's own objects (pool, cache) would show one worker only: each worker copies them
+    into shared gauges and counters every PUBLISH_SECONDS and before answering a scrape.
+    Database readings and replica lag describe shared servers, so the answering worker's
+    own readings are exact. The process and GC collectors are per process and left out.
+    """
+
+    PUBLISH_SECONDS = 1.0
+
+    def __init__(self, app: AppMetrics) -> None:
+        self.app = app
+        self.pool = {
+            name: Gauge(f"{PREFIX}_db_pool_{name}", doc, registry=None, multiprocess_mode="livesum")
+            for name, doc in (
+                ("in_use", "Connections checked out of the pools of all workers."),
+                ("idle", "Connections idle in the pools of all workers."),
+                ("overflow", "Connections open beyond the pool size, all workers."),
+                ("size", "Configured pool size times the number of workers."),
+            )
+        }
+        self.cache = {
+            name: Counter(f"{PREFIX}_cache_{name}", doc, ["backend"], registry=None)
+            for name, doc in (
+                ("hits", "Cache lookups answered from the cache."),
+                ("misses", "Cache lookups that missed (or failed)."),
+                ("errors", "Cache calls that failed (served from PostgreSQL)."),
+                ("computed", "Cache values computed from PostgreSQL."),
+            )
+        }
+        self.published: dict[str, float] = {}
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._loop(), name="metrics-publish")
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            self.task = None
+        from prometheus_client import multiprocess
+
+        # This process's live gauges (pool, subscriptions) leave the sums with it.
+        with contextlib.suppress(OSError):
+            multiprocess.mark_process_dead(os.getpid())
+
+    async def _loop(self) -> None:
+        while True:
+            self.publish()
+            await asyncio.sleep(self.PUBLISH_SECONDS)
+
+    def publish(self) -> None:
+        """Copy this process's pool gauges and cache counts into the shared files."""
+        for family in self.app.pool.collect():
+            name = family.name.removeprefix(f"{PREFIX}_db_pool_")
+            self.pool[name].set(family.samples[0].value)
+        cache = self.app.cache.cache
+        if cache is None:
+            return
+        backend = "redis" if cache.redis else "memory"
+        stats = cache.stats
+        for name in self.cache:
+            value = float(getattr(stats, name))
+            delta = value - self.published.get(name, 0.0)
+            if delta > 0:
+                self.cache[name].labels(backend).inc(delta)
+            self.published[name] = value
+
+    async def exposition(self) -> bytes:
+        from prometheus_client import multiprocess
+
+        self.publish()
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        registry.register(self.app.readings)
+        registry.register(self.app.replicas)
+        # Reading every worker's files is disk I/O: off the event loop.
+        return await asyncio.to_thread(generate_latest, registry)
 
 
 def worker_registry() -> CollectorRegistry:

@@ -1,4 +1,4 @@
-"""Read replicas against a real streaming standby (tests/replicas/cluster.py).
+"""Read replicas against a real streaming standby (tests/scale/cluster.py).
 
 Which server answered is read from the connection itself: core/replicas.py records
 `pg_is_in_recovery()` of every new connection in `conn.info`, and the tests collect it for
@@ -26,7 +26,7 @@ from core import db
 from core.settings import Settings
 from graphql_api.app import create_app
 from tests.conftest import migrated_settings
-from tests.replicas.cluster import ClusterUnavailable, ReplicaPair, make_pair
+from tests.scale.cluster import ClusterUnavailable, ReplicaPair, make_pair
 from workers.writer import BarWriter
 
 T0 = datetime(2024, 3, 4, 14, 30, tzinfo=UTC)
