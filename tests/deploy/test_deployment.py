@@ -92,8 +92,9 @@ def test_the_api_reads_from_a_streaming_replica_of_the_primary(services: dict[st
     primary, replica = services["postgres"], services["postgres-replica"]
     assert "wal_level=replica" in primary["command"]
     init = REPO / "deploy/postgres/allow-replication.sh"
-    assert f"./{init.relative_to(REPO)}:/docker-entrypoint-initdb.d/allow-replication.sh:ro" in (
-        primary["volumes"]
+    assert (
+        f"./{init.relative_to(REPO)}:/docker-entrypoint-initdb.d/allow-replication.sh:ro"
+        in (primary["volumes"])
     )
     assert "host replication all all scram-sha-256" in init.read_text()
     script = replica["command"][-1]
