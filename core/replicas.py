@@ -49,6 +49,8 @@ SELECT pg_is_in_recovery(),
             ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8
        END
 """
+#: Versions remembered per replica as held (a bound on memory, not on correctness).
+MAX_REMEMBERED_VERSIONS = 4096
 _REACHED_SQL = "SELECT EXISTS (SELECT 1 FROM bar_changes WHERE id = $1)"
 
 
@@ -116,6 +118,9 @@ class Replica:
     lag_seconds: float | None = None
     lag_bytes: int | None = None
     checked_at: float = 0.0
+    #: Versions this replica was seen to hold: it keeps holding them (until it is taken out,
+    #: which may mean it was rebuilt), so a client that repeats a Min-Version costs no query.
+    reached: set[int] = field(default_factory=set)
 
     def status(self) -> dict[str, Any]:
         """What /readyz shows for this replica."""
@@ -208,15 +213,22 @@ class ReadRouter:
             pause = min(pause * 2, 0.05)
 
     async def _reached(self, replica: Replica, version: int) -> bool:
+        if version in replica.reached:
+            return True
         try:
             async with replica.engine.connect() as conn:
                 result = await conn.exec_driver_sql(_REACHED_SQL, (version,))
-                return bool(result.scalar_one())
+                found = bool(result.scalar_one())
         except Exception as exc:
             if not is_replica_failure(exc):
                 raise
             await self.take_out(replica, f"{type(exc).__name__} on a version check")
             return False
+        if found:
+            if len(replica.reached) >= MAX_REMEMBERED_VERSIONS:
+                replica.reached.clear()
+            replica.reached.add(version)
+        return found
 
     async def take_out(self, replica: Replica, reason: str) -> None:
         """Stop routing reads to `replica` until a check finds it healthy again."""
@@ -224,6 +236,7 @@ class ReadRouter:
             log.warning("replica %s taken out of rotation: %s", replica.name, reason)
         replica.up = False
         replica.reason = reason
+        replica.reached.clear()
         # Its pooled connections are dead or about to be: new ones after it comes back.
         await replica.engine.dispose()
 
