@@ -9,12 +9,12 @@ Read throughput with 0 and 1 local replica at the same CPU budget means nothing 
 a streaming standby of its own (tests/scale/cluster.py: initdb, pg_basebackup -R, free ports,
 fsync off, both stopped at the end), migrates a database on the primary, and:
 
-1. Routing latency: the same small query (the newest bar of one symbol, caches off) through
-   the app in-process, alternating rounds of `--requests` each: no replica (reads on the
-   primary), one replica (reads routed to it), one replica with a `Min-Version` header the
-   router has seen the replica hold (remembered: no query), and the same with that memory
-   cleared before every request (one primary-key lookup on the replica first). Median per
-   request.
+1. Routing cost: the same small query (the newest bar of one symbol, caches off) through
+   the app in-process, one request of each variant in turn (`--requests` x `--rounds` each):
+   no replica (reads on the primary); one replica (reads routed to it); one replica with a
+   `Min-Version` the router has seen the replica hold (remembered: no query); the same with
+   that memory cleared before every request (one primary-key lookup on the replica first).
+   Median wall time per request, and this process's CPU time (app and client) per request.
 2. Lag under ingest: `BarWriter` batches of 10,000 bars at a target of `--rate` rows/s for
    `--seconds`, while PostgreSQL's own `pg_stat_replication` (replay_lag, WAL bytes behind)
    is sampled every 100 ms on the primary.
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import sys
@@ -94,32 +95,45 @@ def routing(settings: Settings, standby_url: str, requests: int, rounds: int, v:
             {"Min-Version": str(v)},
         ),
     }
-    results: dict[str, list[float]] = {name: [] for name in configs}
-    for _ in range(rounds):
+    wall: dict[str, list[float]] = {name: [] for name in configs}
+    cpu: dict[str, list[float]] = {name: [] for name in configs}
+    with contextlib.ExitStack() as stack:
+        clients = {}
         for name, (cfg, headers) in configs.items():
-            with TestClient(create_app(cfg)) as client:
-                router = client.app.state.services.router  # type: ignore[attr-defined]
-                deadline = time.monotonic() + 10
-                while router is not None and not router.usable():
-                    assert time.monotonic() < deadline, "replica never in rotation"
-                    time.sleep(0.05)
-                for _ in range(20):  # warm-up: pools, prepared statements
-                    client.post("/graphql", json={"query": QUERY}, headers=headers)
-                forget = name.strip().startswith("the same") and router is not None
-                started = time.perf_counter()
-                for _ in range(requests):
-                    if forget:  # every request asks the replica for the version again
-                        router.replicas[0].reached.clear()
-                    r = client.post("/graphql", json={"query": QUERY}, headers=headers)
-                    assert r.status_code == 200 and "errors" not in r.json(), r.text
-                results[name].append((time.perf_counter() - started) / requests * 1000)
-                if router is not None:
-                    assert router.routed["replica"] >= requests, router.routed
-    base = statistics.median(results["no replica (primary)"])
-    print(f"routing latency, {requests} requests x {rounds} rounds (median ms per request):")
-    for name, values in results.items():
-        m = statistics.median(values)
-        print(f"  {name:28s} {m:7.3f} ms  ({m - base:+.3f} ms vs primary, ratio {m / base:.2f})")
+            client = stack.enter_context(TestClient(create_app(cfg)))
+            router = client.app.state.services.router  # type: ignore[attr-defined]
+            deadline = time.monotonic() + 10
+            while router is not None and not router.usable():
+                assert time.monotonic() < deadline, "replica never in rotation"
+                time.sleep(0.05)
+            for _ in range(20):  # warm-up: pools, prepared statements
+                client.post("/graphql", json={"query": QUERY}, headers=headers)
+            clients[name] = (client, headers, router)
+        # Request by request in turn, so load from elsewhere falls on every variant alike.
+        for _ in range(requests * rounds):
+            for name, (client, headers, router) in clients.items():
+                if name.strip().startswith("the same"):
+                    router.replicas[0].reached.clear()  # ask the replica again
+                c0, w0 = time.process_time(), time.perf_counter()
+                r = client.post("/graphql", json={"query": QUERY}, headers=headers)
+                wall[name].append((time.perf_counter() - w0) * 1000)
+                cpu[name].append((time.process_time() - c0) * 1000)
+                assert r.status_code == 200 and "errors" not in r.json(), r.text
+        for _client, _headers, router in clients.values():
+            if router is not None:
+                assert router.routed["replica"] >= requests * rounds, router.routed
+    base_wall = statistics.median(wall["no replica (primary)"])
+    base_cpu = statistics.mean(cpu["no replica (primary)"])
+    print(
+        f"routing, {requests * rounds} requests per variant, interleaved "
+        "(wall: median ms per request; CPU: this process's mean ms per request):"
+    )
+    for name in configs:
+        w, c = statistics.median(wall[name]), statistics.mean(cpu[name])
+        print(
+            f"  {name:30s} wall {w:7.3f} ms ({w - base_wall:+.3f}, ratio {w / base_wall:.2f})"
+            f"   CPU {c:6.3f} ms ({c - base_cpu:+.3f}, ratio {c / base_cpu:.2f})"
+        )
 
 
 async def _visible_after(standby: asyncpg.Pool, version: int, committed: float) -> float:

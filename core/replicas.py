@@ -155,8 +155,8 @@ class ReadRouter:
         return cls(settings, primary, replicas)
 
     async def start(self) -> None:
-        """Check every replica once (bounded), then keep checking in the background."""
-        await self.check_all()
+        """Start checking the replicas in the background; reads go to the primary until a
+        replica passes its first check (an unreachable one must not delay start-up)."""
         self._monitor = asyncio.create_task(self._watch(), name="replica-monitor")
         for replica in self.replicas:
             _owners[id(replica.engine)] = (self, replica)
@@ -282,11 +282,11 @@ class ReadRouter:
 
     async def _watch(self) -> None:
         while True:
-            await asyncio.sleep(self.settings.replica_check_seconds)
             try:
                 await self.check_all()
             except Exception:  # a check must never end the monitor
                 log.exception("replica check failed")
+            await asyncio.sleep(self.settings.replica_check_seconds)
 
     def status(self) -> dict[str, dict[str, Any]]:
         """Each replica's state, for /readyz."""
