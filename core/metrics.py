@@ -24,7 +24,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -48,7 +48,6 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from core.cache import FieldCache
-    from core.replicas import ReadRouter
 
 # The logger keeps the name it had inside graphql_api, which log filters and dashboards use.
 log = logging.getLogger("graphql_api.metrics")
@@ -293,11 +292,28 @@ class _PoolCollector:
             yield GaugeMetricFamily(f"{PREFIX}_db_pool_{name}", doc, value=value)
 
 
+class _ReplicaState(Protocol):
+    """What the collector reads of a replica (core.replicas.Replica; not imported: that
+    module counts its routes here)."""
+
+    name: str
+    up: bool
+    lag_seconds: float | None
+    lag_bytes: int | None
+
+
+class ReplicaSource(Protocol):
+    """Where replica states come from (core.replicas.ReadRouter)."""
+
+    @property
+    def replicas(self) -> Sequence[_ReplicaState]: ...
+
+
 class _ReplicaCollector:
     """Each read replica's state and lag, from the router's last check (no query at scrape)."""
 
     def __init__(self) -> None:
-        self.router: ReadRouter | None = None
+        self.router: ReplicaSource | None = None
 
     def collect(self) -> Iterator[Metric]:
         """Up (in rotation), lag in seconds of replay and in bytes of WAL, per replica."""
@@ -403,7 +419,7 @@ class AppMetrics:
         self.shared = _SharedExposition(self) if multiprocess_dir() else None
 
     def attach(
-        self, engine: AsyncEngine, cache: FieldCache | None, router: ReadRouter | None = None
+        self, engine: AsyncEngine, cache: FieldCache | None, router: ReplicaSource | None = None
     ) -> None:
         """Read pool, cache, database and replica gauges from these (the app starts)."""
         self.pool.engine = engine

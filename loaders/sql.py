@@ -19,19 +19,20 @@ async def fetch(engine: AsyncEngine, sql: str, *args: Any) -> Sequence[Any]:
     replica that goes away mid-read, the statement runs again on the primary
     (core/replicas.py).
     """
-    return await run_read(engine, lambda e: _fetch(e, sql, args))
-
-
-async def _fetch(engine: AsyncEngine, sql: str, args: tuple[Any, ...]) -> Sequence[Any]:
-    with loader_span() as span:  # a no-op unless tracing is on
-        async with engine.connect() as conn:
-            result = await conn.exec_driver_sql(sql, args)
-            # The driver's own records (asyncpg's, in C; indexable like tuples) rather than
-            # SQLAlchemy Row objects made from them: ~1 µs a row saved, 5 ms on a 5,000-bar
-            # chart request. Statement events (metrics, traces, counts) still fire.
-            cursor = result.cursor
-            rows = cursor.fetchall() if cursor is not None else result.all()
-            result.close()
+    with loader_span() as span:  # a no-op unless tracing is on; named after our caller
+        rows = await run_read(engine, lambda e: _fetch(e, sql, args))
         if span is not None:
             span.set_attribute("db.response.returned_rows", len(rows))
         return rows
+
+
+async def _fetch(engine: AsyncEngine, sql: str, args: tuple[Any, ...]) -> Sequence[Any]:
+    async with engine.connect() as conn:
+        result = await conn.exec_driver_sql(sql, args)
+        # The driver's own records (asyncpg's, in C; indexable like tuples) rather than
+        # SQLAlchemy Row objects made from them: ~1 µs a row saved, 5 ms on a 5,000-bar
+        # chart request. Statement events (metrics, traces, counts) still fire.
+        cursor = result.cursor
+        rows = cursor.fetchall() if cursor is not None else result.all()
+        result.close()
+    return rows
