@@ -105,13 +105,14 @@ def test_the_api_reads_from_a_streaming_replica_of_the_primary(services: dict[st
         settings = settings_of(services[name])
         (url,) = settings.read_urls
         assert (url.host, url.port, url.database) == ("postgres-replica", 5432, "market"), name
-    # The replica serves the API's pools: they must fit its max_connections too.
+    # The replica serves the API's pools and each process's Min-Version probe connection
+    # (core/replicas.py): they must fit its max_connections too.
     api = services["api"]
     processes = api["deploy"]["replicas"] * int(option(api["command"], "--workers", "1"))
     api_settings = settings_of(api)
-    used = processes * (api_settings.pool_size + api_settings.max_overflow)
+    used = processes * (api_settings.pool_size + api_settings.max_overflow + 1)
     allowed = int(script.split("max_connections=")[1].split()[0]) - RESERVED_CONNECTIONS
-    assert (used, allowed) == (40, 87)
+    assert (used, allowed) == (44, 87)
 
 
 def test_migrate_runs_once_before_api_and_worker(services: dict[str, Any]) -> None:
