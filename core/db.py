@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from core.settings import Settings
@@ -30,8 +30,12 @@ def client_timeout(settings: Settings) -> float | None:
     return settings.statement_timeout_ms / 1000 + 2.0
 
 
-def create_engine(settings: Settings, *, pool: bool = True) -> AsyncEngine:
-    """An asyncpg engine with the pool and statement timeout from settings."""
+def create_engine(settings: Settings, *, pool: bool = True, url: URL | None = None) -> AsyncEngine:
+    """An asyncpg engine with the pool and statement timeout from settings.
+
+    `url` (a replica's, from READ_DATABASE_URLS) replaces DATABASE_URL.
+    """
+    url = url or settings.sqlalchemy_url
     connect_args = {
         "server_settings": {
             "statement_timeout": str(settings.statement_timeout_ms),
@@ -44,11 +48,9 @@ def create_engine(settings: Settings, *, pool: bool = True) -> AsyncEngine:
         "timeout": settings.db_connect_timeout_seconds,
     }
     if not pool:
-        return create_async_engine(
-            settings.sqlalchemy_url, connect_args=connect_args, poolclass=_null_pool()
-        )
+        return create_async_engine(url, connect_args=connect_args, poolclass=_null_pool())
     return create_async_engine(
-        settings.sqlalchemy_url,
+        url,
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
         pool_timeout=settings.pool_timeout,

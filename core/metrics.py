@@ -18,11 +18,13 @@ Other modules call, for example::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -68,7 +70,10 @@ SQL_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 
 
 #: Active GraphQL subscriptions of this process: `subscriptions.inc()` / `.dec()`.
 subscriptions = Gauge(
-    f"{PREFIX}_subscriptions_active", "GraphQL subscriptions open in this process.", registry=None
+    f"{PREFIX}_subscriptions_active",
+    "GraphQL subscriptions open (in all worker processes of `serve --workers N`).",
+    registry=None,
+    multiprocess_mode="livesum",
 )
 _rows_written = Counter(
     f"{PREFIX}_ingest_rows_written",
@@ -88,13 +93,37 @@ dependency_up = Gauge(
     "Whether a dependency answered the last /readyz check (1 yes, 0 no).",
     ["dependency"],
     registry=None,
+    # Over several worker processes: 0 when any live one found the dependency down.
+    multiprocess_mode="livemin",
+)
+#: Where reads went (core.replicas.ROUTES): a replica, or the primary and why.
+read_routes = Counter(
+    f"{PREFIX}_read_routes",
+    "Reads routed, by route: replica, or primary with the reason (no replica in rotation, "
+    "a Min-Version wait that expired, a failover after a replica failed mid-read).",
+    ["route"],
+    registry=None,
 )
 _PROCESS_METRICS: tuple[Collector, ...] = (
     subscriptions,
     _rows_written,
     _rows_rejected,
     dependency_up,
+    read_routes,
 )
+
+
+#: The environment variable prometheus_client reads (at import) for multiprocess mode.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess_dir() -> str | None:
+    """The directory worker processes share their metric values in (`serve --workers N`).
+
+    prometheus_client decides at import whether values live in this process or in files
+    there, so the CLI sets it before uvicorn starts the workers (graphql_api/cli.py).
+    """
+    return os.environ.get(MULTIPROC_ENV) or None
 
 
 def ingest_written(changes: Iterable[Any]) -> None:
@@ -263,6 +292,59 @@ class _PoolCollector:
             yield GaugeMetricFamily(f"{PREFIX}_db_pool_{name}", doc, value=value)
 
 
+class _ReplicaState(Protocol):
+    """What the collector reads of a replica (core.replicas.Replica; not imported: that
+    module counts its routes here)."""
+
+    name: str
+    up: bool
+    lag_seconds: float | None
+    lag_bytes: int | None
+
+
+class ReplicaSource(Protocol):
+    """Where replica states come from (core.replicas.ReadRouter)."""
+
+    @property
+    def replicas(self) -> Sequence[_ReplicaState]: ...
+
+
+class _ReplicaCollector:
+    """Each read replica's state and lag, from the router's last check (no query at scrape)."""
+
+    def __init__(self) -> None:
+        self.router: ReplicaSource | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        """Up (in rotation), lag in seconds of replay and in bytes of WAL, per replica."""
+        if self.router is None:
+            return
+        up = GaugeMetricFamily(
+            f"{PREFIX}_replica_up",
+            "Whether a read replica is in rotation (1) or taken out (0).",
+            labels=["replica"],
+        )
+        seconds = GaugeMetricFamily(
+            f"{PREFIX}_replica_lag_seconds",
+            "Replay lag of a read replica (0 when it has replayed all it received).",
+            labels=["replica"],
+        )
+        lag_bytes = GaugeMetricFamily(
+            f"{PREFIX}_replica_lag_bytes",
+            "WAL bytes the primary has written that a read replica has not replayed yet.",
+            labels=["replica"],
+        )
+        for replica in self.router.replicas:
+            up.add_metric([replica.name], 1 if replica.up else 0)
+            if replica.lag_seconds is not None:
+                seconds.add_metric([replica.name], replica.lag_seconds)
+            if replica.lag_bytes is not None:
+                lag_bytes.add_metric([replica.name], replica.lag_bytes)
+        yield up
+        yield seconds
+        yield lag_bytes
+
+
 class _CacheCollector:
     """The field cache's counters (FieldCache.stats), read at scrape time."""
 
@@ -331,20 +413,30 @@ class AppMetrics:
         self.pool = _PoolCollector()
         self.cache = _CacheCollector()
         self.readings = _DatabaseReadings(settings, self.refresh_failures)
-        for collector in (self.pool, self.cache, self.readings):
+        self.replicas = _ReplicaCollector()
+        for collector in (self.pool, self.cache, self.readings, self.replicas):
             r.register(collector)
+        self.shared = _SharedExposition(self) if multiprocess_dir() else None
 
-    def attach(self, engine: AsyncEngine, cache: FieldCache | None) -> None:
-        """Read pool, cache and database gauges from these (called when the app starts)."""
+    def attach(
+        self, engine: AsyncEngine, cache: FieldCache | None, router: ReplicaSource | None = None
+    ) -> None:
+        """Read pool, cache, database and replica gauges from these (the app starts)."""
         self.pool.engine = engine
         self.cache.cache = cache
         self.readings.engine = engine
+        self.replicas.router = router
+        if self.shared is not None:
+            self.shared.start()
 
     def detach(self) -> None:
-        """Forget the engine and cache (the app stopped)."""
+        """Forget the engine, cache and router (the app stopped)."""
+        if self.shared is not None:
+            self.shared.stop()
         self.pool.engine = None
         self.cache.cache = None
         self.readings.engine = None
+        self.replicas.router = None
 
     def observe_request(
         self,
@@ -372,6 +464,8 @@ class AppMetrics:
     async def exposition(self) -> bytes:
         """The text exposition, database readings refreshed first when stale."""
         await self.readings.refresh()
+        if self.shared is not None:
+            return await self.shared.exposition()
         return generate_latest(self.registry)
 
     def mount(self, app: FastAPI) -> None:
@@ -381,6 +475,90 @@ class AppMetrics:
         @app.get("/metrics", include_in_schema=False)
         async def metrics_endpoint() -> Response:
             return Response(await self.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+class _SharedExposition:
+    """/metrics of `serve --workers N`: one answer summing every worker process.
+
+    Counters, histograms and gauges created with prometheus_client keep their values in
+    files under PROMETHEUS_MULTIPROC_DIR; `MultiProcessCollector` sums them at scrape, so
+    whichever worker answers reports all of them. Readings taken at scrape from this
+    process's own objects (pool, cache) would show one worker only: each worker copies them
+    into shared gauges and counters every PUBLISH_SECONDS and before answering a scrape.
+    Database readings and replica lag describe shared servers, so the answering worker's
+    own readings are exact. The process and GC collectors are per process and left out.
+    """
+
+    PUBLISH_SECONDS = 1.0
+
+    def __init__(self, app: AppMetrics) -> None:
+        self.app = app
+        self.pool = {
+            name: Gauge(f"{PREFIX}_db_pool_{name}", doc, registry=None, multiprocess_mode="livesum")
+            for name, doc in (
+                ("in_use", "Connections checked out of the pools of all workers."),
+                ("idle", "Connections idle in the pools of all workers."),
+                ("overflow", "Connections open beyond the pool size, all workers."),
+                ("size", "Configured pool size times the number of workers."),
+            )
+        }
+        self.cache = {
+            name: Counter(f"{PREFIX}_cache_{name}", doc, ["backend"], registry=None)
+            for name, doc in (
+                ("hits", "Cache lookups answered from the cache."),
+                ("misses", "Cache lookups that missed (or failed)."),
+                ("errors", "Cache calls that failed (served from PostgreSQL)."),
+                ("computed", "Cache values computed from PostgreSQL."),
+            )
+        }
+        self.published: dict[str, float] = {}
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._loop(), name="metrics-publish")
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            self.task = None
+        from prometheus_client import multiprocess
+
+        # This process's live gauges (pool, subscriptions) leave the sums with it.
+        with contextlib.suppress(OSError):
+            multiprocess.mark_process_dead(os.getpid())
+
+    async def _loop(self) -> None:
+        while True:
+            self.publish()
+            await asyncio.sleep(self.PUBLISH_SECONDS)
+
+    def publish(self) -> None:
+        """Copy this process's pool gauges and cache counts into the shared files."""
+        for family in self.app.pool.collect():
+            name = family.name.removeprefix(f"{PREFIX}_db_pool_")
+            self.pool[name].set(family.samples[0].value)
+        cache = self.app.cache.cache
+        if cache is None:
+            return
+        backend = "redis" if cache.redis else "memory"
+        stats = cache.stats
+        for name in self.cache:
+            value = float(getattr(stats, name))
+            delta = value - self.published.get(name, 0.0)
+            if delta > 0:
+                self.cache[name].labels(backend).inc(delta)
+            self.published[name] = value
+
+    async def exposition(self) -> bytes:
+        from prometheus_client import multiprocess
+
+        self.publish()
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        registry.register(self.app.readings)
+        registry.register(self.app.replicas)
+        # Reading every worker's files is disk I/O: off the event loop.
+        return await asyncio.to_thread(generate_latest, registry)
 
 
 def worker_registry() -> CollectorRegistry:

@@ -51,6 +51,27 @@ class Settings(_WithProviders):
         default=5.0, gt=0, description="Deadline for opening one database connection."
     )
 
+    # Read replicas (core.replicas)
+    read_database_urls: str = Field(
+        default="",
+        description="Comma-separated PostgreSQL URLs of streaming replicas that serve API "
+        "reads; empty: every read goes to DATABASE_URL.",
+    )
+    replica_max_lag_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="A replica further behind than this serves no reads until it catches up.",
+    )
+    replica_wait_seconds: float = Field(
+        default=0.5,
+        ge=0,
+        description="How long a read that needs a data version (Min-Version) waits for a "
+        "replica to reach it before it goes to the primary.",
+    )
+    replica_check_seconds: float = Field(
+        default=1.0, gt=0, description="How often each replica's health and lag are read."
+    )
+
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
 
@@ -297,6 +318,13 @@ class Settings(_WithProviders):
             raise ValueError("must be a postgresql:// URL")
         return value
 
+    @field_validator("read_database_urls")
+    @classmethod
+    def _check_read_urls(cls, value: str) -> str:
+        for url in _split_urls(value):
+            cls._check_database_url(url)
+        return value
+
     @field_validator("redis_url")
     @classmethod
     def _check_redis_url(cls, value: str | None) -> str | None:
@@ -312,11 +340,23 @@ class Settings(_WithProviders):
         return make_url(self.database_url).set(drivername="postgresql+asyncpg")
 
     @property
+    def read_urls(self) -> list[URL]:
+        """The replicas' URLs with the asyncpg driver (READ_DATABASE_URLS)."""
+        return [
+            make_url(url).set(drivername="postgresql+asyncpg")
+            for url in _split_urls(self.read_database_urls)
+        ]
+
+    @property
     def asyncpg_dsn(self) -> str:
         """The database URL in the form asyncpg.connect() takes."""
         return self.sqlalchemy_url.set(drivername="postgresql").render_as_string(
             hide_password=False
         )
+
+
+def _split_urls(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -24,6 +24,7 @@ from core import db, metrics
 from core.cache import FieldCache
 from core.calendars import sync_sessions
 from core.logging_setup import configure_logging
+from core.replicas import ReadRouter
 from core.settings import Settings, load_settings
 from graphql_api import http_protocol
 from graphql_api.auth import KeyStore, Principal
@@ -140,7 +141,7 @@ async def _bounded(name: str, check: Coroutine[Any, Any, str], deadline: float) 
 
 
 async def readiness(
-    engine: AsyncEngine, settings: Settings, head: str | None
+    engine: AsyncEngine, settings: Settings, head: str | None, router: ReadRouter | None = None
 ) -> tuple[bool, dict[str, Any]]:
     """Whether the service can answer queries, and the body /readyz reports.
 
@@ -148,6 +149,8 @@ async def readiness(
     queries degrade to this process's memory and queries are still answered, so a Redis
     outage must not pull every replica out of the load balancer. Checks run concurrently,
     each under its own deadline, so the answer comes within READINESS_TIMEOUT_SECONDS.
+    Read replicas do not decide it either (the primary serves reads while they are out);
+    their state and lag, from the router's last check, are reported under `replicas`.
     """
     deadline = settings.readiness_timeout_seconds
     names = ["database"]
@@ -162,6 +165,13 @@ async def readiness(
     degraded = sorted(name for name, result in results.items() if result != "ok")
     status = ("ready" if not degraded else "degraded") if ready else "unavailable"
     body: dict[str, Any] = {"status": status, "checks": results}
+    if router is not None:
+        body["replicas"] = router.status()
+        degraded += [
+            f"replica {name}" for name, r in body["replicas"].items() if r["status"] != "ok"
+        ]
+        if ready and degraded:
+            body["status"] = "degraded"
     if ready and degraded:
         body["degraded"] = degraded
     return ready, body
@@ -187,6 +197,7 @@ class Services:
     cache: FieldCache | None
     live: LiveHub
     telemetry: Telemetry
+    router: ReadRouter | None = None
     endpoint: GraphQLEndpoint = field(init=False)
 
     @classmethod
@@ -210,10 +221,12 @@ class Services:
             if settings.rate_limit_cost_per_minute > 0
             else None
         )
+        # Live updates read the primary: each read follows a change just committed there.
         live = create_hub(settings, engine)
         head = db.head_revision(settings)
-        services = cls(settings, head, engine, redis, cache, live, telemetry)
-        telemetry.attach(engine, cache)
+        router = ReadRouter.create(settings, engine)
+        services = cls(settings, head, engine, redis, cache, live, telemetry, router)
+        telemetry.attach(engine, cache, router)
         services.endpoint = GraphQLEndpoint(
             schemas.served,
             settings,
@@ -223,13 +236,18 @@ class Services:
             cache,
             engine,
             schemas.reference,
+            router=router,
         )
+        if router is not None:
+            await router.start()
         await live.start()
         await _sync_calendars(engine)
         return services
 
     async def close(self) -> None:
         await self.live.stop()
+        if self.router is not None:
+            await self.router.stop()
         if self.cache is not None:
             await self.cache.close()
         if self.redis is not None:
@@ -238,7 +256,9 @@ class Services:
         await self.engine.dispose()
 
     async def http_context(self, request: Request, principal: Principal) -> Context:
-        context = Context(self.settings, self.engine, Loaders.create(self.engine, self.cache))
+        # The endpoint chose where this request reads (GraphQLEndpoint._route).
+        read = getattr(request.state, "read_engine", None) or self.engine
+        context = Context(self.settings, self.engine, Loaders.create(read, self.cache), read)
         context.request = request
         context.extras["principal"] = principal
         return context
@@ -321,7 +341,9 @@ async def healthz() -> dict[str, str]:
 @routes.get("/readyz", include_in_schema=False)
 async def readyz(request: Request) -> JSONResponse:
     services = services_of(request)
-    ready, body = await readiness(services.engine, services.settings, services.head)
+    ready, body = await readiness(
+        services.engine, services.settings, services.head, services.router
+    )
     return JSONResponse(body, status_code=200 if ready else 503)
 
 

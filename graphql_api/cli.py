@@ -97,6 +97,7 @@ def serve(
         url = embedded.start()
         os.environ["DATABASE_URL"] = url
         settings = load_settings(database_url=url)
+    shared_metrics = _multiprocess_metrics(workers)
     try:
         db.upgrade(settings)
         if embedded is not None and settings.load_demo_data:
@@ -117,9 +118,39 @@ def serve(
             http=HTTP_PROTOCOL,
         )
     finally:
+        if shared_metrics is not None:
+            shared_metrics()
         if embedded is not None:
             embedded.stop()
             console.print("embedded PostgreSQL stopped")
+
+
+def _multiprocess_metrics(workers: int) -> Any:
+    """With several workers, have them share metric values in PROMETHEUS_MULTIPROC_DIR.
+
+    The directory must be set before the workers import prometheus_client and must not hold
+    files of an earlier run (their counts would be added in): a given directory is emptied
+    of metric files, and without one a temporary directory is made and removed at exit.
+    Returns the clean-up to run at exit, or None with one worker.
+    """
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from core.metrics import MULTIPROC_ENV
+
+    if workers <= 1:
+        return None
+    given = os.environ.get(MULTIPROC_ENV)
+    if given:
+        path = Path(given)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink()
+        return lambda: None
+    path = Path(tempfile.mkdtemp(prefix="market-graphql-metrics-"))
+    os.environ[MULTIPROC_ENV] = str(path)
+    return lambda: shutil.rmtree(path, ignore_errors=True)
 
 
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)

@@ -1,4 +1,4 @@
-"""The per-request context: settings, engine, loaders, and the HTTP request/response."""
+"""The per-request context: settings, engines, loaders, and the HTTP request/response."""
 
 from __future__ import annotations
 
@@ -15,10 +15,19 @@ from loaders import Loaders
 class Context(BaseContext):
     """What every resolver can reach through `info.context`."""
 
-    def __init__(self, settings: Settings, engine: AsyncEngine, loaders: Loaders) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: AsyncEngine,
+        loaders: Loaders,
+        read_engine: AsyncEngine | None = None,
+    ) -> None:
         super().__init__()
         self.settings = settings
+        #: The primary: writes, and reads that must see this request's own writes.
         self.engine = engine
+        #: Where this request's reads go: a replica, or the primary (core/replicas.py).
+        self.read_engine = read_engine or engine
         self.loaders = loaders
         self.extras: dict[str, Any] = {}
 

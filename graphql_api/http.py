@@ -39,6 +39,7 @@ from strawberry.types.graphql import OperationType as StrawberryOperation
 
 from core.cache import FieldCache
 from core.errors import ApiError, Forbidden, Unauthenticated
+from core.replicas import ReadRouter, run_read
 from core.reqstats import note_outcome, note_request
 from core.settings import Settings
 from graphql_api.auth import KeyStore, Principal, Scope
@@ -280,6 +281,7 @@ class GraphQLEndpoint:
         engine: AsyncEngine | None = None,
         reference_schema: Schema | None = None,
         limits: Limits | None = None,
+        router: ReadRouter | None = None,
     ) -> None:
         self.schema = schema
         self.reference_schema = reference_schema
@@ -289,6 +291,7 @@ class GraphQLEndpoint:
         self.limiter = limiter
         self.cache = cache
         self.engine = engine
+        self.router = router
         self.persisted = (
             PersistedQueries(cache, settings.persisted_queries)
             if cache is not None and settings.persisted_queries != "off"
@@ -490,17 +493,32 @@ class GraphQLEndpoint:
                 )
             raise RequestError(403, "this API key lacks the `read` scope", "FORBIDDEN")
 
+    async def _route(
+        self, request: Request, params: Params, info: RequestInfo
+    ) -> AsyncEngine | None:
+        """Choose the server this request reads from; the context factory finds it on
+        `request.state.read_engine`. Mutations read the primary (their own writes)."""
+        assert info.operation is not None
+        engine = self.engine
+        if self.router is not None and info.operation.operation == OperationType.QUERY:
+            engine = await self.router.read_engine(min_version(request, params))
+        request.state.read_engine = engine
+        return engine
+
     async def _execute(self, request: Request, params: Params, info: RequestInfo) -> Outcome:
         assert params.query is not None and info.operation is not None
+        engine = await self._route(request, params, info)
         if (
             self.cache is None
-            or self.engine is None
+            or engine is None
             or info.operation.operation != OperationType.QUERY
             or not _root_fields(info.document, info.operation).isdisjoint(UNCACHEABLE)
         ):
             return await self._execute_uncached(request, params, info)
         try:
-            version = await data_version(self.engine)
+            # From the server the request reads: a version read on the primary with data
+            # from a lagging replica would file old data under a new version.
+            version = await run_read(engine, data_version)
         except Exception as exc:
             known = classify(exc)
             if known is None:
@@ -582,6 +600,34 @@ class GraphQLEndpoint:
             body["errors"] = errors
         body["extensions"] = {"cost": info.cost}
         return Outcome(body)
+
+
+#: The request header naming the data version a read must see (also `extensions.minVersion`).
+MIN_VERSION_HEADER = "min-version"
+
+
+def min_version(request: Request, params: Params) -> int | None:
+    """The data version this read must see: the `Min-Version` header or `minVersion` in the
+    request's `extensions` (a `version` of a live update or ingest event); None: any."""
+    raw: object = request.headers.get(MIN_VERSION_HEADER)
+    if raw is None and params.extensions:
+        raw = params.extensions.get("minVersion")
+    if raw is None:
+        return None
+    value: int | None = None
+    if isinstance(raw, str) and raw.strip().isdigit():
+        value = int(raw.strip())
+    elif isinstance(raw, int) and not isinstance(raw, bool):
+        value = raw
+    elif isinstance(raw, float) and raw.is_integer():
+        value = int(raw)  # live messages carry versions as Float
+    if value is None or not 0 <= value < 2**63:
+        raise RequestError(
+            400,
+            f"minVersion must be a non-negative integer (a data version), got {raw!r}",
+            "BAD_USER_INPUT",
+        )
+    return value
 
 
 #: Root query fields a key with only the `ingest` scope may read when reads need a key.

@@ -119,7 +119,7 @@ class Query:
         after_t = parse_symbol_cursor(after) if after is not None else None
         before_t = parse_symbol_cursor(before) if before is not None else None
         rows, more = await symbols_page(
-            info.context.engine,
+            info.context.read_engine,
             f,
             limit=page.size,
             after=after_t,

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from strawberry import Schema
 
     from core.cache import FieldCache
+    from core.replicas import ReadRouter
 
 Handler = Callable[["Request"], Awaitable["Response"]]
 
@@ -47,6 +48,7 @@ class Telemetry:
         self.slow_sql_seconds = settings.slow_sql_ms / 1000
         self.explain = settings.slow_sql_explain and settings.log_requests
         self.engine: AsyncEngine | None = None
+        self._engines: list[AsyncEngine] = []
         #: Whether requests are observed at all (everything off: the endpoint runs bare).
         self.active = bool(self.metrics or self.tracing or self.log_requests)
 
@@ -63,21 +65,27 @@ class Telemetry:
         if self.tracing is not None:
             self.tracing.instrument_schema(schema)
 
-    def attach(self, engine: AsyncEngine, cache: FieldCache | None) -> None:
-        """Count, time and trace the engine's statements; read gauges from engine and cache."""
+    def attach(
+        self, engine: AsyncEngine, cache: FieldCache | None, router: ReadRouter | None = None
+    ) -> None:
+        """Count, time and trace the statements of the primary's and the replicas' engines;
+        read gauges from engine, cache and router."""
         self.engine = engine
+        self._engines = [engine, *(r.engine for r in (router.replicas if router else ()))]
         if self.metrics is not None:
-            self.metrics.attach(engine, cache)
+            self.metrics.attach(engine, cache, router)
         if self.active:
-            target = engine.sync_engine
-            event.listen(target, "before_cursor_execute", self._before_cursor)
-            event.listen(target, "after_cursor_execute", self._after_cursor)
-            event.listen(target, "handle_error", self._on_error)
+            for each in self._engines:
+                target = each.sync_engine
+                event.listen(target, "before_cursor_execute", self._before_cursor)
+                event.listen(target, "after_cursor_execute", self._after_cursor)
+                event.listen(target, "handle_error", self._on_error)
 
     def detach(self) -> None:
         """Undo `attach` (the app is stopping) and flush traces."""
-        engine, self.engine = self.engine, None
-        if engine is not None and self.active:
+        self.engine = None
+        engines, self._engines = self._engines, []
+        for engine in engines if self.active else ():
             target = engine.sync_engine
             for name, fn in (
                 ("before_cursor_execute", self._before_cursor),

@@ -94,8 +94,20 @@ def ingest(
     batch_rows: Annotated[
         int | None, typer.Option(help="Rows per transaction (default: INGEST_BATCH_ROWS).")
     ] = None,
+    enqueue: Annotated[
+        bool,
+        typer.Option(
+            "--enqueue",
+            help="Upload each file into the database and queue a job for any worker "
+            "(on any host) instead of ingesting here; prints the job ids.",
+        ),
+    ] = False,
 ) -> None:
     """Ingest OHLCV files: every row validated, good rows written, rejects reported.
+
+    With --enqueue the files are checked (readable OHLCV tables), uploaded in chunks as
+    PostgreSQL large objects and queued as `ingest:ingest_upload` jobs; a worker ingests
+    each one, and `ingestJobs` (GraphQL) shows how it went.
 
     Exit status, counted over the rows of all FILES:
 
@@ -119,6 +131,11 @@ def ingest(
         raise _fail(f"no such file: {exc.filename}") from None
     except (NotOhlcvError, ValueError) as exc:
         raise _fail(str(exc)) from None
+    if enqueue:
+        if reject_file is not None or batch_rows is not None:
+            raise _fail("--reject-file and --batch-rows apply to a local ingest, not --enqueue")
+        _enqueue(settings, [f.path for f in opened], timeframe, tz, ticker)
+        return
     rejects = RejectWriter(reject_file) if reject_file is not None else None
     try:
         reports = asyncio.run(_ingest(settings, opened, timeframe, tz, ticker, batch_rows, rejects))
@@ -200,6 +217,20 @@ async def _ingest_actions(
         return [await ingest_actions_file(conn, p, rejects=reject_file) for p in files]
     finally:
         await conn.close()
+
+
+def _enqueue(
+    settings: Settings, paths: list[Path], timeframe: str, tz: str, ticker: str | None
+) -> None:
+    from workers.uploads import enqueue_files
+
+    queued = asyncio.run(enqueue_files(settings, paths, timeframe=timeframe, tz=tz, ticker=ticker))
+    for item in queued:
+        console.print(
+            f"{item.path}: {item.size:,} bytes uploaded, job {item.job_id} queued",
+            highlight=False,
+        )
+        print(item.job_id)  # stdout: the job ids alone, for scripts
 
 
 def ingest_exit_status(reports: Sequence[FileReport | ActionsReport]) -> int:

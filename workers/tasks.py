@@ -135,6 +135,54 @@ async def ingest_file(
     }
 
 
+async def ingest_upload(
+    context: JobContext,
+    *,
+    upload: int,
+    name: str,
+    timeframe: str,
+    tz: str = "UTC",
+    ticker: str | None = None,
+    size: int | None = None,
+) -> dict[str, Any]:
+    """Ingest a file uploaded into the database by `ingest --enqueue` (workers/uploads.py)."""
+    import tempfile
+
+    from workers import uploads
+    from workers.retry import is_permanent
+
+    settings = _settings(context)
+    with tempfile.TemporaryDirectory(prefix="market-graphql-upload-") as tmp:
+        # The uploaded name keeps its suffixes (.csv.gz, .parquet): they tell the format.
+        path = Path(tmp) / Path(name).name
+        async with _recorded(context) as (conn, recorder):
+            if not await uploads.download(conn, upload, path):
+                # An earlier run wrote the bars and removed the upload, then was cut off
+                # before the queue heard of it: nothing is left to do.
+                log.info("upload %s (%s) already ingested", upload, name)
+                return {"read": 0, "written": 0, "rejected": 0, "alreadyIngested": True}
+            try:
+                report = await run_file_ingest(
+                    conn,
+                    path,
+                    timeframe=timeframe,
+                    tz=tz,
+                    ticker=ticker,
+                    batch_rows=settings.ingest_batch_rows,
+                    recorder=recorder,
+                )
+            except Exception as exc:
+                if is_permanent(exc):
+                    await uploads.discard(conn, upload)  # no retry will read it
+                raise
+            await uploads.discard(conn, upload)
+    return {
+        "read": report.rows_read,
+        "written": report.rows_written,
+        "rejected": report.rows_rejected,
+    }
+
+
 async def sync_provider_symbols(context: JobContext, *, provider: str) -> int:
     """Create or update the symbols a provider lists."""
     settings = _settings(context)
@@ -253,7 +301,14 @@ async def ensure_partitions(context: JobContext, timestamp: int) -> int:
 def blueprints() -> tuple[Blueprint, Blueprint]:
     """Fresh (ingest, maintenance) blueprints holding the tasks above."""
     ingest = Blueprint()
-    for func in (ingest_provider, ingest_file, refresh, ingest_actions, refresh_actions):
+    for func in (
+        ingest_provider,
+        ingest_file,
+        ingest_upload,
+        refresh,
+        ingest_actions,
+        refresh_actions,
+    ):
         ingest.task(name=func.__name__, pass_context=True)(func)
     ingest.task(name="sync_symbols", pass_context=True)(sync_provider_symbols)
     maintenance = Blueprint()

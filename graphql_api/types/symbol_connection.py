@@ -22,4 +22,4 @@ class SymbolConnection:
 
     @strawberry.field(description="Number of symbols matching the filter (all pages).")
     async def total_count(self, info: Info) -> int:
-        return await symbols_count(info.context.engine, self.filter)
+        return await symbols_count(info.context.read_engine, self.filter)

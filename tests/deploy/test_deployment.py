@@ -64,8 +64,9 @@ def option(command: list[str], name: str, default: str) -> str:
 
 
 def test_services_and_images(services: dict[str, Any]) -> None:
-    assert set(services) == {"postgres", "redis", *APP_SERVICES}
+    assert set(services) == {"postgres", "postgres-replica", "redis", *APP_SERVICES}
     assert services["postgres"]["image"] == "postgres:16"
+    assert services["postgres-replica"]["image"] == "postgres:16"
     assert services["redis"]["image"] == "redis:7"
     images = {services[name]["image"] for name in APP_SERVICES}
     assert len(images) == 1, "API, worker and migrate run one image"
@@ -85,6 +86,33 @@ def test_app_services_reach_postgres_and_redis(services: dict[str, Any]) -> None
         settings = settings_of(services[name])  # every variable is valid for the service
         assert settings.database_url == env["DATABASE_URL"]
         assert settings.redis_url == env["REDIS_URL"]
+
+
+def test_the_api_reads_from_a_streaming_replica_of_the_primary(services: dict[str, Any]) -> None:
+    primary, replica = services["postgres"], services["postgres-replica"]
+    assert "wal_level=replica" in primary["command"]
+    init = REPO / "deploy/postgres/allow-replication.sh"
+    assert (
+        f"./{init.relative_to(REPO)}:/docker-entrypoint-initdb.d/allow-replication.sh:ro"
+        in (primary["volumes"])
+    )
+    assert "host replication all all scram-sha-256" in init.read_text()
+    script = replica["command"][-1]
+    assert "pg_basebackup -h postgres -U market" in script and " -R " in script
+    assert "exec postgres" in script
+    assert replica["depends_on"]["postgres"]["condition"] == "service_healthy"
+    for name in APP_SERVICES:
+        settings = settings_of(services[name])
+        (url,) = settings.read_urls
+        assert (url.host, url.port, url.database) == ("postgres-replica", 5432, "market"), name
+    # The replica serves the API's pools and each process's Min-Version probe connection
+    # (core/replicas.py): they must fit its max_connections too.
+    api = services["api"]
+    processes = api["deploy"]["replicas"] * int(option(api["command"], "--workers", "1"))
+    api_settings = settings_of(api)
+    used = processes * (api_settings.pool_size + api_settings.max_overflow + 1)
+    allowed = int(script.split("max_connections=")[1].split()[0]) - RESERVED_CONNECTIONS
+    assert (used, allowed) == (44, 87)
 
 
 def test_migrate_runs_once_before_api_and_worker(services: dict[str, Any]) -> None:
