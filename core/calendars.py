@@ -334,6 +334,45 @@ class Sessions:
         d = first.date()
         return self._midnight(d)
 
+    def slots_before(
+        self,
+        interval: Interval,
+        kind: SessionKind,
+        lo: datetime,
+        hi: datetime,
+        aligned: bool,
+        count: int,
+    ) -> list[datetime]:
+        """The newest `count` slots starting in [lo, hi), oldest first: walked back a week
+        at a time from `hi`, so a page near the end of a long range costs what it returns."""
+        out: list[datetime] = []
+        end = hi
+        while end > lo and len(out) < count:
+            start = max(lo, end - timedelta(days=7))
+            out = self.slots(interval, kind, start, end, aligned) + out
+            end = start
+        return out[-count:] if count else []
+
+    def count_slots(
+        self, interval: Interval, kind: SessionKind, lo: datetime, hi: datetime, aligned: bool
+    ) -> int:
+        """How many slots start in [lo, hi): session-aligned intraday slots by arithmetic on
+        each whole day's parts (no list of them all), the rest listed."""
+        if hi <= lo:
+            return 0
+        first = self._local_day(lo)
+        last = self._local_day(hi - timedelta(microseconds=1))
+        if not (aligned and interval.is_intraday) or last - first < timedelta(days=2):
+            return len(self.slots(interval, kind, lo, hi, aligned))
+        step = timedelta(seconds=interval.seconds)
+        n = len(self.slots(interval, kind, lo, self._midnight(first + timedelta(days=1))))
+        n += len(self.slots(interval, kind, self._midnight(last), hi))
+        day = first + timedelta(days=1)
+        while day < last:
+            n += sum(-(-(p.end - p.start) // step) for p in self.parts(day, kind))
+            day += timedelta(days=1)
+        return n
+
     def slots(
         self,
         interval: Interval,

@@ -69,7 +69,7 @@ async def fill_page(
         else:
             hi = min(hi, edge + _TINY)
     if descending:
-        found = slots(rule, lo, hi)
+        found = rule.slots_before(lo, hi, limit + 1)
         more = len(found) > limit or has_more
         chosen = found[::-1][:limit]
     else:

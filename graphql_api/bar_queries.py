@@ -63,6 +63,18 @@ class Rule:
         cal = sessions(self.span.calendar if b.needs_calendar else ALWAYS_OPEN)
         return cal.slots(b.interval, b.kind, lo, hi, b.aligned, cap)
 
+    def slots_before(self, lo: datetime, hi: datetime, count: int) -> list[datetime]:
+        """The newest `count` bucket starts of trading hours in [lo, hi), oldest first."""
+        b = self.bucketing
+        cal = sessions(self.span.calendar if b.needs_calendar else ALWAYS_OPEN)
+        return cal.slots_before(b.interval, b.kind, lo, hi, b.aligned, count)
+
+    def count_slots(self, lo: datetime, hi: datetime) -> int:
+        """How many bucket starts of trading hours lie in [lo, hi)."""
+        b = self.bucketing
+        cal = sessions(self.span.calendar if b.needs_calendar else ALWAYS_OPEN)
+        return cal.count_slots(b.interval, b.kind, lo, hi, b.aligned)
+
     def data_window(self, base: StoredSeries) -> tuple[datetime, datetime]:
         """Bucket starts that can hold stored bars: [bucket of the first bar, newest end)."""
         b = self.bucketing

@@ -14,7 +14,7 @@ from core.calendars import Buckets, default_session
 from core.calendars import Fill as CoreFill
 from core.errors import BadUserInput
 from core.intervals import MIN_TS
-from graphql_api.bar_fill import clip, data_window, fill_page, fill_series, slots
+from graphql_api.bar_fill import clip, data_window, fill_page, fill_series
 from graphql_api.bar_queries import (
     Rule,
     plan_bars,
@@ -289,7 +289,7 @@ class Symbol(Node):
                 rule,
                 _prev_close(info, self.row, base, rule, plan_adjust),
             )
-            slot_count = lambda: len(slots(rule, *whole))  # noqa: E731
+            slot_count = lambda: rule.count_slots(*whole)  # noqa: E731
         rows = walked[::-1] if plan.reverse else walked
         # Loaded rows stand in for Bar objects (same attribute names): building two
         # Strawberry objects per bar cost more than the rest of the request's Python work.
