@@ -10,6 +10,7 @@ client sends `first` as a variable, so arguments are read through the operation'
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from graphql import (
@@ -39,7 +40,7 @@ class CostRules:
     default_page_size: int
     default_series_points: int = 1000
     #: Fields that return a page of objects when no size argument is given.
-    paged_fields: frozenset[str] = frozenset({"symbols", "bars", "ingestJobs"})
+    paged_fields: frozenset[str] = frozenset({"symbols", "bars", "ingestJobs", "corporateActions"})
     #: Fields whose size comes from `maxPoints` (columnar series and indicators).
     point_fields: frozenset[str] = frozenset(
         {"series", *(field_name(spec) for spec in INDICATORS.values())}
@@ -69,9 +70,20 @@ def _size(node: FieldNode, rules: CostRules, variables: dict[str, Any]) -> int:
         ids = _arg(node, "ids", variables)
         if isinstance(ids, list):
             return len(ids)
+    if name == "sessions":
+        return _day_span(_arg(node, "from", variables), _arg(node, "to", variables))
     if name in rules.paged_fields:
         return rules.default_page_size
     return 1
+
+
+def _day_span(start: Any, end: Any) -> int:
+    """Trading days `sessions(from, to)` can return: at most one per calendar day."""
+    try:
+        days = (date.fromisoformat(str(end)) - date.fromisoformat(str(start))).days
+    except ValueError:
+        return 1  # validation refuses the arguments before anything runs
+    return max(1, days)
 
 
 def _selection_cost(

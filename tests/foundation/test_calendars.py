@@ -49,3 +49,25 @@ def test_defaults_and_codes() -> None:
         assert "unknown calendar" in str(exc)
     else:
         raise AssertionError("an unknown calendar must be refused")
+
+
+def test_the_cost_of_sessions_grows_with_the_days_asked_for() -> None:
+    import graphql
+
+    from graphql_api.cost import CostRules, query_cost
+
+    query = (
+        'query($f: Date!, $t: Date!) { symbol(ticker: "X") { '
+        "sessions(from: $f, to: $t) { open close } } }"
+    )
+    document = graphql.parse(query)
+    operation = graphql.get_operation_ast(document)
+    assert operation is not None
+    rules = CostRules(default_page_size=100)
+
+    def cost(start: str, end: str) -> int:
+        return query_cost(document, operation, {"f": start, "t": end}, rules)
+
+    week, year = cost("2024-01-01", "2024-01-08"), cost("2024-01-01", "2025-01-01")
+    assert year - week == (366 - 7) * 2  # two fields per session, one session a day at most
+    assert cost("2024-01-08", "2024-01-01") == cost("2024-01-01", "2024-01-02")
