@@ -54,7 +54,7 @@ async def test_follows_page_tokens_and_returns_every_bar_once_in_order(
     assert first["start"] == "2024-01-02T14:30:00Z"
     assert first["end"] == "2024-01-02T14:39:00Z"
     assert first["limit"] == "10000"
-    assert first["adjustment"] == "split"
+    assert first["adjustment"] == "raw"  # stored raw; adjusted at read time
 
 
 async def test_sends_keys_in_the_documented_headers(

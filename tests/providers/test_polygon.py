@@ -33,7 +33,7 @@ def body(results: list[dict[str, Any]] | None, next_url: str | None) -> dict[str
         "ticker": "AAPL",
         "queryCount": 10,
         "resultsCount": len(results or []),
-        "adjusted": True,
+        "adjusted": False,
         "status": "OK",
         "request_id": "6a7e466379af0a71039d60cc78e72282",
     }
@@ -67,7 +67,7 @@ async def test_follows_next_url_with_the_key_and_returns_every_bar_once_in_order
     assert [r.query.get("cursor") for r in seen] == [None, "YWJj==", "ZGVm"]
     assert [r.query["apiKey"] for r in seen] == ["pk_live_123"] * 3
     assert seen[0].query == {
-        "adjusted": "true",
+        "adjusted": "false",  # stored raw; adjusted at read time (core/adjustments.py)
         "sort": "asc",
         "limit": "50000",
         "apiKey": "pk_live_123",

@@ -63,11 +63,12 @@ class AlpacaProvider(MarketDataProvider):
         self,
         config: ProviderConfig | None = None,
         *,
-        adjustment: str = "split",
+        adjustment: str = "raw",
         feed: str | None = None,
     ) -> None:
-        # "split" matches Polygon's adjusted=true, so switching providers does not shift
-        # history at every split; None for feed lets Alpaca pick the plan's best feed.
+        # "raw": stored bars stay as printed and the read API applies splits and dividends
+        # from corporate actions (core/adjustments.py); Polygon is asked for adjusted=false
+        # for the same reason. None for feed lets Alpaca pick the plan's best feed.
         self.config = (config or ProviderConfig()).with_defaults(
             base_url=DATA_BASE_URL,
             requests_per_minute=DEFAULT_REQUESTS_PER_MINUTE,

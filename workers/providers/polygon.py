@@ -120,7 +120,9 @@ class PolygonProvider(MarketDataProvider):
             f"/{epoch_ms(start)}/{epoch_ms(end)}"
         )
         params: dict[str, str | int | float] = {
-            "adjusted": "true",
+            # As printed: adjustments are applied at read time from corporate actions
+            # (core/adjustments.py); adjusted bars stored here would be adjusted twice.
+            "adjusted": "false",
             "sort": "asc",
             "limit": PAGE_LIMIT,
             "apiKey": key,
