@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -278,18 +278,37 @@ class BarPageLoader(DataLoader[BarKey, BarPage]):
         return pages  # type: ignore[return-value]
 
     async def _load(self, w: BarWindow, keys: list[BarKey]) -> list[BarPage]:
+        if not w.rule.needs_calendar:
+            return await self._read(w, keys, [k.span for k in keys])
+        # The statement builds each symbol's trading hours over its span: read first over
+        # the days the page can plausibly need (walking from its start), and again over the
+        # whole span only for pages that came back short (the data thinner than assumed).
+        narrowed = [_narrow(w, k) for k in keys]
+        pages = await self._read(w, keys, narrowed)
+        short = [
+            i
+            for i, (k, span, page) in enumerate(zip(keys, narrowed, pages, strict=True))
+            if span != k.span and not page.has_more
+        ]
+        if short:
+            again = await self._read(w, [keys[i] for i in short], [keys[i].span for i in short])
+            for i, page in zip(short, again, strict=True):
+                pages[i] = page
+        return pages
+
+    async def _read(self, w: BarWindow, keys: list[BarKey], spans: list[Span]) -> list[BarPage]:
         args: list[Any] = [
             [k.symbol_id for k in keys],
             [k.lo for k in keys],
             [k.hi for k in keys],
             w.base.value,
         ]
-        spans = extra_args(w.rule, [k.span for k in keys], w.adjust)
+        extra = extra_args(w.rule, spans, w.adjust)
         per: list[list[Any]] = [[] for _ in keys]
         sql = page_sql(w, _bounds(keys))
         if w.base == w.interval:
             limits = [k.limit + 1 for k in keys]
-            rows = await fetch(self.engine, sql, *args, limits, *spans)
+            rows = await fetch(self.engine, sql, *args, limits, *extra)
             for r in rows:
                 per[r[0] - 1].append(r)
             return [
@@ -301,7 +320,7 @@ class BarPageLoader(DataLoader[BarKey, BarPage]):
             ]
         ratio = rows_per_bucket(w.base, w.interval)
         row_limits = [(k.limit + 2) * ratio for k in keys]
-        rows = await fetch(self.engine, sql, *args, row_limits, *spans)
+        rows = await fetch(self.engine, sql, *args, row_limits, *extra)
         for r in rows:
             per[r[0] - 1].append(r)
         pages = []
@@ -315,6 +334,25 @@ class BarPageLoader(DataLoader[BarKey, BarPage]):
             ]
             pages.append(BarPage(bars, len(rs) > key.limit))
         return pages
+
+
+#: Base rows a trading day is assumed to hold at least, when a page's calendar span is
+#: narrowed to the days it can need (`_narrow`); a page that finds fewer is read again.
+_ROWS_PER_DAY = 50
+
+
+def _narrow(w: BarWindow, k: BarKey) -> Span:
+    """`k`'s span cut to the days a full page can need, from the end its walk starts at."""
+    rows = (
+        k.limit + 1 if w.base == w.interval else (k.limit + 2) * rows_per_bucket(w.base, w.interval)
+    )
+    days = timedelta(days=7 + rows // _ROWS_PER_DAY)
+    span, one = k.span, timedelta(days=1)
+    if w.descending:
+        start = span.dhi if k.hi >= MAX_TS else min(span.dhi, k.hi.date() + one)
+        return replace(span, dlo=max(span.dlo, start - days), dhi=start)
+    start = span.dlo if k.lo <= MIN_TS else max(span.dlo, k.lo.date() - one)
+    return replace(span, dlo=start, dhi=min(span.dhi, start + days))
 
 
 @dataclass(frozen=True, slots=True)
