@@ -31,7 +31,10 @@ async def upsert_symbols(conn: asyncpg.Connection, infos: Iterable[SymbolInfo]) 
         if not ticker:
             raise ValueError("a symbol needs a non-empty ticker")
         calendar = info.calendar and normalize_calendar(info.calendar)
-        if not calendar and (info.asset_class or info.exchange):
+        if not calendar and info.asset_class:
+            # A source that says what it lists (providers, files with an asset_class column)
+            # gets that asset class's calendar, refined by the exchange. An exchange name
+            # alone (free text in a file) changes nothing: the symbol keeps all its hours.
             calendar = default_calendar(info.asset_class, info.exchange)
         by_ticker[ticker] = SymbolInfo(
             ticker,

@@ -50,3 +50,17 @@ async def test_an_asset_class_column_derives_the_calendar(
     await ingest_file(conn, path, timeframe="M1")
     rows = await conn.fetch("SELECT ticker, asset_class, calendar FROM symbols ORDER BY ticker")
     assert [tuple(r) for r in rows] == [("COIN1", "crypto", "24/7"), ("STK1", "equity", "XNYS")]
+
+
+async def test_an_exchange_column_alone_keeps_every_hour(
+    conn: asyncpg.Connection, tmp_path: Path
+) -> None:
+    # Exchange names in files are free text: without an asset class or calendar the symbol
+    # stays on 24/7, its bars served as before calendars existed.
+    path = tmp_path / "bars.csv"
+    path.write_text(
+        "ticker,exchange,time,open,high,low,close,volume\n"
+        "EXC1,NYSE,2024-03-04 03:00:00+00:00,10,11,9,10.5,100\n"
+    )
+    await ingest_file(conn, path, timeframe="M1")
+    assert await conn.fetchval("SELECT calendar FROM symbols WHERE ticker = 'EXC1'") == "24/7"
