@@ -11,8 +11,11 @@ numbers `Symbol.bars` returns for the same range. docs/tradingview.md has the co
   before `to` are returned whatever `from` says.
 - An empty range answers `{"s": "no_data", "nextTime": t}` with `t` the start of the newest bar
   before the range, or `{"s": "no_data"}` when nothing older exists.
-- Daily, weekly and monthly bars are stamped 00:00 UTC of their trading date, as the library
-  expects; our D1/W1/MN1 buckets already start at 00:00 UTC (core/intervals.py).
+- Bars are the session-aligned buckets of `Symbol.bars` (intraday from the session open in
+  the exchange's time zone; D1/W1/MN1 stamped 00:00 UTC of their trading date, as the library
+  expects); `/udf/symbols` describes that session and zone from `Symbol.tradingHours`.
+- `/udf/history` also takes `session` and `adjustment` (ours, optional, as on `bars`), and
+  `/udf/marks` and `/udf/timescale_marks` answer the symbol's corporate actions.
 - Errors answer `{"s": "error", "errmsg": ...}` with a 4xx status (401/403/429 as /graphql).
 - `/udf/config` and `/udf/time` hold no market data and answer without a key, like /healthz.
 """

@@ -418,6 +418,8 @@ def test_chart_adjustment_and_corporate_action_markers(
     markers = state(browser, "s.markers")
     split = [m for m in markers if m["time"] == SPLIT_DAY]
     assert len(split) == 1 and split[0]["kind"] == "SPLIT" and "2:1" in split[0]["text"]
+    # Daily bars are stamped 00:00 UTC of their date: the crosshair shows that date.
+    assert state(browser, f"s.formatTime({SPLIT_DAY})") == "2005-02-28"
     loaded_from = state(browser, "s.bars[0].time")
     in_range = [a for a in actions if iso_seconds(f"{a['exDate']}T00:00:00+00:00") >= loaded_from]
     assert sorted(m["exDate"] for m in markers) == sorted(a["exDate"] for a in in_range)
@@ -478,6 +480,13 @@ def test_chart_session_picker(service: str, browser: Any) -> None:
     assert picker.first_selected_option.text == "default (regular)"
     regular = api_candles(service, "UMBRL", "H1", last=500)
     assert state(browser, "s.data()") == regular
+    # The axis and crosshair read New York time: the first bar of a session says 09:30.
+    assert state(browser, "s.timezone") == "America/New_York"
+    first_local = datetime.fromtimestamp(regular[0]["time"], tz=UTC).astimezone(NEW_YORK)
+    assert state(browser, f"s.formatTime({regular[0]['time']})") == first_local.strftime(
+        "%Y-%m-%d %H:%M"
+    )
+    assert first_local.strftime("%H:%M") == "09:30"
     assert api_candles(service, "UMBRL", "H1", last=500, session="REGULAR") == regular
     # Regular hours: every candle inside 09:30-16:00 New York.
     for candle_ in regular:

@@ -32,6 +32,7 @@ const BARS_QUERY = `query ChartBars($ticker: String!, $interval: Interval!, $las
     exchange
     currency
     defaultSession
+    tradingHours { timezone }
     bars(interval: $interval, order: OLDEST_FIRST, last: $last, before: $before,
          session: $session, adjustment: $adjustment) {
       nodes { time open high low close volume closed }
@@ -103,6 +104,7 @@ const state = {
   adjustment: ADJUSTMENTS.includes(params.get("adjustment")) ? params.get("adjustment") : "RAW",
   query: params.get("query"),
   symbol: null,
+  timezone: "UTC", // the exchange's time zone the axis shows intraday times in
   actions: [], // the symbol's corporate actions (Symbol.corporateActions)
   markers: [], // what the price series shows for them: {time, position, shape, color, text, id}
   bars: [], // {time (seconds), open, high, low, close, volume, closed}, oldest first
@@ -250,7 +252,9 @@ function buildChart() {
     grid: { vertLines: { color: "#f0f0f0" }, horzLines: { color: "#f0f0f0" } },
     timeScale: { timeVisible: true, secondsVisible: false, rightOffset: 3 },
     crosshair: { mode: 0 },
+    localization: { timeFormatter: formatTime },
   });
+  chart.timeScale().applyOptions({ tickMarkFormatter: formatTick });
   const candles = chart.addSeries(CandlestickSeries, {
     upColor: UP,
     downColor: DOWN,
@@ -332,6 +336,42 @@ function drawMarkers() {
   state.markerPlugin.setMarkers(markers.map(({ exDate, kind, ...marker }) => marker));
 }
 
+// Times on the axis and crosshair in the exchange's time zone (Symbol.tradingHours.timezone):
+// an H1 bar of a New York stock reads 09:30, not 14:30 UTC. Daily and coarser bars are stamped
+// 00:00 UTC of their trading date, so their dates are read in UTC. The data keeps UTC seconds.
+const COARSE = new Set(["D1", "W1", "MN1"]);
+const formatters = new Map();
+
+function formatter(timeZone, options) {
+  const key = `${timeZone}|${JSON.stringify(options)}`;
+  if (!formatters.has(key)) {
+    formatters.set(key, new Intl.DateTimeFormat("en-CA", { timeZone, hourCycle: "h23", ...options }));
+  }
+  return formatters.get(key);
+}
+
+function zoneOf() {
+  return COARSE.has(state.interval) ? "UTC" : state.timezone || "UTC";
+}
+
+function formatTime(time) {
+  const date = new Date(time * 1000);
+  const day = formatter(zoneOf(), { year: "numeric", month: "2-digit", day: "2-digit" }).format(date);
+  if (COARSE.has(state.interval)) return day;
+  return `${day} ${formatter(zoneOf(), { hour: "2-digit", minute: "2-digit" }).format(date)}`;
+}
+
+// lightweight-charts' TickMarkType: 0 year, 1 month, 2 day of month, 3 time, 4 time with seconds.
+function formatTick(time, type) {
+  const date = new Date(time * 1000);
+  const zone = zoneOf();
+  if (type === 0) return formatter(zone, { year: "numeric" }).format(date);
+  if (type === 1) return formatter(zone, { month: "short" }).format(date);
+  if (type === 2) return formatter(zone, { day: "numeric" }).format(date);
+  return formatter(zone, { hour: "2-digit", minute: "2-digit" }).format(date);
+}
+state.formatTime = formatTime;
+
 function precisionOf(bars) {
   let decimals = 2;
   for (const bar of bars.slice(-50)) {
@@ -395,6 +435,7 @@ async function loadLatest(pending = null) {
     const { bars, corporateActions, ...symbol } = data.symbol;
     state.symbol = symbol;
     state.actions = corporateActions || [];
+    state.timezone = symbol.tradingHours.timezone;
     showDefaultSession();
     state.bars = bars.nodes.map(toBar);
     state.hasOlder = bars.pageInfo.hasPreviousPage;
