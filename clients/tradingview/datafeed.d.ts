@@ -28,7 +28,7 @@ export interface CorporateAction {
 
 export interface Mark {
   id: string;
-  /** Unix seconds: 00:00 UTC of the ex-date. */
+  /** Unix seconds: 00:00 UTC of the ex-date (D/W/M), its session open (intraday). */
   time: number;
   color: string;
   text: string;
@@ -180,26 +180,37 @@ export declare class GraphQLDatafeed {
   ): void;
   unsubscribeBars(listenerGuid: string): void;
   loadActions(
-    symbolInfo: Pick<LibrarySymbolInfo, "ticker" | "name">,
+    symbolInfo: Pick<LibrarySymbolInfo, "ticker" | "name"> & Partial<LibrarySymbolInfo>,
     from: number,
     to: number,
+    resolution?: Resolution,
   ): Promise<(CorporateAction & { time: number })[]>;
   /** Corporate actions with an ex-date whose 00:00 UTC lies in [from, to) (seconds). */
   getMarks(
-    symbolInfo: Pick<LibrarySymbolInfo, "ticker" | "name">,
+    symbolInfo: Pick<LibrarySymbolInfo, "ticker" | "name"> & Partial<LibrarySymbolInfo>,
     from: number,
     to: number,
     onDataCallback: (marks: Mark[]) => void,
+    resolution?: Resolution,
   ): void;
   getTimescaleMarks(
-    symbolInfo: Pick<LibrarySymbolInfo, "ticker" | "name">,
+    symbolInfo: Pick<LibrarySymbolInfo, "ticker" | "name"> & Partial<LibrarySymbolInfo>,
     from: number,
     to: number,
     onDataCallback: (marks: TimescaleMark[]) => void,
+    resolution?: Resolution,
   ): void;
   dispose(): void;
 }
 
 export declare function actionText(action: CorporateAction): string;
+/** Unix seconds of wall-clock `hhmm` (e.g. "0930") on `day` (YYYY-MM-DD) in `timeZone`. */
+export declare function zonedSeconds(day: string, hhmm: string, timeZone: string): number;
+/** Where a mark goes: 00:00 UTC of the ex-date on D/W/M, the ex-date's session open intraday. */
+export declare function markTime(
+  exDate: string,
+  resolution: Resolution,
+  symbolInfo?: Partial<LibrarySymbolInfo>,
+): number;
 export declare function barTime(iso: string, interval: Interval): number;
 export declare function createDatafeed(options: DatafeedOptions): GraphQLDatafeed;

@@ -86,6 +86,38 @@ export function actionText(action) {
   return `${what}, ex-date ${action.exDate}`;
 }
 
+/** Unix seconds of wall-clock `hhmm` on date `day` (YYYY-MM-DD) in IANA zone `timeZone`. */
+export function zonedSeconds(day, hhmm, timeZone) {
+  const guess = Date.parse(`${day}T${hhmm.slice(0, 2)}:${hhmm.slice(2, 4)}:00Z`);
+  // The zone's offset at that moment, read back through Intl (no time zone library needed).
+  const offsetAt = (ms) => {
+    const parts = Object.fromEntries(
+      new Intl.DateTimeFormat("en-US", { timeZone, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" })
+        .formatToParts(new Date(ms))
+        .map((p) => [p.type, p.value]),
+    );
+    return Date.UTC(+parts.year, +parts.month - 1, +parts.day, +parts.hour, +parts.minute, +parts.second) - ms;
+  };
+  let ms = guess - offsetAt(guess);
+  ms = guess - offsetAt(ms); // once more, for a DST change between the guess and the answer
+  return ms / 1000;
+}
+
+/** Where a mark goes: 00:00 UTC of the ex-date on daily and coarser bars (how they are
+ * stamped), the ex-date's session open on intraday ones (from the symbol's session string and
+ * time zone: 09:30 New York for US stocks), so it sits on that day's first bar. */
+export function markTime(exDate, resolution, symbolInfo) {
+  const midnight = Date.parse(`${exDate}T00:00:00Z`) / 1000;
+  const interval = RESOLUTIONS[resolution];
+  const session = symbolInfo && symbolInfo.session;
+  if (!interval || !INTRADAY.has(interval) || !session || session === "24x7") return midnight;
+  const match = /^(\d{4})-(\d{4})/.exec(session);
+  if (!match) return midnight;
+  const open = zonedSeconds(exDate, match[1], symbolInfo.timezone || "Etc/UTC");
+  // An open after the close spans midnight: the session opened the evening before.
+  return match[1] > match[2] ? open - 86400 : open;
+}
+
 /** The first date (YYYY-MM-DD) whose 00:00 UTC is at or after `seconds`. */
 const dayAtOrAfter = (seconds) => new Date(Math.ceil(seconds / 86400) * 86400 * 1000).toISOString().slice(0, 10);
 
@@ -295,15 +327,15 @@ export class GraphQLDatafeed {
   }
 
   /** Corporate actions with an ex-date whose 00:00 UTC lies in [from, to) (seconds). */
-  async loadActions(symbolInfo, from, to) {
+  async loadActions(symbolInfo, from, to, resolution) {
     const ticker = symbolInfo.ticker || symbolInfo.name;
     const data = await this.query(ACTIONS_QUERY, { ticker, from: dayAtOrAfter(from), to: dayAtOrAfter(to) });
     if (!data.symbol) throw new Error(`unknown symbol ${ticker}`);
-    return data.symbol.corporateActions.map((a) => ({ ...a, time: Date.parse(`${a.exDate}T00:00:00Z`) / 1000 }));
+    return data.symbol.corporateActions.map((a) => ({ ...a, time: markTime(a.exDate, resolution, symbolInfo) }));
   }
 
-  getMarks(symbolInfo, from, to, onDataCallback) {
-    this.loadActions(symbolInfo, from, to).then(
+  getMarks(symbolInfo, from, to, onDataCallback, resolution) {
+    this.loadActions(symbolInfo, from, to, resolution).then(
       (actions) =>
         onDataCallback(
           actions.map((a) => ({
@@ -320,8 +352,8 @@ export class GraphQLDatafeed {
     );
   }
 
-  getTimescaleMarks(symbolInfo, from, to, onDataCallback) {
-    this.loadActions(symbolInfo, from, to).then(
+  getTimescaleMarks(symbolInfo, from, to, onDataCallback, resolution) {
+    this.loadActions(symbolInfo, from, to, resolution).then(
       (actions) =>
         onDataCallback(
           actions.map((a) => ({

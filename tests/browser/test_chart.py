@@ -589,8 +589,9 @@ const bars = (f, info, resolution, params) =>
   const adj = await bars(adjusted, aapl, "1D", split);
   const marks = await new Promise((ok) => feed.getMarks(aapl, splitFrom, splitTo, ok));
   const scale = await new Promise((ok) => feed.getTimescaleMarks(aapl, splitFrom, splitTo, ok));
+  const hourly = await new Promise((ok) => feed.getMarks(aapl, splitFrom, splitTo, ok, "60"));
   const config = await new Promise((ok) => feed.onReady(ok));
-  return { umbrl, coinx, regular, extended, raw, adj, marks, scale, config };
+  return { umbrl, coinx, regular, extended, raw, adj, marks, scale, hourly, config };
 })().then(done, (error) => done({ error: String(error) }));
 """
 
@@ -637,6 +638,8 @@ def test_datafeed_sessions_adjustment_and_marks(service: str, browser: Any) -> N
     assert [(m["time"], m["label"]) for m in result["marks"]] == [(SPLIT_DAY, "S")]
     assert result["marks"][0]["text"] == "Split 2:1, ex-date 2005-02-28"
     assert result["scale"][0]["tooltip"] == ["Split 2:1, ex-date 2005-02-28"]
+    # On intraday bars the mark sits on the ex-date's session open, 09:30 New York (EST).
+    assert [m["time"] for m in result["hourly"]] == [iso_seconds("2005-02-28T09:30:00-05:00")]
 
 
 SUBSCRIBE = """
