@@ -379,7 +379,8 @@ def symbol_info(symbol: dict[str, Any] | None, ticker: str) -> dict[str, Any]:
 def session_fields(hours: dict[str, Any]) -> dict[str, Any]:
     """The library's session fields for a symbol's `tradingHours` (core/calendars.py
     `trading_hours`): the regular session, and the extended one as a subsession the chart's
-    session switch offers (its bars come from `/udf/history?session=EXTENDED`)."""
+    session switch offers. The stock UDF client does not tell `/udf/history` which one is
+    shown; a client that does passes `session=extended` there."""
     fields: dict[str, Any] = {"session": hours["regular"], "timezone": hours["timezone"]}
     if hours["extended"]:
         fields["subsession_id"] = "regular"
