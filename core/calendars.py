@@ -483,3 +483,56 @@ async def sync_sessions(conn: object, codes: Iterable[str]) -> int:
             )
         written += len(rows)
     return written
+
+
+@dataclass(frozen=True)
+class TradingHours:
+    """A calendar's current weekly hours as session strings: `HHMM-HHMM` ranges in the
+    calendar's time zone, comma-separated, then `:days` (1 = Sunday ... 7 = Saturday); an
+    open before the close spans midnight (`1700-1600`), `0000-0000` is a whole day and
+    `24x7` is always open. This is the format TradingView and Pine Script read."""
+
+    timezone: str  # IANA; Etc/UTC for the UTC calendars
+    regular: str
+    extended: str | None  # pre-market open to post-market close; None without extended hours
+
+
+#: pandas-market-calendars weekday names -> session-string day digits (1 = Sunday).
+_DAY_DIGITS = {"Sun": "1", "Mon": "2", "Tue": "3", "Wed": "4", "Thu": "5", "Fri": "6", "Sat": "7"}
+
+
+def _current(times: dict[str, tuple[tuple[object, ...], ...]], name: str) -> tuple[str, int]:
+    """`HHMM` and day offset of the newest entry of a regular market time (entries are
+    (since, time) or (since, time, day offset), oldest first)."""
+    entry = times[name][-1]
+    moment = entry[1]
+    offset = int(entry[2]) if len(entry) > 2 else 0  # type: ignore[call-overload]
+    return f"{moment.hour:02d}{moment.minute:02d}", offset  # type: ignore[attr-defined]
+
+
+@lru_cache(maxsize=64)
+def trading_hours(code: str) -> TradingHours:
+    """The current regular (and extended) weekly hours of calendar `code`, derived from the
+    calendar library's market times and week mask, not written per exchange."""
+    cal = _library().get_calendar(library_name(code))  # type: ignore[attr-defined]
+    times = dict(cal.regular_market_times)
+    tz = _tz_name(code)
+    timezone = "Etc/UTC" if tz in ("UTC", "Etc/UTC", "GMT") else tz
+    weekmask = str(getattr(cal, "weekmask", "Mon Tue Wed Thu Fri"))
+    digits = "".join(sorted(_DAY_DIGITS[d[:3]] for d in weekmask.split()))
+    opens, open_offset = _current(times, "market_open")
+    closes, close_offset = _current(times, "market_close")
+    if opens == closes and close_offset - open_offset == 1:
+        # Midnight to midnight: a whole day (every day of the week: always open).
+        if digits == "1234567":
+            return TradingHours(timezone, "24x7", None)
+        return TradingHours(timezone, f"0000-0000:{digits}", None)
+    regular = f"{opens}-{closes}"
+    if "break_start" in times and "break_end" in times:
+        pause, resume = _current(times, "break_start")[0], _current(times, "break_end")[0]
+        if pause != resume:  # some calendars record a break of no length
+            regular = f"{opens}-{pause},{resume}-{closes}"
+    extended = None
+    if "pre" in times and "post" in times:
+        extended = f"{_current(times, 'pre')[0]}-{_current(times, 'post')[0]}:{digits}"
+    return TradingHours(timezone, f"{regular}:{digits}", extended)

@@ -56,6 +56,8 @@ _PAGE = """\
         <datalist id="symbol-list"></datalist>
       </form>
       <select id="interval" aria-label="Interval"></select>
+      <select id="session" aria-label="Session"></select>
+      <select id="adjustment" aria-label="Adjustment"></select>
       <fieldset id="indicators" aria-label="Indicators"></fieldset>
       <span id="legend" class="legend"></span>
       <span id="status" class="status" role="status"></span>

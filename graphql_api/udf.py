@@ -11,8 +11,11 @@ numbers `Symbol.bars` returns for the same range. docs/tradingview.md has the co
   before `to` are returned whatever `from` says.
 - An empty range answers `{"s": "no_data", "nextTime": t}` with `t` the start of the newest bar
   before the range, or `{"s": "no_data"}` when nothing older exists.
-- Daily, weekly and monthly bars are stamped 00:00 UTC of their trading date, as the library
-  expects; our D1/W1/MN1 buckets already start at 00:00 UTC (core/intervals.py).
+- Bars are the session-aligned buckets of `Symbol.bars` (intraday from the session open in
+  the exchange's time zone; D1/W1/MN1 stamped 00:00 UTC of their trading date, as the library
+  expects); `/udf/symbols` describes that session and zone from `Symbol.tradingHours`.
+- `/udf/history` also takes `session` and `adjustment` (ours, optional, as on `bars`), and
+  `/udf/marks` and `/udf/timescale_marks` answer the symbol's corporate actions.
 - Errors answer `{"s": "error", "errmsg": ...}` with a 4xx status (401/403/429 as /graphql).
 - `/udf/config` and `/udf/time` hold no market data and answer without a key, like /healthz.
 """
@@ -23,12 +26,14 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
+from fractions import Fraction
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
 
+from core.calendars import default_session, sessions
 from core.intervals import Interval
 from core.reqstats import note_outcome
 from graphql_api.http import GraphQLEndpoint, Params, RequestError
@@ -57,37 +62,54 @@ INTRADAY_MULTIPLIERS = ["1", "5", "15", "30", "60", "240"]
 #: GraphQL request); a range holding more bars is refused with a hint to use `countback`.
 MAX_HISTORY_PAGES = 10
 
-#: Corporate actions are not stored yet (they are being added on another branch). When they
-#: are, `marks` and `timescale_marks` fill from them and this turns true.
-SUPPORTS_MARKS = False
+#: `marks` and `timescale_marks` answer the symbol's corporate actions.
+SUPPORTS_MARKS = True
 
-#: Our bar buckets align to UTC (core/intervals.py) and cover the whole day: until trading
-#: sessions exist, every symbol is described as trading around the clock in UTC.
-SESSION = "24x7"
-TIMEZONE = "Etc/UTC"
+#: Mark colours by action kind (the library draws marks as coloured circles and flags).
+MARK_COLORS = {"SPLIT": "#1565c0", "DIVIDEND": "#2e7d32"}
+MARK_LABELS = {"SPLIT": "S", "DIVIDEND": "D"}
 
 BAR_FIELDS = "time open high low close volume"
 
+#: `session` and `adjustment` of `Symbol.bars`, as `/udf/history` takes them (optional query
+#: parameters; absent means the symbol's default session and RAW, as in GraphQL).
+BAR_OPTIONS = "session: $session, adjustment: $adjustment"
+BAR_VARIABLES = "$session: Session, $adjustment: Adjustment! = RAW"
+SESSIONS = ("REGULAR", "EXTENDED", "ALL")
+ADJUSTMENTS = ("RAW", "SPLIT", "DIVIDEND", "ALL")
+
 HISTORY_RANGE = f"""
 query UdfHistory($ticker: String!, $interval: Interval!, $from: DateTime!, $to: DateTime!,
-                 $first: Int!, $after: String) {{
+                 $first: Int!, $after: String, {BAR_VARIABLES}) {{
   symbol(ticker: $ticker) {{
     bars(interval: $interval, from: $from, to: $to, first: $first, after: $after,
-         order: OLDEST_FIRST) {{
+         order: OLDEST_FIRST, {BAR_OPTIONS}) {{
       nodes {{ {BAR_FIELDS} }}
       pageInfo {{ hasNextPage endCursor }}
     }}
-    older: bars(interval: $interval, to: $from, first: 1) {{ nodes {{ time }} }}
+    older: bars(interval: $interval, to: $from, first: 1, {BAR_OPTIONS}) {{ nodes {{ time }} }}
   }}
 }}
 """
 
 HISTORY_COUNTBACK = f"""
-query UdfCountback($ticker: String!, $interval: Interval!, $to: DateTime!, $first: Int!) {{
+query UdfCountback($ticker: String!, $interval: Interval!, $to: DateTime!, $first: Int!,
+                   {BAR_VARIABLES}) {{
   symbol(ticker: $ticker) {{
-    bars(interval: $interval, to: $to, first: $first) {{ nodes {{ {BAR_FIELDS} }} }}
+    bars(interval: $interval, to: $to, first: $first, {BAR_OPTIONS}) {{
+      nodes {{ {BAR_FIELDS} }}
+    }}
   }}
 }}
+"""
+
+MARKS = """
+query UdfMarks($ticker: String!, $from: Date!, $to: Date!) {
+  symbol(ticker: $ticker) {
+    calendar
+    corporateActions(from: $from, to: $to) { kind exDate ratio amount currency }
+  }
+}
 """
 
 SYMBOL = """
@@ -99,6 +121,7 @@ query UdfSymbol($ticker: String!) {
     assetClass
     currency
     active
+    tradingHours { timezone regular extended }
     storedTimeframes { interval }
     recent: bars(interval: D1, first: 50) { nodes { open high low close volume } }
   }
@@ -336,8 +359,7 @@ def symbol_info(symbol: dict[str, Any] | None, ticker: str) -> dict[str, Any]:
         "exchange": symbol["exchange"],
         "listed_exchange": symbol["exchange"],
         "currency_code": symbol["currency"],
-        "session": SESSION,
-        "timezone": TIMEZONE,
+        **session_fields(symbol["tradingHours"]),
         "minmov": 1,
         "pricescale": 10**price_decimals,
         "format": "price",
@@ -352,6 +374,25 @@ def symbol_info(symbol: dict[str, Any] | None, ticker: str) -> dict[str, Any]:
         "volume_precision": _decimals([bar["volume"] for bar in recent], 8),
         "data_status": "streaming" if symbol["active"] else "endofday",
     }
+
+
+def session_fields(hours: dict[str, Any]) -> dict[str, Any]:
+    """The library's session fields for a symbol's `tradingHours` (core/calendars.py
+    `trading_hours`): the regular session, and the extended one as a subsession the chart's
+    session switch offers. The stock UDF client does not tell `/udf/history` which one is
+    shown; a client that does passes `session=extended` there."""
+    fields: dict[str, Any] = {"session": hours["regular"], "timezone": hours["timezone"]}
+    if hours["extended"]:
+        fields["subsession_id"] = "regular"
+        fields["subsessions"] = [
+            {"id": "regular", "description": "Regular Trading Hours", "session": hours["regular"]},
+            {
+                "id": "extended",
+                "description": "Extended Trading Hours",
+                "session": hours["extended"],
+            },
+        ]
+    return fields
 
 
 @router.get("/search", include_in_schema=False)
@@ -418,7 +459,12 @@ async def history_body(request: Request, reply: Reply) -> dict[str, Any]:
     countback = _integer(request, "countback", required=False)
     assert end is not None
     page_size: int = request.app.state.services.settings.max_page_size_bars
-    base = {"ticker": ticker, "interval": interval.name, "to": _iso(end, "to")}
+    base = {
+        "ticker": ticker,
+        "interval": interval.name,
+        "to": _iso(end, "to"),
+        **bar_options(request),
+    }
     if countback is not None:
         # countback wins over `from`: the newest `countback` bars before `to`.
         if not 1 <= countback <= page_size:
@@ -460,28 +506,126 @@ async def history_body(request: Request, reply: Reply) -> dict[str, Any]:
     return {"s": "no_data"}
 
 
+def _choice(request: Request, name: str, allowed: tuple[str, ...]) -> str | None:
+    value = request.query_params.get(name)
+    if value is None or value == "":
+        return None
+    # Case-insensitive: the library's subsession ids are lower case (`regular`, `extended`).
+    if value.upper() not in allowed:
+        raise UdfError(f"`{name}` must be one of {', '.join(allowed)}, got {value!r}")
+    return value.upper()
+
+
+def bar_options(request: Request) -> dict[str, str]:
+    """The optional `session` and `adjustment` of a history request, as `bars` variables
+    (absent ones are left to GraphQL's defaults: the symbol's session, RAW)."""
+    options = {}
+    session = _choice(request, "session", SESSIONS)
+    if session is not None:
+        options["session"] = session
+    adjustment = _choice(request, "adjustment", ADJUSTMENTS)
+    if adjustment is not None:
+        options["adjustment"] = adjustment
+    return options
+
+
 def countback_missing(request: Request) -> bool:
     """`from` is required unless `countback` is given."""
     return not request.query_params.get("countback")
 
 
-def marks_for(ticker: str, interval: Interval, start: int, end: int) -> list[dict[str, Any]]:
-    """Marks (corporate actions) of a symbol in [start, end): none are stored yet.
-
-    When corporate actions land, this reads them through a GraphQL document like the other
-    endpoints (so the same key, limits and cache apply) and maps each to the library's mark
-    (`id`, `time`, `color`, `text`, `label`, `labelFontColor`, `minSize`); SUPPORTS_MARKS then
-    turns true so the library asks for them.
-    """
-    return []
+def _day_index(seconds: int) -> date:
+    """The first date whose 00:00 UTC is at or after `seconds`."""
+    return date.fromordinal(_EPOCH_ORDINAL + -(-seconds // 86400))
 
 
-async def _marks(request: Request, reply: Reply) -> Response:
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+def _ratio_text(ratio: float) -> str:
+    """`2:1` for a 2-for-1 split, `1:10` for a 1-for-10 reverse split."""
+    share = Fraction(ratio).limit_denominator(1000)
+    return f"{share.numerator}:{share.denominator}"
+
+
+def action_text(action: dict[str, Any]) -> str:
+    """One line describing a corporate action (the mark's tooltip)."""
+    if action["kind"] == "SPLIT":
+        what = f"Split {_ratio_text(action['ratio'])}"
+    else:
+        what = f"Dividend {action['amount']:g} {action['currency']}"
+    return f"{what}, ex-date {action['exDate']}"
+
+
+def action_time(action: dict[str, Any], interval: Interval, calendar: str) -> int:
+    """Unix seconds a mark is drawn at: 00:00 UTC of the ex-date on daily and coarser bars
+    (how those bars are stamped), the ex-date's regular open on intraday ones (so the mark
+    sits on the session's first bar, not on the previous evening's)."""
+    day = date.fromisoformat(action["exDate"])
+    midnight = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
+    if not interval.is_intraday:
+        return midnight
+    parts = sessions(calendar).parts(day, default_session(calendar))
+    return int(parts[0].start.timestamp()) if parts else midnight
+
+
+async def _actions(request: Request, reply: Reply) -> tuple[Interval, str, list[dict[str, Any]]]:
     ticker = ticker_of(_required(request, "symbol"))
     interval = interval_of(_required(request, "resolution"))
     start, end = _integer(request, "from"), _integer(request, "to")
     assert start is not None and end is not None
-    return _json(marks_for(ticker, interval, start, end))
+    for seconds_, name in ((start, "from"), (end, "to")):
+        _iso(seconds_, name)  # the same range check as history
+    if start > end:
+        raise UdfError(f"`from` ({start}) must not be after `to` ({end})")
+    # Ex-dates whose 00:00 UTC lies in [from, to).
+    variables = {
+        "ticker": ticker,
+        "from": _day_index(start).isoformat(),
+        "to": _day_index(end).isoformat(),
+    }
+    data = await _run(request, reply, MARKS, variables)
+    if data["symbol"] is None:
+        raise UdfError(f"unknown symbol {ticker!r}", 404)
+    return interval, data["symbol"]["calendar"], data["symbol"]["corporateActions"]
+
+
+def _mark_id(action: dict[str, Any]) -> str:
+    return f"{action['kind'].lower()}-{action['exDate']}"
+
+
+async def _marks(request: Request, reply: Reply) -> Response:
+    interval, calendar, actions = await _actions(request, reply)
+    return _json(
+        [
+            {
+                "id": _mark_id(a),
+                "time": action_time(a, interval, calendar),
+                "color": MARK_COLORS[a["kind"]],
+                "text": action_text(a),
+                "label": MARK_LABELS[a["kind"]],
+                "labelFontColor": "#ffffff",
+                "minSize": 14,
+            }
+            for a in actions
+        ]
+    )
+
+
+async def _timescale_marks(request: Request, reply: Reply) -> Response:
+    interval, calendar, actions = await _actions(request, reply)
+    return _json(
+        [
+            {
+                "id": _mark_id(a),
+                "time": action_time(a, interval, calendar),
+                "color": MARK_COLORS[a["kind"]],
+                "label": MARK_LABELS[a["kind"]],
+                "tooltip": [action_text(a)],
+            }
+            for a in actions
+        ]
+    )
 
 
 @router.get("/marks", include_in_schema=False)
@@ -491,4 +635,4 @@ async def marks(request: Request) -> Response:
 
 @router.get("/timescale_marks", include_in_schema=False)
 async def timescale_marks(request: Request) -> Response:
-    return await _answer(request, _marks)
+    return await _answer(request, _timescale_marks)

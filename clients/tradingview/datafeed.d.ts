@@ -12,6 +12,44 @@ export declare const SEARCH_QUERY: string;
 export declare const COUNTBACK_QUERY: string;
 export declare const RANGE_QUERY: string;
 export declare const BARS_SUBSCRIPTION: string;
+export declare const ACTIONS_QUERY: string;
+
+export type Session = "REGULAR" | "EXTENDED" | "ALL";
+export type Adjustment = "RAW" | "SPLIT" | "DIVIDEND" | "ALL";
+
+/** A corporate action as `Symbol.corporateActions` answers it. */
+export interface CorporateAction {
+  kind: "SPLIT" | "DIVIDEND";
+  exDate: string;
+  ratio: number | null;
+  amount: number | null;
+  currency: string;
+}
+
+export interface Mark {
+  id: string;
+  /** Unix seconds: 00:00 UTC of the ex-date (D/W/M), its session open (intraday). */
+  time: number;
+  color: string;
+  text: string;
+  label: string;
+  labelFontColor: string;
+  minSize: number;
+}
+
+export interface TimescaleMark {
+  id: string;
+  time: number;
+  color: string;
+  label: string;
+  tooltip: string[];
+}
+
+export interface Subsession {
+  id: "regular" | "extended";
+  description: string;
+  session: string;
+}
 
 export interface DatafeedConfiguration {
   supported_resolutions: Resolution[];
@@ -40,8 +78,13 @@ export interface LibrarySymbolInfo {
   exchange: string;
   listed_exchange: string;
   currency_code: string;
+  /** Regular hours as a session string (`0930-1600:23456`, `24x7`) from Symbol.tradingHours. */
   session: string;
+  /** The calendar's time zone (Etc/UTC for 24/7 and FX). */
   timezone: string;
+  /** "regular" when the calendar has extended hours; "extended" selects EXTENDED bars. */
+  subsession_id?: "regular" | "extended";
+  subsessions?: Subsession[];
   minmov: number;
   pricescale: number;
   format: "price";
@@ -89,6 +132,10 @@ export interface DatafeedOptions {
   apiKey?: string;
   /** Bars per request (default 5000; the server's maximum is 10,000). */
   pageSize?: number;
+  /** Session of every bar read (default: the symbol's, or EXTENDED for the "extended" subsession). */
+  session?: Session | null;
+  /** Adjustment of every bar read (default RAW). */
+  adjustment?: Adjustment;
   fetch?: typeof fetch;
   webSocketImpl?: unknown;
 }
@@ -114,9 +161,11 @@ export declare class GraphQLDatafeed {
     ticker: string,
     resolution: Resolution,
     periodParams: Omit<PeriodParams, "firstDataRequest">,
+    options?: { session?: Session; adjustment?: Adjustment },
   ): Promise<{ bars: Bar[]; meta: HistoryMetadata }>;
+  barOptions(symbolInfo?: Partial<LibrarySymbolInfo>): { session?: Session; adjustment: Adjustment };
   getBars(
-    symbolInfo: Pick<LibrarySymbolInfo, "ticker" | "name">,
+    symbolInfo: Pick<LibrarySymbolInfo, "ticker" | "name"> & Partial<LibrarySymbolInfo>,
     resolution: Resolution,
     periodParams: PeriodParams,
     onResult: (bars: Bar[], meta: HistoryMetadata) => void,
@@ -130,8 +179,38 @@ export declare class GraphQLDatafeed {
     onResetCacheNeeded?: () => void,
   ): void;
   unsubscribeBars(listenerGuid: string): void;
+  loadActions(
+    symbolInfo: Pick<LibrarySymbolInfo, "ticker" | "name"> & Partial<LibrarySymbolInfo>,
+    from: number,
+    to: number,
+    resolution?: Resolution,
+  ): Promise<(CorporateAction & { time: number })[]>;
+  /** Corporate actions with an ex-date whose 00:00 UTC lies in [from, to) (seconds). */
+  getMarks(
+    symbolInfo: Pick<LibrarySymbolInfo, "ticker" | "name"> & Partial<LibrarySymbolInfo>,
+    from: number,
+    to: number,
+    onDataCallback: (marks: Mark[]) => void,
+    resolution?: Resolution,
+  ): void;
+  getTimescaleMarks(
+    symbolInfo: Pick<LibrarySymbolInfo, "ticker" | "name"> & Partial<LibrarySymbolInfo>,
+    from: number,
+    to: number,
+    onDataCallback: (marks: TimescaleMark[]) => void,
+    resolution?: Resolution,
+  ): void;
   dispose(): void;
 }
 
+export declare function actionText(action: CorporateAction): string;
+/** Unix seconds of wall-clock `hhmm` (e.g. "0930") on `day` (YYYY-MM-DD) in `timeZone`. */
+export declare function zonedSeconds(day: string, hhmm: string, timeZone: string): number;
+/** Where a mark goes: 00:00 UTC of the ex-date on D/W/M, the ex-date's session open intraday. */
+export declare function markTime(
+  exDate: string,
+  resolution: Resolution,
+  symbolInfo?: Partial<LibrarySymbolInfo>,
+): number;
 export declare function barTime(iso: string, interval: Interval): number;
 export declare function createDatafeed(options: DatafeedOptions): GraphQLDatafeed;

@@ -34,6 +34,7 @@ const BAR = "time open high low close volume";
 export const SYMBOL_QUERY = `query DatafeedSymbol($ticker: String!) {
   symbol(ticker: $ticker) {
     ticker name exchange assetClass currency active
+    tradingHours { timezone regular extended }
     storedTimeframes { interval }
     recent: bars(interval: D1, first: 50) { nodes { open high low close volume } }
   }
@@ -43,23 +44,82 @@ export const SEARCH_QUERY = `query DatafeedSearch($first: Int!, $filter: SymbolF
   symbols(first: $first, filter: $filter) { nodes { ticker name exchange assetClass } }
 }`;
 
-export const COUNTBACK_QUERY = `query DatafeedCountback($ticker: String!, $interval: Interval!, $to: DateTime!, $first: Int!) {
-  symbol(ticker: $ticker) { bars(interval: $interval, to: $to, first: $first) { nodes { ${BAR} } } }
+// `session` (null: the symbol's default) and `adjustment` (default RAW) of every bar read.
+const OPTIONS = "session: $session, adjustment: $adjustment";
+const OPTION_VARIABLES = "$session: Session, $adjustment: Adjustment! = RAW";
+
+export const COUNTBACK_QUERY = `query DatafeedCountback($ticker: String!, $interval: Interval!, $to: DateTime!, $first: Int!, ${OPTION_VARIABLES}) {
+  symbol(ticker: $ticker) { bars(interval: $interval, to: $to, first: $first, ${OPTIONS}) { nodes { ${BAR} } } }
 }`;
 
-export const RANGE_QUERY = `query DatafeedRange($ticker: String!, $interval: Interval!, $from: DateTime!, $to: DateTime!, $first: Int!, $after: String) {
+export const RANGE_QUERY = `query DatafeedRange($ticker: String!, $interval: Interval!, $from: DateTime!, $to: DateTime!, $first: Int!, $after: String, ${OPTION_VARIABLES}) {
   symbol(ticker: $ticker) {
-    bars(interval: $interval, from: $from, to: $to, first: $first, after: $after, order: OLDEST_FIRST) {
+    bars(interval: $interval, from: $from, to: $to, first: $first, after: $after, order: OLDEST_FIRST, ${OPTIONS}) {
       nodes { ${BAR} }
       pageInfo { hasNextPage endCursor }
     }
-    older: bars(interval: $interval, to: $from, first: 1) { nodes { time } }
+    older: bars(interval: $interval, to: $from, first: 1, ${OPTIONS}) { nodes { time } }
   }
 }`;
 
-export const BARS_SUBSCRIPTION = `subscription DatafeedBars($ticker: String!, $interval: Interval!) {
-  barUpdates(tickers: [$ticker], interval: $interval) { bar { ${BAR} closed } }
+export const BARS_SUBSCRIPTION = `subscription DatafeedBars($ticker: String!, $interval: Interval!, ${OPTION_VARIABLES}) {
+  barUpdates(tickers: [$ticker], interval: $interval, ${OPTIONS}) { bar { ${BAR} closed } }
 }`;
+
+export const ACTIONS_QUERY = `query DatafeedActions($ticker: String!, $from: Date!, $to: Date!) {
+  symbol(ticker: $ticker) { corporateActions(from: $from, to: $to) { kind exDate ratio amount currency } }
+}`;
+
+const MARK_COLORS = { SPLIT: "#1565c0", DIVIDEND: "#2e7d32" };
+
+/** One line describing a corporate action ("Split 2:1, ex-date 2005-02-28"). */
+export function actionText(action) {
+  let what;
+  if (action.kind === "SPLIT") {
+    // new shares per old share as n:d (2 -> 2:1, 0.1 -> 1:10)
+    let d = 1;
+    while (d < 1000 && Math.abs(action.ratio * d - Math.round(action.ratio * d)) > 1e-9) d += 1;
+    what = `Split ${Math.round(action.ratio * d)}:${d}`;
+  } else {
+    what = `Dividend ${action.amount} ${action.currency}`;
+  }
+  return `${what}, ex-date ${action.exDate}`;
+}
+
+/** Unix seconds of wall-clock `hhmm` on date `day` (YYYY-MM-DD) in IANA zone `timeZone`. */
+export function zonedSeconds(day, hhmm, timeZone) {
+  const guess = Date.parse(`${day}T${hhmm.slice(0, 2)}:${hhmm.slice(2, 4)}:00Z`);
+  // The zone's offset at that moment, read back through Intl (no time zone library needed).
+  const offsetAt = (ms) => {
+    const parts = Object.fromEntries(
+      new Intl.DateTimeFormat("en-US", { timeZone, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" })
+        .formatToParts(new Date(ms))
+        .map((p) => [p.type, p.value]),
+    );
+    return Date.UTC(+parts.year, +parts.month - 1, +parts.day, +parts.hour, +parts.minute, +parts.second) - ms;
+  };
+  let ms = guess - offsetAt(guess);
+  ms = guess - offsetAt(ms); // once more, for a DST change between the guess and the answer
+  return ms / 1000;
+}
+
+/** Where a mark goes: 00:00 UTC of the ex-date on daily and coarser bars (how they are
+ * stamped), the ex-date's session open on intraday ones (from the symbol's session string and
+ * time zone: 09:30 New York for US stocks), so it sits on that day's first bar. */
+export function markTime(exDate, resolution, symbolInfo) {
+  const midnight = Date.parse(`${exDate}T00:00:00Z`) / 1000;
+  const interval = RESOLUTIONS[resolution];
+  const session = symbolInfo && symbolInfo.session;
+  if (!interval || !INTRADAY.has(interval) || !session || session === "24x7") return midnight;
+  const match = /^(\d{4})-(\d{4})/.exec(session);
+  if (!match) return midnight;
+  const open = zonedSeconds(exDate, match[1], symbolInfo.timezone || "Etc/UTC");
+  // An open after the close spans midnight: the session opened the evening before.
+  return match[1] > match[2] ? open - 86400 : open;
+}
+
+/** The first date (YYYY-MM-DD) whose 00:00 UTC is at or after `seconds`. */
+const dayAtOrAfter = (seconds) => new Date(Math.ceil(seconds / 86400) * 86400 * 1000).toISOString().slice(0, 10);
 
 /** Milliseconds of a bar's start; daily and coarser bars at 00:00 UTC of their date. */
 export function barTime(iso, interval) {
@@ -88,8 +148,11 @@ export class GraphQLDatafeed {
    * @param {string} [options.wsUrl] its WebSocket URL (default: `url` with ws:/wss:).
    * @param {string} [options.apiKey] sent as `authorization: Bearer …` (HTTP and connection_init).
    * @param {number} [options.pageSize] bars per request (the server's maximum is 10,000).
+   * @param {string} [options.session] REGULAR, EXTENDED or ALL for every bar read (default: the
+   *   symbol's default session, or EXTENDED when the chart's subsession is "extended").
+   * @param {string} [options.adjustment] RAW (default), SPLIT, DIVIDEND or ALL.
    */
-  constructor({ url, wsUrl, apiKey, pageSize = 5000, fetch: fetchImpl, webSocketImpl } = {}) {
+  constructor({ url, wsUrl, apiKey, pageSize = 5000, session = null, adjustment = "RAW", fetch: fetchImpl, webSocketImpl } = {}) {
     if (!url) throw new Error("createDatafeed: `url` (the GraphQL endpoint) is required");
     this.url = new URL(url, globalThis.location ? globalThis.location.href : undefined).toString();
     const ws = new URL(wsUrl || this.url);
@@ -97,6 +160,8 @@ export class GraphQLDatafeed {
     this.wsUrl = ws.toString();
     this.apiKey = apiKey;
     this.pageSize = pageSize;
+    this.session = session;
+    this.adjustment = adjustment;
     this.fetch = fetchImpl || globalThis.fetch.bind(globalThis);
     this.webSocketImpl = webSocketImpl;
     this.client = null;
@@ -127,8 +192,8 @@ export class GraphQLDatafeed {
     later(() =>
       callback({
         supported_resolutions: [...SUPPORTED_RESOLUTIONS],
-        supports_marks: false, // corporate actions are not served yet (docs/tradingview.md)
-        supports_timescale_marks: false,
+        supports_marks: true, // corporate actions (Symbol.corporateActions)
+        supports_timescale_marks: true,
         supports_time: false,
         exchanges: [],
         symbols_types: [],
@@ -181,9 +246,18 @@ export class GraphQLDatafeed {
           exchange: s.exchange,
           listed_exchange: s.exchange,
           currency_code: s.currency,
-          // Bars align to UTC and cover the whole day until trading sessions exist.
-          session: "24x7",
-          timezone: "Etc/UTC",
+          // The calendar's hours (Symbol.tradingHours); bars are bucketed from its session open.
+          session: s.tradingHours.regular,
+          timezone: s.tradingHours.timezone,
+          ...(s.tradingHours.extended
+            ? {
+                subsession_id: "regular",
+                subsessions: [
+                  { id: "regular", description: "Regular Trading Hours", session: s.tradingHours.regular },
+                  { id: "extended", description: "Extended Trading Hours", session: s.tradingHours.extended },
+                ],
+              }
+            : {}),
           minmov: 1,
           pricescale: 10 ** Math.max(decimals(prices, 8), 2),
           format: "price",
@@ -201,13 +275,13 @@ export class GraphQLDatafeed {
   }
 
   /** Bars for TradingView (`periodParams`: from/to in seconds, to exclusive; countBack). */
-  async loadBars(ticker, resolution, { from, to, countBack }) {
+  async loadBars(ticker, resolution, { from, to, countBack }, options = this.barOptions()) {
     const interval = RESOLUTIONS[resolution];
     if (!interval) throw new Error(`unsupported resolution ${resolution}`);
     const toBar = (n) => ({ time: barTime(n.time, interval), open: n.open, high: n.high, low: n.low, close: n.close, volume: n.volume });
     if (countBack) {
       // countBack wins over `from`: the newest countBack bars before `to`.
-      const data = await this.query(COUNTBACK_QUERY, { ticker, interval, to: isoOf(to), first: Math.min(countBack, this.pageSize) });
+      const data = await this.query(COUNTBACK_QUERY, { ticker, interval, to: isoOf(to), first: Math.min(countBack, this.pageSize), ...options });
       if (!data.symbol) throw new Error(`unknown symbol ${ticker}`);
       const bars = data.symbol.bars.nodes.map(toBar).reverse();
       return { bars, meta: { noData: bars.length === 0 } };
@@ -216,7 +290,7 @@ export class GraphQLDatafeed {
     let after = null;
     let older = [];
     for (;;) {
-      const data = await this.query(RANGE_QUERY, { ticker, interval, from: isoOf(from), to: isoOf(to), first: this.pageSize, after });
+      const data = await this.query(RANGE_QUERY, { ticker, interval, from: isoOf(from), to: isoOf(to), first: this.pageSize, after, ...options });
       if (!data.symbol) throw new Error(`unknown symbol ${ticker}`);
       bars.push(...data.symbol.bars.nodes.map(toBar));
       older = data.symbol.older.nodes;
@@ -229,9 +303,17 @@ export class GraphQLDatafeed {
     return { bars, meta };
   }
 
+  /** `bars` variables: the datafeed's options, else the chart's subsession (extended hours). */
+  barOptions(symbolInfo) {
+    const options = { adjustment: this.adjustment };
+    const session = this.session || (symbolInfo && symbolInfo.subsession_id === "extended" ? "EXTENDED" : null);
+    if (session) options.session = session;
+    return options;
+  }
+
   getBars(symbolInfo, resolution, periodParams, onResult, onError) {
     const ticker = symbolInfo.ticker || symbolInfo.name;
-    this.loadBars(ticker, resolution, periodParams).then(
+    this.loadBars(ticker, resolution, periodParams, this.barOptions(symbolInfo)).then(
       ({ bars, meta }) => {
         const key = `${ticker}|${resolution}`;
         if (bars.length) {
@@ -241,6 +323,48 @@ export class GraphQLDatafeed {
         onResult(bars, meta);
       },
       (error) => onError(error.message),
+    );
+  }
+
+  /** Corporate actions with an ex-date whose 00:00 UTC lies in [from, to) (seconds). */
+  async loadActions(symbolInfo, from, to, resolution) {
+    const ticker = symbolInfo.ticker || symbolInfo.name;
+    const data = await this.query(ACTIONS_QUERY, { ticker, from: dayAtOrAfter(from), to: dayAtOrAfter(to) });
+    if (!data.symbol) throw new Error(`unknown symbol ${ticker}`);
+    return data.symbol.corporateActions.map((a) => ({ ...a, time: markTime(a.exDate, resolution, symbolInfo) }));
+  }
+
+  getMarks(symbolInfo, from, to, onDataCallback, resolution) {
+    this.loadActions(symbolInfo, from, to, resolution).then(
+      (actions) =>
+        onDataCallback(
+          actions.map((a) => ({
+            id: `${a.kind.toLowerCase()}-${a.exDate}`,
+            time: a.time,
+            color: MARK_COLORS[a.kind],
+            text: actionText(a),
+            label: a.kind[0],
+            labelFontColor: "#ffffff",
+            minSize: 14,
+          })),
+        ),
+      () => onDataCallback([]),
+    );
+  }
+
+  getTimescaleMarks(symbolInfo, from, to, onDataCallback, resolution) {
+    this.loadActions(symbolInfo, from, to, resolution).then(
+      (actions) =>
+        onDataCallback(
+          actions.map((a) => ({
+            id: `${a.kind.toLowerCase()}-${a.exDate}`,
+            time: a.time,
+            color: MARK_COLORS[a.kind],
+            label: a.kind[0],
+            tooltip: [actionText(a)],
+          })),
+        ),
+      () => onDataCallback([]),
     );
   }
 
@@ -263,7 +387,7 @@ export class GraphQLDatafeed {
     const key = `${ticker}|${resolution}`;
     const entry = { lastTime: this.lastBarTimes.get(key) ?? -Infinity, dispose: null };
     entry.dispose = this.wsClient().subscribe(
-      { query: BARS_SUBSCRIPTION, operationName: "DatafeedBars", variables: { ticker, interval } },
+      { query: BARS_SUBSCRIPTION, operationName: "DatafeedBars", variables: { ticker, interval, ...this.barOptions(symbolInfo) } },
       {
         next: ({ data }) => {
           if (!data || !data.barUpdates) return;

@@ -10,7 +10,7 @@ import strawberry
 
 from core.adjustments import Adjust
 from core.bar import BAR_FIELDS
-from core.calendars import Buckets, default_session
+from core.calendars import Buckets, default_session, trading_hours
 from core.calendars import Fill as CoreFill
 from core.errors import BadUserInput
 from core.intervals import MIN_TS
@@ -165,6 +165,14 @@ class Symbol(Node):
         to: Annotated[date, strawberry.argument(description="Last trading date (exclusive).")],
     ) -> list[TradingSession]:
         return trading_sessions(self.row.calendar, from_, to)
+
+    @strawberry.field(
+        description="The calendar's current weekly hours as session strings (the format "
+        "TradingView reads), for charting tools that shade or label sessions."
+    )
+    def trading_hours(self) -> TradingHours:
+        hours = trading_hours(self.row.calendar)
+        return TradingHours(timezone=hours.timezone, regular=hours.regular, extended=hours.extended)
 
     @strawberry.field(description="Whether the symbol is still traded and refreshed.")
     def active(self) -> bool:
@@ -454,6 +462,23 @@ class Symbol(Node):
         key = ActionsKey(self.row.id, from_ or MIN_DATE, to or MAX_DATE)
         rows = await info.context.loaders.corporate_actions.load(key)
         return [CorporateAction(row=r) for r in rows]
+
+
+@strawberry.type(description="A calendar's weekly trading hours as session strings.")
+class TradingHours:
+    timezone: str = strawberry.field(
+        description="IANA time zone the hours are in: the calendar's, Etc/UTC for 24/7 and FX "
+        "(the zone session-aligned buckets follow)."
+    )
+    regular: str = strawberry.field(
+        description="Regular hours: `HHMM-HHMM` ranges, comma-separated, then `:days` "
+        "(1 = Sunday … 7 = Saturday), e.g. `0930-1600:23456`; an open after the close spans "
+        "midnight, `0000-0000` is a whole day, `24x7` always open."
+    )
+    extended: str | None = strawberry.field(
+        description="Pre-market open to post-market close in the same format (e.g. "
+        "`0400-2000:23456`); null when the calendar has no extended hours."
+    )
 
 
 @strawberry.type(description="A symbol and its cursor.")

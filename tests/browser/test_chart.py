@@ -24,7 +24,9 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import httpx
 import pandas as pd
 import psycopg
 import pytest
@@ -41,6 +43,7 @@ from tests.conftest import migrated_settings
 from tests.security.helpers import create_keys, demo_database
 
 ROOT = Path(__file__).resolve().parents[2]
+NEW_YORK = ZoneInfo("America/New_York")
 #: Seconds within which an ingested bar must show on the chart (issue 18).
 LIVE_DEADLINE = 2.0
 #: Page load to first candle, warm browser cache, demo data. The target is 300 ms; on this
@@ -342,6 +345,172 @@ def test_chart_draws_a_query_from_graphiql(service: str, browser: Any, url: str)
     assert state(browser, "s.errors") == []
 
 
+def graphql(service: str, document: str, variables: dict[str, Any]) -> Any:
+    """The data of a query to the live service (the page's expected values come from here)."""
+    response = httpx.post(
+        f"{service}/graphql", json={"query": document, "variables": variables}, timeout=30
+    )
+    body = response.json()
+    assert "errors" not in body, body
+    return body["data"]
+
+
+API_BARS = """query($t: String!, $i: Interval!, $from: DateTime, $to: DateTime, $last: Int,
+  $session: Session, $adjustment: Adjustment!) { symbol(ticker: $t) {
+  bars(interval: $i, from: $from, to: $to, last: $last, order: OLDEST_FIRST, session: $session,
+       adjustment: $adjustment) { nodes { time open high low close } } } }"""
+
+
+def api_candles(service: str, ticker: str, interval: str, **args: Any) -> list[dict[str, Any]]:
+    data = graphql(service, API_BARS, {"t": ticker, "i": interval, "adjustment": "RAW", **args})
+    return [
+        {**{k: n[k] for k in ("open", "high", "low", "close")}, "time": iso_seconds(n["time"])}
+        for n in data["symbol"]["bars"]["nodes"]
+    ]
+
+
+def iso_seconds(text: str) -> int:
+    return int(datetime.fromisoformat(text).timestamp())
+
+
+LOAD_OLDER_UNTIL = """
+const done = arguments[arguments.length - 1];
+const until = arguments[0];
+(async () => {
+  const s = window.chartState;
+  for (let i = 0; i < 20 && s.bars[0].time > until && s.hasOlder; i += 1) {
+    while (s.loading) await new Promise((r) => setTimeout(r, 20));
+    await s.loadOlder();
+  }
+  return s.bars[0].time;
+})().then(done, (error) => done(String(error)));
+"""
+
+SPLIT_DAY = int(datetime(2005, 2, 28, tzinfo=UTC).timestamp())
+AROUND_SPLIT = ("2005-02-14T00:00:00+00:00", "2005-03-12T00:00:00+00:00")
+
+
+def window_of(candles: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    lo, hi = (iso_seconds(t) for t in AROUND_SPLIT)
+    return [c for c in candles if lo <= c["time"] < hi]
+
+
+def test_chart_adjustment_and_corporate_action_markers(
+    service: str, browser: Any, url: str
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    browser.set_script_timeout(60)
+    browser.get(f"{service}/chart?ticker=AAPL&interval=D1")
+    wait(browser, "the first candles", lambda d: state(d, "s && s.firstCandleMs && !s.loading"))
+    first = browser.execute_async_script(LOAD_OLDER_UNTIL, SPLIT_DAY - 30 * 86400)
+    assert first < SPLIT_DAY - 30 * 86400
+    span = {"from": AROUND_SPLIT[0], "to": AROUND_SPLIT[1]}
+    raw = api_candles(service, "AAPL", "D1", **span)
+    assert len(raw) == 19 and window_of(state(browser, "s.data()")) == raw
+    # The split is a marker on its ex-date's candle; the dividends of 2012-2013 too.
+    actions = graphql(
+        service,
+        'query { symbol(ticker: "AAPL") { corporateActions { kind exDate } } }',
+        {},
+    )["symbol"]["corporateActions"]
+    markers = state(browser, "s.markers")
+    split = [m for m in markers if m["time"] == SPLIT_DAY]
+    assert len(split) == 1 and split[0]["kind"] == "SPLIT" and "2:1" in split[0]["text"]
+    # Daily bars are stamped 00:00 UTC of their date: the crosshair shows that date.
+    assert state(browser, f"s.formatTime({SPLIT_DAY})") == "2005-02-28"
+    loaded_from = state(browser, "s.bars[0].time")
+    in_range = [a for a in actions if iso_seconds(f"{a['exDate']}T00:00:00+00:00") >= loaded_from]
+    assert sorted(m["exDate"] for m in markers) == sorted(a["exDate"] for a in in_range)
+    assert len(state(browser, "s.markerPlugin.markers()")) == len(markers)
+
+    # Adjusted: the candles become what bars(adjustment: ALL) answers, and the URL says so.
+    Select(browser.find_element(By.ID, "adjustment")).select_by_value("ALL")
+    wait(browser, "adjusted bars", lambda d: state(d, "s.adjustment === 'ALL' && !s.loading"))
+    assert "adjustment=ALL" in browser.current_url
+    browser.execute_async_script(LOAD_OLDER_UNTIL, SPLIT_DAY - 30 * 86400)
+    adjusted = api_candles(service, "AAPL", "D1", adjustment="ALL", **span)
+    drawn = window_of(state(browser, "s.data()"))
+    assert drawn == adjusted and drawn != raw
+    # The split halves the factor before its ex-date (the later dividends scale both alike).
+    raw_by_time = {c["time"]: c for c in raw}
+    on, prior = (
+        (c for c in drawn if c["time"] == SPLIT_DAY),
+        (c for c in reversed(drawn) if c["time"] < SPLIT_DAY),
+    )
+    day, day_before = next(on), next(prior)
+    factor_after = day["close"] / raw_by_time[day["time"]]["close"]
+    factor_before = day_before["close"] / raw_by_time[day_before["time"]]["close"]
+    assert abs(factor_before / factor_after - 0.5) < 1e-9
+    assert any(m["time"] == SPLIT_DAY for m in state(browser, "s.markers"))
+    requests = state(browser, "s.requests.filter(r => r.operation === 'ChartBars')")
+    assert requests[-1]["variables"]["adjustment"] == "ALL"
+    # Indicators read the same adjusted bars.
+    browser.execute_script("return window.chartState.setIndicators(['sma'])")
+    wait(
+        browser,
+        "the indicator request",
+        lambda d: state(d, "s.requests.some(r => r.operation === 'ChartIndicators')"),
+    )
+    indicator = state(browser, "s.requests.filter(r => r.operation === 'ChartIndicators').at(-1)")
+    assert indicator["variables"]["adjustment"] == "ALL"
+
+    # A reload of the address keeps the choice.
+    browser.get(browser.current_url)
+    wait(browser, "the first candles", lambda d: state(d, "s && s.firstCandleMs && !s.loading"))
+    assert state(browser, "s.adjustment") == "ALL"
+    assert (
+        Select(browser.find_element(By.ID, "adjustment")).first_selected_option.get_attribute(
+            "value"
+        )
+        == "ALL"
+    )
+    assert state(browser, "s.errors") == []
+
+
+def test_chart_session_picker(service: str, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    # UMBRL trades NYSE sessions with sparse pre- and post-market minutes.
+    browser.get(f"{service}/chart?ticker=UMBRL&interval=H1")
+    wait(browser, "the first candles", lambda d: state(d, "s && s.firstCandleMs && !s.loading"))
+    picker = Select(browser.find_element(By.ID, "session"))
+    assert picker.first_selected_option.text == "default (regular)"
+    regular = api_candles(service, "UMBRL", "H1", last=500)
+    assert state(browser, "s.data()") == regular
+    # The axis and crosshair read New York time: the first bar of a session says 09:30.
+    assert state(browser, "s.timezone") == "America/New_York"
+    first_local = datetime.fromtimestamp(regular[0]["time"], tz=UTC).astimezone(NEW_YORK)
+    assert state(browser, f"s.formatTime({regular[0]['time']})") == first_local.strftime(
+        "%Y-%m-%d %H:%M"
+    )
+    assert first_local.strftime("%H:%M") == "09:30"
+    assert api_candles(service, "UMBRL", "H1", last=500, session="REGULAR") == regular
+    # Regular hours: every candle inside 09:30-16:00 New York.
+    for candle_ in regular:
+        local = datetime.fromtimestamp(candle_["time"], tz=UTC).astimezone(NEW_YORK)
+        assert (9, 30) <= (local.hour, local.minute) < (16, 0)
+
+    picker.select_by_value("EXTENDED")
+    wait(browser, "extended bars", lambda d: state(d, "s.session === 'EXTENDED' && !s.loading"))
+    assert "session=EXTENDED" in browser.current_url
+    extended = api_candles(service, "UMBRL", "H1", last=500, session="EXTENDED")
+    assert state(browser, "s.data()") == extended
+    assert len(extended) > len(regular)
+    hours = {datetime.fromtimestamp(c["time"], tz=UTC).astimezone(NEW_YORK).hour for c in extended}
+    assert min(hours) == 4 and max(hours) == 19
+    live = state(browser, "s.requests.filter(r => r.operation === 'ChartBars').at(-1)")
+    assert live["variables"]["session"] == "EXTENDED"
+
+    picker.select_by_value("REGULAR")
+    wait(browser, "regular bars", lambda d: state(d, "s.session === 'REGULAR' && !s.loading"))
+    assert state(browser, "s.data()") == regular
+    assert "session=REGULAR" in browser.current_url
+    assert state(browser, "s.errors") == []
+
+
 DATAFEED_PAGES = """
 const done = arguments[arguments.length - 1];
 const [ticker, resolution, end, countBack] = arguments;
@@ -398,6 +567,79 @@ def test_datafeed_pages_join_without_gaps_or_duplicates(
             for p in empty:
                 assert p["meta"]["nextTime"] * 1000 in want
                 assert p["meta"]["nextTime"] < p["to"] - 2 * 86400
+
+
+DATAFEED_SESSIONS = """
+const done = arguments[arguments.length - 1];
+const [from, to, splitFrom, splitTo] = arguments;
+const feed = window.datafeedModule.createDatafeed({ url: "/graphql" });
+const adjusted = window.datafeedModule.createDatafeed({ url: "/graphql", adjustment: "ALL" });
+const resolve = (f, name) => new Promise((ok, fail) => f.resolveSymbol(name, ok, fail));
+const bars = (f, info, resolution, params) =>
+  new Promise((ok, fail) => f.getBars(info, resolution, params, (b) => ok(b), fail));
+(async () => {
+  const umbrl = await resolve(feed, "UMBRL");
+  const coinx = await resolve(feed, "COINX");
+  const range = { from, to, firstDataRequest: true };
+  const regular = await bars(feed, umbrl, "60", range);
+  const extended = await bars(feed, { ...umbrl, subsession_id: "extended" }, "60", range);
+  const aapl = await resolve(feed, "AAPL");
+  const split = { from: splitFrom, to: splitTo, firstDataRequest: true };
+  const raw = await bars(feed, aapl, "1D", split);
+  const adj = await bars(adjusted, aapl, "1D", split);
+  const marks = await new Promise((ok) => feed.getMarks(aapl, splitFrom, splitTo, ok));
+  const scale = await new Promise((ok) => feed.getTimescaleMarks(aapl, splitFrom, splitTo, ok));
+  const hourly = await new Promise((ok) => feed.getMarks(aapl, splitFrom, splitTo, ok, "60"));
+  const config = await new Promise((ok) => feed.onReady(ok));
+  return { umbrl, coinx, regular, extended, raw, adj, marks, scale, hourly, config };
+})().then(done, (error) => done({ error: String(error) }));
+"""
+
+
+def test_datafeed_sessions_adjustment_and_marks(service: str, browser: Any) -> None:
+    browser.get(f"{service}/test-datafeed-page")
+    wait(
+        browser, "the datafeed module", lambda d: d.execute_script("return !!window.datafeedModule")
+    )
+    browser.set_script_timeout(60)
+    lo, hi = "2024-11-04T00:00:00+00:00", "2024-11-09T00:00:00+00:00"
+    split_lo, split_hi = AROUND_SPLIT
+    result = browser.execute_async_script(
+        DATAFEED_SESSIONS,
+        iso_seconds(lo),
+        iso_seconds(hi),
+        iso_seconds(split_lo),
+        iso_seconds(split_hi),
+    )
+    assert "error" not in result, result
+    umbrl = result["umbrl"]
+    assert umbrl["session"] == "0930-1600:23456" and umbrl["timezone"] == "America/New_York"
+    assert umbrl["subsession_id"] == "regular"
+    assert [s["id"] for s in umbrl["subsessions"]] == ["regular", "extended"]
+    assert result["coinx"]["session"] == "24x7" and result["coinx"]["timezone"] == "Etc/UTC"
+    assert "subsessions" not in result["coinx"]
+
+    def as_seconds(bars: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [
+            {**{k: b[k] for k in ("open", "high", "low", "close")}, "time": b["time"] // 1000}
+            for b in bars
+        ]
+
+    window = {"from": lo, "to": hi, "last": 1000}
+    assert as_seconds(result["regular"]) == api_candles(service, "UMBRL", "H1", **window)
+    assert as_seconds(result["extended"]) == api_candles(
+        service, "UMBRL", "H1", session="EXTENDED", **window
+    )
+    assert len(result["extended"]) > len(result["regular"])
+    span = {"from": split_lo, "to": split_hi}
+    assert as_seconds(result["raw"]) == api_candles(service, "AAPL", "D1", **span)
+    assert as_seconds(result["adj"]) == api_candles(service, "AAPL", "D1", adjustment="ALL", **span)
+    assert result["config"]["supports_marks"] is True
+    assert [(m["time"], m["label"]) for m in result["marks"]] == [(SPLIT_DAY, "S")]
+    assert result["marks"][0]["text"] == "Split 2:1, ex-date 2005-02-28"
+    assert result["scale"][0]["tooltip"] == ["Split 2:1, ex-date 2005-02-28"]
+    # On intraday bars the mark sits on the ex-date's session open, 09:30 New York (EST).
+    assert [m["time"] for m in result["hourly"]] == [iso_seconds("2005-02-28T09:30:00-05:00")]
 
 
 SUBSCRIBE = """

@@ -46,9 +46,11 @@ def graphql_bars(
     client: TestClient, ticker: str, interval: str, **args: Any
 ) -> list[dict[str, Any]]:
     """Bars from /graphql, oldest first."""
-    query = """query($t: String!, $i: Interval!, $from: DateTime, $to: DateTime, $first: Int) {
+    query = """query($t: String!, $i: Interval!, $from: DateTime, $to: DateTime, $first: Int,
+                     $session: Session, $adjustment: Adjustment! = RAW) {
       symbol(ticker: $t) { bars(interval: $i, from: $from, to: $to, first: $first,
-                                order: NEWEST_FIRST) {
+                                order: NEWEST_FIRST, session: $session,
+                                adjustment: $adjustment) {
         nodes { time open high low close volume } } } }"""
     response = client.post(
         "/graphql",
@@ -83,12 +85,12 @@ def iso(seconds_: int) -> str:
 # --- config, time, marks -----------------------------------------------------------------
 
 
-def test_config_advertises_our_resolutions_and_no_marks(api: TestClient) -> None:
+def test_config_advertises_our_resolutions_and_marks(api: TestClient) -> None:
     config = udf(api, "config")
     assert config["supported_resolutions"] == ["1", "5", "15", "30", "60", "240", "1D", "1W", "1M"]
     assert config["supports_search"] is True
     assert config["supports_group_request"] is False
-    assert config["supports_marks"] is False and config["supports_timescale_marks"] is False
+    assert config["supports_marks"] is True and config["supports_timescale_marks"] is True
     assert config["supports_time"] is True
 
 
@@ -98,12 +100,90 @@ def test_time_is_unix_seconds_now(api: TestClient) -> None:
     assert abs(int(response.text) - time.time()) < 5
 
 
-def test_marks_are_empty_until_corporate_actions_exist(api: TestClient) -> None:
-    assert (
-        udf(api, "marks", symbol="AAPL", resolution="1D", **{"from": 0, "to": 2_000_000_000}) == []
+def graphql_actions(client: TestClient, ticker: str, lo: str, hi: str) -> list[dict[str, Any]]:
+    query = """query($t: String!, $from: Date, $to: Date) { symbol(ticker: $t) {
+      corporateActions(from: $from, to: $to) { kind exDate ratio amount currency } } }"""
+    body = client.post(
+        "/graphql", json={"query": query, "variables": {"t": ticker, "from": lo, "to": hi}}
+    ).json()
+    assert "errors" not in body, body
+    return list(body["data"]["symbol"]["corporateActions"])
+
+
+def midnight(day: str) -> int:
+    return seconds(f"{day}T00:00:00+00:00")
+
+
+def test_marks_are_the_corporate_actions_in_the_range(api: TestClient) -> None:
+    lo, hi = midnight("2000-01-01"), midnight("2014-01-01")
+    marks = udf(api, "marks", symbol="AAPL", resolution="1D", **{"from": lo, "to": hi})
+    actions = graphql_actions(api, "AAPL", "2000-01-01", "2014-01-01")
+    assert len(marks) == len(actions) >= 5
+    assert [m["time"] for m in marks] == [midnight(a["exDate"]) for a in actions]
+    assert len({m["id"] for m in marks}) == len(marks)
+    for mark in marks:
+        assert set(mark) == {"id", "time", "color", "text", "label", "labelFontColor", "minSize"}
+    split = next(m for m in marks if m["time"] == midnight("2005-02-28"))
+    assert split["label"] == "S" and "Split 2:1" in split["text"] and "2005-02-28" in split["text"]
+    dividends = [m for m in marks if m["label"] == "D"]
+    assert len(dividends) == sum(a["kind"] == "DIVIDEND" for a in actions) == 3
+    assert all("2.65 USD" in m["text"] for m in dividends)
+    assert split["color"] != dividends[0]["color"]
+    # MSFT's 2003-02-18 split and nothing of AAPL's.
+    msft = udf(
+        api,
+        "marks",
+        symbol="NASDAQ:MSFT",
+        resolution="D",
+        **{"from": midnight("2003-02-18"), "to": midnight("2003-02-19")},
     )
-    assert udf(api, "timescale_marks", symbol="AAPL", resolution="1D", **{"from": 0, "to": 1}) == []
+    assert [(m["time"], m["label"]) for m in msft] == [(midnight("2003-02-18"), "S")]
+
+
+def test_marks_range_is_from_inclusive_to_exclusive(api: TestClient) -> None:
+    split = midnight("2005-02-28")
+    at = udf(api, "marks", symbol="AAPL", resolution="1D", **{"from": split, "to": split + 1})
+    assert [m["time"] for m in at] == [split]
+    assert (
+        udf(
+            api, "marks", symbol="AAPL", resolution="1D", **{"from": split + 1, "to": split + 86400}
+        )
+        == []
+    )
+    assert (
+        udf(api, "marks", symbol="AAPL", resolution="1D", **{"from": split - 86400, "to": split})
+        == []
+    )
+
+
+def test_timescale_marks_carry_a_tooltip(api: TestClient) -> None:
+    lo, hi = midnight("2003-01-01"), midnight("2005-01-01")
+    marks = udf(api, "timescale_marks", symbol="MSFT", resolution="1W", **{"from": lo, "to": hi})
+    actions = graphql_actions(api, "MSFT", "2003-01-01", "2005-01-01")
+    assert [m["time"] for m in marks] == [midnight(a["exDate"]) for a in actions]
+    assert len(marks) == 5
+    for mark, action in zip(marks, actions, strict=True):
+        assert set(mark) == {"id", "time", "color", "label", "tooltip"}
+        assert mark["label"] == action["kind"][0]
+        assert len(mark["tooltip"]) == 1 and action["exDate"] in mark["tooltip"][0]
+    assert marks[0]["tooltip"] == ["Split 2:1, ex-date 2003-02-18"]
+
+
+def test_intraday_marks_sit_on_the_session_open(api: TestClient) -> None:
+    """On intraday bars the mark is at the ex-date's regular open (09:30 New York), where the
+    day's first bar starts, not at 00:00 UTC (the previous evening in New York)."""
+    split = midnight("2005-02-28")
+    marks = udf(
+        api, "marks", symbol="AAPL", resolution="60", **{"from": split, "to": split + 86400}
+    )
+    assert [m["time"] for m in marks] == [seconds("2005-02-28T09:30:00-05:00")]
+
+
+def test_bad_marks_requests_are_4xx_errors(api: TestClient) -> None:
     udf_error(api, "marks", 400, symbol="AAPL", resolution="7", **{"from": 0, "to": 1})
+    udf_error(api, "marks", 400, symbol="AAPL", resolution="1D", **{"from": 0})
+    udf_error(api, "timescale_marks", 400, symbol="AAPL", resolution="1D", **{"from": 2, "to": 1})
+    udf_error(api, "marks", 404, symbol="NOSUCH", resolution="1D", **{"from": 0, "to": 1})
 
 
 # --- resolution mapping --------------------------------------------------------------------
@@ -283,6 +363,51 @@ def test_exchange_prefixed_symbols_are_accepted(api: TestClient) -> None:
     assert plain == prefixed and plain["s"] == "ok"
 
 
+def test_history_passes_session_and_adjustment_to_bars(api: TestClient) -> None:
+    # UMBRL: an NYSE stock with sparse pre- and post-market minutes.
+    lo, hi = seconds("2024-11-04T00:00:00+00:00"), seconds("2024-11-09T00:00:00+00:00")
+    window = {"from": iso(lo), "to": iso(hi), "first": 1000}
+    regular = udf(api, "history", symbol="UMBRL", resolution="60", **{"from": lo, "to": hi})
+    extended = udf(
+        api,
+        "history",
+        symbol="UMBRL",
+        resolution="60",
+        session="extended",
+        **{"from": lo, "to": hi},
+    )
+    assert {k: v for k, v in regular.items() if k != "s"} == columns(
+        graphql_bars(api, "UMBRL", "H1", **window)
+    )
+    assert {k: v for k, v in extended.items() if k != "s"} == columns(
+        graphql_bars(api, "UMBRL", "H1", session="EXTENDED", **window)
+    )
+    assert len(extended["t"]) > len(regular["t"])
+    # Regular hours by default: the first bar of each day at 09:30 New York.
+    assert datetime.fromtimestamp(regular["t"][0], tz=UTC).strftime("%H:%M") == "14:30"
+    # Adjusted daily AAPL across its 2005-02-28 split equals bars(adjustment: ALL).
+    lo, hi = seconds("2005-02-14T00:00:00+00:00"), seconds("2005-03-12T00:00:00+00:00")
+    window = {"from": iso(lo), "to": iso(hi), "first": 100}
+    raw = udf(api, "history", symbol="AAPL", resolution="1D", **{"from": lo, "to": hi})
+    adjusted = udf(
+        api, "history", symbol="AAPL", resolution="1D", adjustment="ALL", **{"from": lo, "to": hi}
+    )
+    assert {k: v for k, v in adjusted.items() if k != "s"} == columns(
+        graphql_bars(api, "AAPL", "D1", adjustment="ALL", **window)
+    )
+    assert adjusted["t"] == raw["t"] and adjusted["c"] != raw["c"]
+    counted = udf(
+        api, "history", symbol="AAPL", resolution="1D", adjustment="all", countback=3, to=hi
+    )
+    assert counted["c"] == adjusted["c"][-3:]
+    assert "session" in udf_error(
+        api, "history", 400, symbol="AAPL", resolution="1D", session="night", countback=3, to=hi
+    )
+    assert "adjustment" in udf_error(
+        api, "history", 400, symbol="AAPL", resolution="1D", adjustment="x", countback=3, to=hi
+    )
+
+
 # --- symbols and search --------------------------------------------------------------------
 
 
@@ -292,7 +417,13 @@ def test_symbol_info_from_the_data(api: TestClient, database_url: str) -> None:
     assert daily["exchange"] == "NASDAQ" and daily["type"] == "equity"
     assert daily["has_intraday"] is False  # only daily bars are stored
     assert daily["supported_resolutions"] == ["1D", "1W", "1M"]
-    assert daily["session"] == "24x7" and daily["timezone"] == "Etc/UTC"
+    # AAPL trades on the Nasdaq calendar: New York regular hours, extended as a subsession.
+    assert daily["session"] == "0930-1600:23456" and daily["timezone"] == "America/New_York"
+    assert daily["subsession_id"] == "regular"
+    assert {s["id"]: s["session"] for s in daily["subsessions"]} == {
+        "regular": "0930-1600:23456",
+        "extended": "0400-2000:23456",
+    }
     # pricescale writes every recent price exactly, and a tenth of it would not.
     closes = stored_bars(database_url, "AAPL", "D1")["close"].tail(50).tolist()
     scale = daily["pricescale"]
@@ -300,6 +431,9 @@ def test_symbol_info_from_the_data(api: TestClient, database_url: str) -> None:
     assert scale == 100 or any(abs(round(c * scale / 10) - c * scale / 10) > 1e-6 for c in closes)
     intraday = udf(api, "symbols", symbol="ACME")
     assert intraday["has_intraday"] is True
+    # ACME is on the 24/7 calendar (UTC buckets): around the clock, no subsessions.
+    assert intraday["session"] == "24x7" and intraday["timezone"] == "Etc/UTC"
+    assert "subsessions" not in intraday
     assert intraday["supported_resolutions"] == [
         "1",
         "5",

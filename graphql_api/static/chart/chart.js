@@ -11,31 +11,42 @@ import {
   HistogramSeries,
   LineSeries,
   createChart,
+  createSeriesMarkers,
 } from "lightweight-charts";
 import { createClient } from "graphql-ws";
 
 const INTERVALS = ["M1", "M5", "M15", "M30", "H1", "H4", "D1", "W1", "MN1"];
+const SESSIONS = ["REGULAR", "EXTENDED", "ALL"];
+const ADJUSTMENTS = ["RAW", "SPLIT", "DIVIDEND", "ALL"];
+const MARKER_COLORS = { SPLIT: "#1565c0", DIVIDEND: "#2e7d32" };
 const PAGE_SIZE = 500;
 const UP = "#26a69a";
 const DOWN = "#ef5350";
 
-const BARS_QUERY = `query ChartBars($ticker: String!, $interval: Interval!, $last: Int!, $before: String) {
+// Every bar read names the same hours and adjustment: null session is the symbol's default.
+const BARS_QUERY = `query ChartBars($ticker: String!, $interval: Interval!, $last: Int!, $before: String,
+  $session: Session, $adjustment: Adjustment!, $actions: Boolean!) {
   symbol(ticker: $ticker) {
     ticker
     name
     exchange
     currency
-    bars(interval: $interval, order: OLDEST_FIRST, last: $last, before: $before) {
+    defaultSession
+    tradingHours { timezone }
+    bars(interval: $interval, order: OLDEST_FIRST, last: $last, before: $before,
+         session: $session, adjustment: $adjustment) {
       nodes { time open high low close volume closed }
       pageInfo { hasPreviousPage startCursor }
     }
+    corporateActions @include(if: $actions) { kind exDate ratio amount currency }
   }
 }`;
 
 const INDICATORS_QUERY = `query ChartIndicators($ticker: String!, $interval: Interval!, $from: DateTime,
+  $session: Session, $adjustment: Adjustment!,
   $sma: Boolean!, $ema: Boolean!, $bbands: Boolean!, $rsi: Boolean!, $macd: Boolean!) {
   symbol(ticker: $ticker) {
-    indicators(interval: $interval, from: $from) {
+    indicators(interval: $interval, from: $from, session: $session, adjustment: $adjustment) {
       sma(period: 20) @include(if: $sma) { time value }
       ema(period: 50) @include(if: $ema) { time value }
       bbands(period: 20) @include(if: $bbands) { time upper middle lower }
@@ -49,8 +60,10 @@ const SYMBOLS_QUERY = `query ChartSymbols($search: String) {
   symbols(first: 20, filter: { search: $search }) { nodes { ticker name exchange } }
 }`;
 
-const LIVE_SUBSCRIPTION = `subscription ChartLive($ticker: String!, $interval: Interval!, $since: DateTime) {
-  barUpdates(tickers: [$ticker], interval: $interval, since: $since) {
+const LIVE_SUBSCRIPTION = `subscription ChartLive($ticker: String!, $interval: Interval!, $since: DateTime,
+  $session: Session, $adjustment: Adjustment!) {
+  barUpdates(tickers: [$ticker], interval: $interval, since: $since, session: $session,
+             adjustment: $adjustment) {
     interval
     version
     bar { time open high low close volume closed }
@@ -86,8 +99,14 @@ const state = {
   indicators: (params.get("indicators") || "")
     .split(",")
     .filter((name) => name in INDICATORS),
+  // null: the symbol's default session (Symbol.defaultSession); shown in the picker once known.
+  session: SESSIONS.includes(params.get("session")) ? params.get("session") : null,
+  adjustment: ADJUSTMENTS.includes(params.get("adjustment")) ? params.get("adjustment") : "RAW",
   query: params.get("query"),
   symbol: null,
+  timezone: "UTC", // the exchange's time zone the axis shows intraday times in
+  actions: [], // the symbol's corporate actions (Symbol.corporateActions)
+  markers: [], // what the price series shows for them: {time, position, shape, color, text, id}
   bars: [], // {time (seconds), open, high, low, close, volume, closed}, oldest first
   hasOlder: false,
   olderCursor: null,
@@ -103,6 +122,8 @@ const state = {
   data: () => (state.series.candles ? state.series.candles.data() : []),
   visibleRange: () => state.chart.timeScale().getVisibleRange(),
   lastBar: () => state.bars[state.bars.length - 1] || null,
+  /** The session and adjustment arguments every read sends. */
+  options: () => ({ session: state.session, adjustment: state.adjustment }),
 };
 window.chartState = state;
 
@@ -231,7 +252,9 @@ function buildChart() {
     grid: { vertLines: { color: "#f0f0f0" }, horzLines: { color: "#f0f0f0" } },
     timeScale: { timeVisible: true, secondsVisible: false, rightOffset: 3 },
     crosshair: { mode: 0 },
+    localization: { timeFormatter: formatTime },
   });
+  chart.timeScale().applyOptions({ tickMarkFormatter: formatTick });
   const candles = chart.addSeries(CandlestickSeries, {
     upColor: UP,
     downColor: DOWN,
@@ -265,7 +288,89 @@ function buildChart() {
   });
   state.chart = chart;
   state.series = { candles, volume, indicators: [] };
+  state.markerPlugin = createSeriesMarkers(candles, []);
 }
+
+/** One line describing a corporate action ("Split 2:1, ex-date 2005-02-28"). */
+function actionText(action) {
+  if (action.kind === "SPLIT") {
+    let d = 1;
+    while (d < 1000 && Math.abs(action.ratio * d - Math.round(action.ratio * d)) > 1e-9) d += 1;
+    return `Split ${Math.round(action.ratio * d)}:${d}`;
+  }
+  return `Div ${action.amount} ${action.currency}`;
+}
+
+/** Markers for the corporate actions on the loaded bars: each on the first bar starting at
+ * or after 00:00 UTC of its ex-date (the ex-date's bar on D1, its first session bar intraday). */
+function drawMarkers() {
+  const markers = [];
+  const bars = state.bars;
+  for (const action of state.actions) {
+    const exDay = Date.parse(`${action.exDate}T00:00:00Z`) / 1000;
+    if (!bars.length || exDay < bars[0].time || exDay > bars[bars.length - 1].time) continue;
+    let lo = 0;
+    let hi = bars.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (bars[mid].time < exDay) lo = mid + 1;
+      else hi = mid;
+    }
+    // A weekly or monthly bar starting before the ex-date holds it: the bar before `lo`.
+    const coarse = state.interval === "W1" || state.interval === "MN1";
+    const index = coarse && (lo >= bars.length || bars[lo].time > exDay) ? lo - 1 : lo;
+    if (index < 0 || index >= bars.length) continue;
+    markers.push({
+      id: `${action.kind.toLowerCase()}-${action.exDate}`,
+      time: bars[index].time,
+      position: "belowBar",
+      shape: action.kind === "SPLIT" ? "square" : "circle",
+      color: MARKER_COLORS[action.kind],
+      text: actionText(action),
+      exDate: action.exDate,
+      kind: action.kind,
+    });
+  }
+  markers.sort((a, b) => a.time - b.time);
+  state.markers = markers;
+  state.markerPlugin.setMarkers(markers.map(({ exDate, kind, ...marker }) => marker));
+}
+
+// Times on the axis and crosshair in the exchange's time zone (Symbol.tradingHours.timezone):
+// an H1 bar of a New York stock reads 09:30, not 14:30 UTC. Daily and coarser bars are stamped
+// 00:00 UTC of their trading date, so their dates are read in UTC. The data keeps UTC seconds.
+const COARSE = new Set(["D1", "W1", "MN1"]);
+const formatters = new Map();
+
+function formatter(timeZone, options) {
+  const key = `${timeZone}|${JSON.stringify(options)}`;
+  if (!formatters.has(key)) {
+    formatters.set(key, new Intl.DateTimeFormat("en-CA", { timeZone, hourCycle: "h23", ...options }));
+  }
+  return formatters.get(key);
+}
+
+function zoneOf() {
+  return COARSE.has(state.interval) ? "UTC" : state.timezone || "UTC";
+}
+
+function formatTime(time) {
+  const date = new Date(time * 1000);
+  const day = formatter(zoneOf(), { year: "numeric", month: "2-digit", day: "2-digit" }).format(date);
+  if (COARSE.has(state.interval)) return day;
+  return `${day} ${formatter(zoneOf(), { hour: "2-digit", minute: "2-digit" }).format(date)}`;
+}
+
+// lightweight-charts' TickMarkType: 0 year, 1 month, 2 day of month, 3 time, 4 time with seconds.
+function formatTick(time, type) {
+  const date = new Date(time * 1000);
+  const zone = zoneOf();
+  if (type === 0) return formatter(zone, { year: "numeric" }).format(date);
+  if (type === 1) return formatter(zone, { month: "short" }).format(date);
+  if (type === 2) return formatter(zone, { day: "numeric" }).format(date);
+  return formatter(zone, { hour: "2-digit", minute: "2-digit" }).format(date);
+}
+state.formatTime = formatTime;
 
 function precisionOf(bars) {
   let decimals = 2;
@@ -285,6 +390,7 @@ function drawBars() {
   candles.applyOptions({ priceFormat: { type: "price", precision, minMove: 10 ** -precision } });
   candles.setData(state.bars.map(({ time, open, high, low, close }) => ({ time, open, high, low, close })));
   volume.setData(state.bars.map(volumeOf));
+  drawMarkers();
   showLegend(state.lastBar());
 }
 
@@ -294,7 +400,8 @@ function showLegend(bar) {
     legend.textContent = "";
     return;
   }
-  const name = state.symbol ? `${state.symbol.ticker} · ${state.interval}` : state.interval;
+  const adjusted = state.adjustment === "RAW" ? "" : ` · adj. ${state.adjustment}`;
+  const name = state.symbol ? `${state.symbol.ticker} · ${state.interval}${adjusted}` : state.interval;
   const f = (v) => (v === undefined ? "" : Number(v).toLocaleString(undefined, { maximumFractionDigits: 8 }));
   legend.textContent = `${name}  O ${f(bar.open)} H ${f(bar.high)} L ${f(bar.low)} C ${f(bar.close)}`;
 }
@@ -314,6 +421,7 @@ async function loadLatest(pending = null) {
   state.hasOlder = false;
   state.olderCursor = null;
   state.symbol = null;
+  state.actions = [];
   state.loading = true;
   setStatus("loading…");
   try {
@@ -324,8 +432,11 @@ async function loadLatest(pending = null) {
       setStatus(`unknown symbol ${state.ticker}`, true);
       return;
     }
-    const { bars, ...symbol } = data.symbol;
+    const { bars, corporateActions, ...symbol } = data.symbol;
     state.symbol = symbol;
+    state.actions = corporateActions || [];
+    state.timezone = symbol.tradingHours.timezone;
+    showDefaultSession();
     state.bars = bars.nodes.map(toBar);
     state.hasOlder = bars.pageInfo.hasPreviousPage;
     state.olderCursor = bars.pageInfo.startCursor;
@@ -350,7 +461,13 @@ async function loadLatest(pending = null) {
 }
 
 function latestPage() {
-  return query(BARS_QUERY, { ticker: state.ticker, interval: state.interval, last: PAGE_SIZE });
+  return query(BARS_QUERY, {
+    ticker: state.ticker,
+    interval: state.interval,
+    last: PAGE_SIZE,
+    ...state.options(),
+    actions: true,
+  });
 }
 
 async function loadOlder() {
@@ -364,6 +481,8 @@ async function loadOlder() {
       interval: state.interval,
       last: PAGE_SIZE,
       before: state.olderCursor,
+      ...state.options(),
+      actions: false,
     });
     if (generation !== state.generation || !data.symbol) return;
     const { bars } = data.symbol;
@@ -452,6 +571,7 @@ async function loadIndicators(generation) {
     ticker: state.ticker,
     interval: state.interval,
     from: new Date(state.bars[0].time * 1000).toISOString(),
+    ...state.options(),
   };
   for (const name of Object.keys(INDICATORS)) variables[name] = state.indicators.includes(name);
   try {
@@ -494,6 +614,7 @@ function subscribeLive(generation) {
         // From the newest loaded bar on: the subscription replays it and anything after it,
         // so nothing written between the page's read and the subscription is missed.
         since: last ? new Date(last.time * 1000).toISOString() : null,
+        ...state.options(),
       },
     },
     {
@@ -631,6 +752,8 @@ async function runQueryMode() {
 
 function syncAddress() {
   const search = new URLSearchParams({ ticker: state.ticker, interval: state.interval });
+  if (state.session) search.set("session", state.session);
+  if (state.adjustment !== "RAW") search.set("adjustment", state.adjustment);
   if (state.indicators.length) search.set("indicators", state.indicators.join(","));
   history.replaceState(null, "", `?${search}`);
 }
@@ -641,6 +764,16 @@ function buildControls() {
   const intervalSelect = document.getElementById("interval");
   for (const interval of INTERVALS) intervalSelect.add(new Option(interval, interval));
   intervalSelect.value = state.interval;
+  const sessionSelect = document.getElementById("session");
+  sessionSelect.add(new Option("default session", ""));
+  for (const session of SESSIONS) sessionSelect.add(new Option(session.toLowerCase(), session));
+  sessionSelect.value = state.session || "";
+  sessionSelect.addEventListener("change", () => setOptions({ session: sessionSelect.value || null }));
+  const adjustmentSelect = document.getElementById("adjustment");
+  const adjustmentLabels = { RAW: "as printed", SPLIT: "split-adjusted", DIVIDEND: "dividend-adjusted", ALL: "adjusted" };
+  for (const adjustment of ADJUSTMENTS) adjustmentSelect.add(new Option(adjustmentLabels[adjustment], adjustment));
+  adjustmentSelect.value = state.adjustment;
+  adjustmentSelect.addEventListener("change", () => setOptions({ adjustment: adjustmentSelect.value }));
   const box = document.getElementById("indicators");
   for (const [name, spec] of Object.entries(INDICATORS)) {
     const label = document.createElement("label");
@@ -695,6 +828,24 @@ function setView(ticker, interval) {
   return loadLatest();
 }
 state.setView = setView;
+state.loadOlder = loadOlder;
+
+/** Name the symbol's default session in the picker's first entry ("default (regular)"). */
+function showDefaultSession() {
+  const first = document.querySelector("#session option[value='']");
+  if (first && state.symbol) first.textContent = `default (${state.symbol.defaultSession.toLowerCase()})`;
+}
+
+/** Switch session (null: the symbol's default) and/or adjustment, and reload. */
+function setOptions({ session = state.session, adjustment = state.adjustment } = {}) {
+  state.session = SESSIONS.includes(session) ? session : null;
+  state.adjustment = ADJUSTMENTS.includes(adjustment) ? adjustment : "RAW";
+  document.getElementById("session").value = state.session || "";
+  document.getElementById("adjustment").value = state.adjustment;
+  syncAddress();
+  return loadLatest();
+}
+state.setOptions = setOptions;
 state.setIndicators = (names) => {
   state.indicators = names.filter((name) => name in INDICATORS);
   for (const input of document.querySelectorAll("#indicators input")) input.checked = state.indicators.includes(input.value);
