@@ -1,0 +1,423 @@
+"""Oscillators with TA-Lib's definitions: MOM, CMO, APO, PPO, TRIX, STOCHF, STOCHRSI, WILLR,
+CCI, MFI, ULTOSC, BOP, AROON, AROONOSC.
+
+Zero tests follow TA-Lib (`_common.EPSILON`): where TA-Lib divides only by a sum that is not
+"zero" and writes 0 otherwise, so do these.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from indicators._common import (
+    FloatArray,
+    apply,
+    as_series,
+    check_int,
+    is_zero,
+    nans,
+)
+from indicators._kernels import CHUNK, Smoother, mean_of, window_extreme, window_sum
+from indicators.averages import _ema_chain, check_matype, ma_lookback, moving_average
+from indicators.momentum import _rsi_core
+
+HLC = ("high", "low", "close")
+
+
+def _shift_diff(x: FloatArray, n: int) -> FloatArray:
+    out = nans(len(x))
+    if len(x) > n:
+        np.subtract(x[n:], x[:-n], out=out[n:])
+    return out
+
+
+def mom_core(x: FloatArray, n: int) -> tuple[FloatArray]:
+    return (_shift_diff(x, n),)
+
+
+def cmo_core(x: FloatArray, n: int) -> tuple[FloatArray]:
+    # Wilder-smoothed gains G and losses L seeded as RSI's; CMO = 100 (G - L) / (G + L).
+    # G + L is the smoothed |change| A, so CMO = 100 (2G - A) / A; 0 where A is "zero".
+    m = len(x)
+    if m <= n:
+        return (nans(m),)
+    move = np.diff(x)
+    gain = np.maximum(move, 0.0)
+    absm = np.abs(move)
+    out = nans(m)
+    g = out[n:]
+    a = np.empty(m - n)
+    g[0], a[0] = mean_of(gain[:n]), mean_of(absm[:n])
+    if m > n + 1:
+        Smoother(1.0 / n, g[0]).feed(gain[n:], g[1:])
+        Smoother(1.0 / n, a[0]).feed(absm[n:], a[1:])
+    zero = is_zero(a)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g *= 2.0
+        g -= a
+        g /= a
+        g *= 100.0
+    g[zero] = 0.0
+    return (out,)
+
+
+def po_core(
+    x: FloatArray, fast: int, slow: int, matype: int, percent: bool
+) -> tuple[FloatArray]:
+    # TA-Lib's TA_INT_PO swaps the periods so that `fast` is the shorter; unlike MACD, both
+    # averages start on the first bar.
+    if slow < fast:
+        fast, slow = slow, fast
+    m = len(x)
+    lb_slow = ma_lookback(slow, matype)
+    out = nans(m)
+    if m <= lb_slow:
+        return (out,)
+    slow_ma = moving_average(x, slow, matype)
+    fast_ma = moving_average(x, fast, matype)
+    diff = fast_ma[lb_slow:] - slow_ma[lb_slow:]
+    if percent:
+        base = slow_ma[lb_slow:]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            diff /= base
+        diff *= 100.0
+        diff[is_zero(base)] = 0.0
+    out[lb_slow:] = diff
+    return (out,)
+
+
+def trix_core(x: FloatArray, n: int) -> tuple[FloatArray]:
+    e3 = _ema_chain(x, n, 3)[2]
+    start = 3 * (n - 1) + 1
+    out = nans(len(x))
+    if len(x) > start:
+        prev = e3[start - 1 : -1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = (e3[start:] / prev - 1.0) * 100.0
+        r[prev == 0.0] = 0.0
+        out[start:] = r
+    return (out,)
+
+
+def _fast_k(high: FloatArray, low: FloatArray, close: FloatArray, n: int) -> FloatArray:
+    """100 (close - lowest low) / (highest high - lowest low) over n bars, 0 on a flat window."""
+    m = len(close)
+    out = nans(m)
+    if m < n:
+        return out
+    for lo in range(n - 1, m, CHUNK):
+        hi = min(m, lo + CHUNK)
+        first = lo - n + 1
+        span = window_extreme(high[first:hi], n, np.maximum)
+        lowest = window_extreme(low[first:hi], n, np.minimum)
+        span -= lowest
+        span /= 100.0  # TA-Lib's operation order
+        k = close[lo:hi] - lowest
+        with np.errstate(divide="ignore", invalid="ignore"):
+            k /= span
+        k[span == 0.0] = 0.0
+        out[lo:hi] = k
+    return out
+
+
+def stochf_core(
+    high: FloatArray, low: FloatArray, close: FloatArray, fastk: int, fastd: int, matype: int
+) -> tuple[FloatArray, FloatArray]:
+    m = len(close)
+    lookback = fastk - 1 + ma_lookback(fastd, matype)
+    if m <= lookback:
+        return nans(m), nans(m)
+    k = _fast_k(high, low, close, fastk)
+    d = nans(m)
+    d[fastk - 1 :] = moving_average(k[fastk - 1 :], fastd, matype)
+    k[:lookback] = np.nan
+    return k, d
+
+
+def stochrsi_core(
+    x: FloatArray, n: int, fastk: int, fastd: int, matype: int
+) -> tuple[FloatArray, FloatArray]:
+    m = len(x)
+    lookback = n + fastk - 1 + ma_lookback(fastd, matype)
+    if m <= lookback:
+        return nans(m), nans(m)
+    r = _rsi_core(x, n)[0][n:]
+    k, d = stochf_core(r, r, r, fastk, fastd, matype)
+    out_k, out_d = nans(m), nans(m)
+    out_k[n:], out_d[n:] = k, d
+    return out_k, out_d
+
+
+def willr_core(high: FloatArray, low: FloatArray, close: FloatArray, n: int) -> tuple[FloatArray]:
+    m = len(close)
+    out = nans(m)
+    if m < n:
+        return (out,)
+    highest = window_extreme(high, n, np.maximum)
+    span = highest - window_extreme(low, n, np.minimum)
+    span /= -100.0  # TA-Lib: (highest - close) / ((highest - lowest) / -100)
+    r = highest - close[n - 1 :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r /= span
+    r[span == 0.0] = 0.0
+    out[n - 1 :] = r
+    return (out,)
+
+
+def cci_core(high: FloatArray, low: FloatArray, close: FloatArray, n: int) -> tuple[FloatArray]:
+    m = len(close)
+    out = nans(m)
+    if m < n:
+        return (out,)
+    tp = high + low
+    tp += close
+    tp /= 3.0
+    for lo in range(n - 1, m, CHUNK):
+        hi = min(m, lo + CHUNK)
+        part = tp[lo - n + 1 : hi]
+        mean = window_sum(part, n, 1.0 / n)
+        # Mean absolute deviation from the window's own mean: n passes over the chunk.
+        dev = np.zeros(hi - lo)
+        for j in range(n):
+            dev += np.abs(part[j : j + hi - lo] - mean)
+        dev /= n
+        num = tp[lo:hi] - mean
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = num / (0.015 * dev)
+        r[(num == 0.0) | (dev == 0.0)] = 0.0
+        out[lo:hi] = r
+    return (out,)
+
+
+def mfi_core(
+    high: FloatArray, low: FloatArray, close: FloatArray, volume: FloatArray, n: int
+) -> tuple[FloatArray]:
+    m = len(close)
+    out = nans(m)
+    if m <= n:
+        return (out,)
+    tp = high + low
+    tp += close
+    tp /= 3.0
+    flow = tp[1:] * volume[1:]
+    up = tp[1:] > tp[:-1]
+    down = tp[1:] < tp[:-1]
+    pos = window_sum(np.where(up, flow, 0.0), n)
+    neg = window_sum(np.where(down, flow, 0.0), n)
+    total = pos + neg
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = 100.0 * (pos / total)
+    r[is_zero(total)] = 0.0
+    out[n:] = r
+    return (out,)
+
+
+def ultosc_core(
+    high: FloatArray, low: FloatArray, close: FloatArray, p1: int, p2: int, p3: int
+) -> tuple[FloatArray]:
+    # TA-Lib sorts the periods: the shortest gets weight 4, the middle 2, the longest 1.
+    short, middle, longest = sorted((p1, p2, p3))
+    m = len(close)
+    out = nans(m)
+    if m <= longest:
+        return (out,)
+    prev = close[:-1]
+    true_low = np.minimum(low[1:], prev)
+    bp = close[1:] - true_low
+    tr = np.maximum(high[1:], prev) - true_low
+    total = np.zeros(m - longest)
+    for period, weight in ((short, 4.0), (middle, 2.0), (longest, 1.0)):
+        a = window_sum(bp, period)[longest - period :]
+        b = window_sum(tr, period)[longest - period :]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            part = weight * (a / b)
+        part[is_zero(b)] = 0.0
+        total += part
+    total /= 7.0
+    total *= 100.0
+    out[longest:] = total
+    return (out,)
+
+
+def bop_core(
+    open_: FloatArray, high: FloatArray, low: FloatArray, close: FloatArray
+) -> tuple[FloatArray]:
+    span = high - low
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out: FloatArray = (close - open_) / span
+    out[span < 1e-14] = 0.0  # TA_IS_ZERO_OR_NEG
+    return (out,)
+
+
+def _latest_extreme_age(x: FloatArray, n: int, op: np.ufunc) -> FloatArray:
+    """Bars since the latest highest (op=maximum) or lowest value in each window of n+1."""
+    m = len(x)
+    ext = window_extreme(x, n + 1, op)
+    age = np.full(m - n, -1.0)
+    for d in range(n + 1):  # nearest first: ties go to the latest bar, as in TA-Lib
+        hit = (age < 0) & (x[n - d : m - d] == ext)
+        age[hit] = d
+    return age
+
+
+def aroon_core(high: FloatArray, low: FloatArray, n: int) -> tuple[FloatArray, FloatArray]:
+    m = len(high)
+    down, up = nans(m), nans(m)
+    if m <= n:
+        return down, up
+    factor = 100.0 / n
+    down[n:] = factor * (n - _latest_extreme_age(low, n, np.minimum))
+    up[n:] = factor * (n - _latest_extreme_age(high, n, np.maximum))
+    return down, up
+
+
+def aroonosc_core(high: FloatArray, low: FloatArray, n: int) -> tuple[FloatArray]:
+    m = len(high)
+    out = nans(m)
+    if m <= n:
+        return (out,)
+    # TA-Lib: factor * (highestIdx - lowestIdx).
+    diff = _latest_extreme_age(low, n, np.minimum) - _latest_extreme_age(high, n, np.maximum)
+    out[n:] = (100.0 / n) * diff
+    return (out,)
+
+
+# --- public functions -------------------------------------------------------------------
+
+
+def _close(close: ArrayLike) -> list[FloatArray]:
+    return as_series(close, names=("close",))
+
+
+def mom(close: ArrayLike, timeperiod: int = 10) -> FloatArray:
+    """Momentum, close - close n bars back (TA-Lib MOM)."""
+    n = check_int("timeperiod", timeperiod, 1)
+    return apply(lambda x: mom_core(x, n), _close(close), poison=False)[0]
+
+
+def cmo(close: ArrayLike, timeperiod: int = 14) -> FloatArray:
+    """Chande momentum oscillator with Wilder smoothing, -100..100 (TA-Lib CMO)."""
+    n = check_int("timeperiod", timeperiod, 2)
+    return apply(lambda x: cmo_core(x, n), _close(close))[0]
+
+
+def apo(
+    close: ArrayLike, fastperiod: int = 12, slowperiod: int = 26, matype: int = 1
+) -> FloatArray:
+    """Absolute price oscillator, fast MA - slow MA (TA-Lib APO)."""
+    f = check_int("fastperiod", fastperiod, 2)
+    s = check_int("slowperiod", slowperiod, 2)
+    t = check_matype("matype", matype)
+    return apply(lambda x: po_core(x, f, s, t, False), _close(close))[0]
+
+
+def ppo(
+    close: ArrayLike, fastperiod: int = 12, slowperiod: int = 26, matype: int = 1
+) -> FloatArray:
+    """Percentage price oscillator, 100 (fast MA - slow MA) / slow MA (TA-Lib PPO)."""
+    f = check_int("fastperiod", fastperiod, 2)
+    s = check_int("slowperiod", slowperiod, 2)
+    t = check_matype("matype", matype)
+    return apply(lambda x: po_core(x, f, s, t, True), _close(close))[0]
+
+
+def trix(close: ArrayLike, timeperiod: int = 30) -> FloatArray:
+    """One-bar rate of change (percent) of a triple EMA (TA-Lib TRIX)."""
+    n = check_int("timeperiod", timeperiod, 1)
+    return apply(lambda x: trix_core(x, n), _close(close))[0]
+
+
+def stochf(
+    high: ArrayLike,
+    low: ArrayLike,
+    close: ArrayLike,
+    fastk_period: int = 5,
+    fastd_period: int = 3,
+    fastd_matype: int = 0,
+) -> tuple[FloatArray, FloatArray]:
+    """Fast stochastic %K and %D (TA-Lib STOCHF)."""
+    fk = check_int("fastk_period", fastk_period, 1)
+    fd = check_int("fastd_period", fastd_period, 1)
+    t = check_matype("fastd_matype", fastd_matype)
+    series = as_series(high, low, close, names=HLC)
+    k, d = apply(lambda h, lo, c: stochf_core(h, lo, c, fk, fd, t), series)
+    return k, d
+
+
+def stochrsi(
+    close: ArrayLike,
+    timeperiod: int = 14,
+    fastk_period: int = 5,
+    fastd_period: int = 3,
+    fastd_matype: int = 0,
+) -> tuple[FloatArray, FloatArray]:
+    """Fast stochastic of the RSI (TA-Lib STOCHRSI)."""
+    n = check_int("timeperiod", timeperiod, 2)
+    fk = check_int("fastk_period", fastk_period, 1)
+    fd = check_int("fastd_period", fastd_period, 1)
+    t = check_matype("fastd_matype", fastd_matype)
+    k, d = apply(lambda x: stochrsi_core(x, n, fk, fd, t), _close(close))
+    return k, d
+
+
+def willr(high: ArrayLike, low: ArrayLike, close: ArrayLike, timeperiod: int = 14) -> FloatArray:
+    """Williams' %R, -100..0 (TA-Lib WILLR)."""
+    n = check_int("timeperiod", timeperiod, 2)
+    return apply(lambda h, lo, c: willr_core(h, lo, c, n), as_series(high, low, close, names=HLC))[
+        0
+    ]
+
+
+def cci(high: ArrayLike, low: ArrayLike, close: ArrayLike, timeperiod: int = 14) -> FloatArray:
+    """Commodity channel index with Lambert's 0.015 constant (TA-Lib CCI)."""
+    n = check_int("timeperiod", timeperiod, 2)
+    return apply(lambda h, lo, c: cci_core(h, lo, c, n), as_series(high, low, close, names=HLC))[
+        0
+    ]
+
+
+def mfi(
+    high: ArrayLike, low: ArrayLike, close: ArrayLike, volume: ArrayLike, timeperiod: int = 14
+) -> FloatArray:
+    """Money flow index, 0..100 (TA-Lib MFI)."""
+    n = check_int("timeperiod", timeperiod, 2)
+    series = as_series(high, low, close, volume, names=(*HLC, "volume"))
+    return apply(lambda h, lo, c, v: mfi_core(h, lo, c, v, n), series)[0]
+
+
+def ultosc(
+    high: ArrayLike,
+    low: ArrayLike,
+    close: ArrayLike,
+    timeperiod1: int = 7,
+    timeperiod2: int = 14,
+    timeperiod3: int = 28,
+) -> FloatArray:
+    """Ultimate oscillator, 0..100 (TA-Lib ULTOSC)."""
+    p1 = check_int("timeperiod1", timeperiod1, 1)
+    p2 = check_int("timeperiod2", timeperiod2, 1)
+    p3 = check_int("timeperiod3", timeperiod3, 1)
+    series = as_series(high, low, close, names=HLC)
+    return apply(lambda h, lo, c: ultosc_core(h, lo, c, p1, p2, p3), series)[0]
+
+
+def bop(open: ArrayLike, high: ArrayLike, low: ArrayLike, close: ArrayLike) -> FloatArray:  # noqa: A002
+    """Balance of power, (close - open) / (high - low) (TA-Lib BOP)."""
+    series = as_series(open, high, low, close, names=("open", *HLC))
+    return apply(bop_core, series, poison=False)[0]
+
+
+def aroon(high: ArrayLike, low: ArrayLike, timeperiod: int = 14) -> tuple[FloatArray, FloatArray]:
+    """Aroon down and up, 0..100 (TA-Lib AROON, in its output order)."""
+    n = check_int("timeperiod", timeperiod, 2)
+    series = as_series(high, low, names=("high", "low"))
+    down, up = apply(lambda h, lo: aroon_core(h, lo, n), series)
+    return down, up
+
+
+def aroonosc(high: ArrayLike, low: ArrayLike, timeperiod: int = 14) -> FloatArray:
+    """Aroon up - Aroon down (TA-Lib AROONOSC)."""
+    n = check_int("timeperiod", timeperiod, 2)
+    series = as_series(high, low, names=("high", "low"))
+    return apply(lambda h, lo: aroonosc_core(h, lo, n), series)[0]
