@@ -132,3 +132,26 @@ def supertrend_bands(
         line[t] = fl if trend > 0 else fu
         direction[t] = trend
     return line, direction
+
+
+@njit(cache=True, nogil=True)
+def wilder_skipping(x: FloatArray, valid: np.ndarray, n: int, seed_at: int) -> FloatArray:
+    """TA-Lib ADX's smoothing of DX: the seed is the mean of x[seed_at-n+1 .. seed_at] (invalid
+    values count as 0), then y = (y (n-1) + x) / n on valid bars and y unchanged on the others.
+    """
+    m = len(x)
+    out = np.empty(m)
+    out[:] = np.nan
+    if seed_at >= m:
+        return out
+    total = 0.0
+    for t in range(seed_at - n + 1, seed_at + 1):
+        if valid[t]:
+            total += x[t]
+    y = total / n
+    out[seed_at] = y
+    for t in range(seed_at + 1, m):
+        if valid[t]:
+            y = (y * (n - 1) + x[t]) / n
+        out[t] = y
+    return out

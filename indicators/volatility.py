@@ -1,4 +1,4 @@
-"""Volatility indicators: Bollinger Bands and Average True Range, as TA-Lib defines them."""
+"""Volatility indicators as TA-Lib defines them: BBANDS, ATR, NATR, TRANGE, STDDEV, VAR."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from indicators._common import (
+    EPSILON,
     FloatArray,
     apply,
     as_series,
@@ -84,3 +85,65 @@ def atr(high: ArrayLike, low: ArrayLike, close: ArrayLike, timeperiod: int = 14)
     n = check_int("timeperiod", timeperiod, 1)
     series = as_series(high, low, close, names=("high", "low", "close"))
     return apply(lambda h, lo, c: _atr_core(h, lo, c, n), series)[0]
+
+
+def trange_core(high: FloatArray, low: FloatArray, close: FloatArray) -> tuple[FloatArray]:
+    out = nans(len(close))
+    if len(close) > 1:
+        out[1:] = _true_range(high[1:], low[1:], close[:-1])
+    return (out,)
+
+
+def natr_core(high: FloatArray, low: FloatArray, close: FloatArray, n: int) -> tuple[FloatArray]:
+    out = _atr_core(high, low, close, n)[0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out /= close
+    out *= 100.0
+    out[np.abs(close) < EPSILON] = 0.0  # TA-Lib: 0 where the close is "zero"
+    return (out,)
+
+
+def var_core(x: FloatArray, n: int) -> tuple[FloatArray]:
+    m = len(x)
+    out = nans(m)
+    if m >= n:
+        window_mean_var(x, n, var_out=out[n - 1 :])
+    return (out,)
+
+
+def stddev_core(x: FloatArray, n: int, nbdev: float) -> tuple[FloatArray]:
+    out = var_core(x, n)[0]
+    tail = out[n - 1 :]
+    small = ~(tail > 0.0)  # TA-Lib 0.6 writes 0 for a variance that is not positive
+    np.sqrt(tail, out=tail, where=~small)
+    tail *= nbdev
+    tail[small] = 0.0
+    return (out,)
+
+
+def trange(high: ArrayLike, low: ArrayLike, close: ArrayLike) -> FloatArray:
+    """True range, max(high, previous close) - min(low, previous close) (TA-Lib TRANGE)."""
+    series = as_series(high, low, close, names=("high", "low", "close"))
+    return apply(trange_core, series, poison=False)[0]
+
+
+def natr(high: ArrayLike, low: ArrayLike, close: ArrayLike, timeperiod: int = 14) -> FloatArray:
+    """ATR as a percentage of the close (TA-Lib NATR; period 2 or more, where TA-Lib's
+    period 1 returns the true range without normalising it)."""
+    n = check_int("timeperiod", timeperiod, 2)
+    series = as_series(high, low, close, names=("high", "low", "close"))
+    return apply(lambda h, lo, c: natr_core(h, lo, c, n), series)[0]
+
+
+def var(close: ArrayLike, timeperiod: int = 5, nbdev: float = 1.0) -> FloatArray:
+    """Population variance over n bars; `nbdev` is accepted and unused, as in TA-Lib VAR."""
+    n = check_int("timeperiod", timeperiod, 1)
+    check_float("nbdev", nbdev, -MAX_NBDEV, MAX_NBDEV)
+    return apply(lambda x: var_core(x, n), as_series(close, names=("close",)))[0]
+
+
+def stddev(close: ArrayLike, timeperiod: int = 5, nbdev: float = 1.0) -> FloatArray:
+    """Population standard deviation over n bars times nbdev (TA-Lib STDDEV)."""
+    n = check_int("timeperiod", timeperiod, 2)
+    k = check_float("nbdev", nbdev, -MAX_NBDEV, MAX_NBDEV)
+    return apply(lambda x: stddev_core(x, n, k), as_series(close, names=("close",)))[0]

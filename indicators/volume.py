@@ -1,4 +1,5 @@
-"""Volume indicators: On-Balance Volume (as TA-Lib) and VWAP (not in TA-Lib).
+"""Volume indicators: On-Balance Volume, Chaikin's A/D line and oscillator (as TA-Lib), and
+VWAP (not in TA-Lib).
 
 VWAP is the volume-weighted mean of the typical price (high + low + close) / 3, either over the
 whole input ("cumulative") or restarting at 00:00 UTC of every day ("session"). It is NaN while
@@ -14,8 +15,8 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from indicators._common import FloatArray, apply, as_series, nans
-from indicators._kernels import cumsum_blocked, segmented_cumsum
+from indicators._common import FloatArray, apply, as_series, check_int, nans
+from indicators._kernels import cumsum_blocked, segmented_cumsum, smooth
 
 TimeUnit = Literal["s", "ms", "us", "ns"]
 
@@ -128,3 +129,60 @@ def vwap(
         raise ValueError("times is required when anchor is 'session'")
     high_, low_, close_, volume_ = series
     return _vwap_session(high_, low_, close_, volume_, utc_days(times, time_unit))
+
+
+def _ad_steps(
+    high: FloatArray, low: FloatArray, close: FloatArray, volume: FloatArray
+) -> FloatArray:
+    span = high - low
+    with np.errstate(divide="ignore", invalid="ignore"):
+        step: FloatArray = ((close - low) - (high - close)) / span * volume
+    step[~(span > 0.0)] = 0.0  # TA-Lib adds nothing for a bar with high == low
+    return step
+
+
+def ad_core(
+    high: FloatArray, low: FloatArray, close: FloatArray, volume: FloatArray
+) -> tuple[FloatArray]:
+    step = _ad_steps(high, low, close, volume)
+    return (cumsum_blocked(step, out=step),)
+
+
+def adosc_core(
+    high: FloatArray, low: FloatArray, close: FloatArray, volume: FloatArray, fast: int, slow: int
+) -> tuple[FloatArray]:
+    m = len(close)
+    lookback = max(fast, slow) - 1
+    out = nans(m)
+    if m <= lookback:
+        return (out,)
+    line = ad_core(high, low, close, volume)[0]
+    # TA-Lib seeds both EMAs with the first A/D value, not with an average.
+    fast_ema = smooth(line, 2.0 / (fast + 1), 0, float(line[0]))
+    slow_ema = smooth(line, 2.0 / (slow + 1), 0, float(line[0]))
+    out[lookback:] = fast_ema[lookback:] - slow_ema[lookback:]
+    return (out,)
+
+
+_HLCV = ("high", "low", "close", "volume")
+
+
+def ad(high: ArrayLike, low: ArrayLike, close: ArrayLike, volume: ArrayLike) -> FloatArray:
+    """Chaikin accumulation/distribution line over the whole input (TA-Lib AD)."""
+    series = as_series(high, low, close, volume, names=_HLCV)
+    return apply(ad_core, series)[0]
+
+
+def adosc(
+    high: ArrayLike,
+    low: ArrayLike,
+    close: ArrayLike,
+    volume: ArrayLike,
+    fastperiod: int = 3,
+    slowperiod: int = 10,
+) -> FloatArray:
+    """Chaikin A/D oscillator, fast EMA - slow EMA of the A/D line (TA-Lib ADOSC)."""
+    f = check_int("fastperiod", fastperiod, 2)
+    s = check_int("slowperiod", slowperiod, 2)
+    series = as_series(high, low, close, volume, names=_HLCV)
+    return apply(lambda h, lo, c, v: adosc_core(h, lo, c, v, f, s), series)[0]

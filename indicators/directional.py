@@ -1,0 +1,161 @@
+"""Wilder's directional movement system and Parabolic SAR, as TA-Lib computes them: PLUS_DI,
+MINUS_DI, DX, ADX, ADXR, SAR.
+
++DM and -DM compare today's high rise with today's low fall; whichever is larger and positive
+counts, the other is 0 (TA-Lib's ta_DX.c and siblings). They and the true range are summed
+over the first n-1 moves, then smoothed as S = S - S/n + v from bar n on (a Wilder average
+times n: `_kernels.Smoother` with scale n, so TA-Lib's absolute zero test sees the same sums).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from indicators._common import (
+    FloatArray,
+    apply,
+    as_series,
+    check_float,
+    check_int,
+    forward_fill_invalid,
+    is_zero,
+    nans,
+)
+from indicators._kernels import Smoother
+from indicators._loops import parabolic_sar, wilder_skipping
+from indicators.volatility import _true_range
+
+HLC = ("high", "low", "close")
+
+
+def _wilder_sums(v: FloatArray, n: int) -> FloatArray:
+    """S at bars n..m-1 from per-move values v (v[j] is the move into bar j+1)."""
+    seed = float(v[: n - 1].sum())
+    return Smoother(1.0 / n, seed / n, scale=float(n)).feed(v[n - 1 :])
+
+
+def _directional(
+    high: FloatArray, low: FloatArray, close: FloatArray, n: int
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Smoothed +DM, -DM and TR sums at bars n..m-1 (m > n)."""
+    diff_p = high[1:] - high[:-1]
+    diff_m = low[:-1] - low[1:]
+    minus = np.where((diff_m > 0) & (diff_p < diff_m), diff_m, 0.0)
+    plus = np.where((diff_p > 0) & (diff_p > diff_m), diff_p, 0.0)
+    tr = _true_range(high[1:], low[1:], close[:-1])
+    return _wilder_sums(plus, n), _wilder_sums(minus, n), _wilder_sums(tr, n)
+
+
+def _di(dm: FloatArray, tr: FloatArray) -> FloatArray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out: FloatArray = 100.0 * (dm / tr)
+    out[is_zero(tr)] = 0.0
+    return out
+
+
+def di_core(
+    high: FloatArray, low: FloatArray, close: FloatArray, n: int, plus: bool
+) -> tuple[FloatArray]:
+    m = len(close)
+    out = nans(m)
+    if m <= n:
+        return (out,)
+    p, mi, tr = _directional(high, low, close, n)
+    out[n:] = _di(p if plus else mi, tr)
+    return (out,)
+
+
+def _raw_dx(
+    high: FloatArray, low: FloatArray, close: FloatArray, n: int
+) -> tuple[FloatArray, np.ndarray]:
+    """DX at bars n..m-1 and where it is defined (TR and +DI + -DI not zero)."""
+    p, mi, tr = _directional(high, low, close, n)
+    plus_di, minus_di = 100.0 * (p / np.where(tr == 0, 1.0, tr)), 100.0 * (mi / np.where(tr == 0, 1.0, tr))
+    total = minus_di + plus_di
+    valid = ~is_zero(tr) & ~is_zero(total)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dx = 100.0 * (np.abs(minus_di - plus_di) / total)
+    return dx, valid
+
+
+def dx_core(high: FloatArray, low: FloatArray, close: FloatArray, n: int) -> tuple[FloatArray]:
+    m = len(close)
+    out = nans(m)
+    if m <= n:
+        return (out,)
+    dx, valid = _raw_dx(high, low, close, n)
+    forward_fill_invalid(dx, ~valid, 0.0)  # TA-Lib repeats the previous DX (0 at first)
+    out[n:] = dx
+    return (out,)
+
+
+def adx_core(high: FloatArray, low: FloatArray, close: FloatArray, n: int) -> tuple[FloatArray]:
+    m = len(close)
+    if m <= 2 * n - 1:
+        return (nans(m),)
+    dx, valid = _raw_dx(high, low, close, n)
+    out = nans(m)
+    out[n:] = wilder_skipping(dx, valid, n, n - 1)
+    return (out,)
+
+
+def adxr_core(high: FloatArray, low: FloatArray, close: FloatArray, n: int) -> tuple[FloatArray]:
+    m = len(close)
+    lookback = 3 * n - 2
+    out = nans(m)
+    if m <= lookback:
+        return (out,)
+    adx = adx_core(high, low, close, n)[0]
+    out[lookback:] = (adx[lookback:] + adx[lookback - n + 1 : m - n + 1]) / 2.0
+    return (out,)
+
+
+def _hlc(high: ArrayLike, low: ArrayLike, close: ArrayLike) -> list[FloatArray]:
+    return as_series(high, low, close, names=HLC)
+
+
+def plus_di(high: ArrayLike, low: ArrayLike, close: ArrayLike, timeperiod: int = 14) -> FloatArray:
+    """Plus directional indicator, 0..100 (TA-Lib PLUS_DI)."""
+    n = check_int("timeperiod", timeperiod, 2)
+    return apply(lambda h, lo, c: di_core(h, lo, c, n, True), _hlc(high, low, close))[0]
+
+
+def minus_di(
+    high: ArrayLike, low: ArrayLike, close: ArrayLike, timeperiod: int = 14
+) -> FloatArray:
+    """Minus directional indicator, 0..100 (TA-Lib MINUS_DI)."""
+    n = check_int("timeperiod", timeperiod, 2)
+    return apply(lambda h, lo, c: di_core(h, lo, c, n, False), _hlc(high, low, close))[0]
+
+
+def dx(high: ArrayLike, low: ArrayLike, close: ArrayLike, timeperiod: int = 14) -> FloatArray:
+    """Directional movement index, 100 |+DI - -DI| / (+DI + -DI) (TA-Lib DX)."""
+    n = check_int("timeperiod", timeperiod, 2)
+    return apply(lambda h, lo, c: dx_core(h, lo, c, n), _hlc(high, low, close))[0]
+
+
+def adx(high: ArrayLike, low: ArrayLike, close: ArrayLike, timeperiod: int = 14) -> FloatArray:
+    """Average directional movement index, Wilder-smoothed DX (TA-Lib ADX)."""
+    n = check_int("timeperiod", timeperiod, 2)
+    return apply(lambda h, lo, c: adx_core(h, lo, c, n), _hlc(high, low, close))[0]
+
+
+def adxr(high: ArrayLike, low: ArrayLike, close: ArrayLike, timeperiod: int = 14) -> FloatArray:
+    """ADX rating, the mean of today's ADX and the ADX n-1 bars back (TA-Lib ADXR)."""
+    n = check_int("timeperiod", timeperiod, 2)
+    return apply(lambda h, lo, c: adxr_core(h, lo, c, n), _hlc(high, low, close))[0]
+
+
+#: Largest acceleration factor or maximum accepted (TA-Lib takes any non-negative number).
+MAX_ACCELERATION = 1.0
+
+
+def sar(
+    high: ArrayLike, low: ArrayLike, acceleration: float = 0.02, maximum: float = 0.2
+) -> FloatArray:
+    """Wilder's Parabolic SAR (TA-Lib SAR); the first bar has no value."""
+    a = check_float("acceleration", acceleration, 0.0, MAX_ACCELERATION)
+    top = check_float("maximum", maximum, 0.0, MAX_ACCELERATION)
+    series = as_series(high, low, names=("high", "low"))
+    return apply(lambda h, lo: (parabolic_sar(h, lo, a, top),), series)[0]
