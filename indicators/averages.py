@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from indicators._common import EPSILON, FloatArray, apply, as_series, check_float, check_int, nans
-from indicators._kernels import mean_of, smooth, window_sum
+from indicators._kernels import window_sum
 from indicators._loops import adaptive_smooth
 from indicators.moving import _ema_core, _sma_core, _wma_core
 
@@ -175,4 +175,4 @@ def t3(close: ArrayLike, timeperiod: int = 5, vfactor: float = 0.7) -> FloatArra
     return _single(lambda x: t3_core(x, n, v), close)
 
 
-__all__ = ["dema", "kama", "mean_of", "smooth", "t3", "tema", "trima"]
+

@@ -71,7 +71,10 @@ def _raw_dx(
 ) -> tuple[FloatArray, np.ndarray]:
     """DX at bars n..m-1 and where it is defined (TR and +DI + -DI not zero)."""
     p, mi, tr = _directional(high, low, close, n)
-    plus_di, minus_di = 100.0 * (p / np.where(tr == 0, 1.0, tr)), 100.0 * (mi / np.where(tr == 0, 1.0, tr))
+    plus_di, minus_di = (
+        100.0 * (p / np.where(tr == 0, 1.0, tr)),
+        100.0 * (mi / np.where(tr == 0, 1.0, tr)),
+    )
     total = minus_di + plus_di
     valid = ~is_zero(tr) & ~is_zero(total)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -121,9 +124,7 @@ def plus_di(high: ArrayLike, low: ArrayLike, close: ArrayLike, timeperiod: int =
     return apply(lambda h, lo, c: di_core(h, lo, c, n, True), _hlc(high, low, close))[0]
 
 
-def minus_di(
-    high: ArrayLike, low: ArrayLike, close: ArrayLike, timeperiod: int = 14
-) -> FloatArray:
+def minus_di(high: ArrayLike, low: ArrayLike, close: ArrayLike, timeperiod: int = 14) -> FloatArray:
     """Minus directional indicator, 0..100 (TA-Lib MINUS_DI)."""
     n = check_int("timeperiod", timeperiod, 2)
     return apply(lambda h, lo, c: di_core(h, lo, c, n, False), _hlc(high, low, close))[0]

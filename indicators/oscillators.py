@@ -62,9 +62,7 @@ def cmo_core(x: FloatArray, n: int) -> tuple[FloatArray]:
     return (out,)
 
 
-def po_core(
-    x: FloatArray, fast: int, slow: int, matype: int, percent: bool
-) -> tuple[FloatArray]:
+def po_core(x: FloatArray, fast: int, slow: int, matype: int, percent: bool) -> tuple[FloatArray]:
     # TA-Lib's TA_INT_PO swaps the periods so that `fast` is the shorter; unlike MACD, both
     # averages start on the first bar.
     if slow < fast:
@@ -372,9 +370,7 @@ def willr(high: ArrayLike, low: ArrayLike, close: ArrayLike, timeperiod: int = 1
 def cci(high: ArrayLike, low: ArrayLike, close: ArrayLike, timeperiod: int = 14) -> FloatArray:
     """Commodity channel index with Lambert's 0.015 constant (TA-Lib CCI)."""
     n = check_int("timeperiod", timeperiod, 2)
-    return apply(lambda h, lo, c: cci_core(h, lo, c, n), as_series(high, low, close, names=HLC))[
-        0
-    ]
+    return apply(lambda h, lo, c: cci_core(h, lo, c, n), as_series(high, low, close, names=HLC))[0]
 
 
 def mfi(
@@ -402,7 +398,7 @@ def ultosc(
     return apply(lambda h, lo, c: ultosc_core(h, lo, c, p1, p2, p3), series)[0]
 
 
-def bop(open: ArrayLike, high: ArrayLike, low: ArrayLike, close: ArrayLike) -> FloatArray:  # noqa: A002
+def bop(open: ArrayLike, high: ArrayLike, low: ArrayLike, close: ArrayLike) -> FloatArray:
     """Balance of power, (close - open) / (high - low) (TA-Lib BOP)."""
     series = as_series(open, high, low, close, names=("open", *HLC))
     return apply(bop_core, series, poison=False)[0]
