@@ -173,6 +173,3 @@ def t3(close: ArrayLike, timeperiod: int = 5, vfactor: float = 0.7) -> FloatArra
     n = check_int("timeperiod", timeperiod, 1)
     v = check_float("vfactor", vfactor, 0.0, 1.0)
     return _single(lambda x: t3_core(x, n, v), close)
-
-
-

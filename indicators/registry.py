@@ -742,7 +742,7 @@ _MORE: tuple[Indicator, ...] = (
         inputs=_HLC,
         params=(
             _period("timeperiod", 20, 1, "EMA period."),
-            _period("atr_period", 10, 1, "ATR period."),
+            _period("atr_period", 10, 1, "ATR period.", argument="atr_period"),
             Param("multiplier", 2.0, 0.0, MAX_MULTIPLIER, description="ATRs from the middle."),
         ),
         outputs=("upperband", "middleband", "lowerband"),

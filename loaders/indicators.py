@@ -3,7 +3,8 @@
 A value at a bar of [lo, hi) must equal the value computed over the symbol's whole history
 (TA-Lib's recursions are seeded at the start of the input), so each key reads enough bars
 before `lo`: the indicator's warm-up, or everything when it is cumulative (OBV), or the bars
-since the start of the UTC day (session VWAP). Computation runs in a worker thread when the
+since the start of the UTC day (session VWAP), or the bars since its anchor time (anchored
+VWAP). Computation runs in a worker thread when the
 batch is large, so other requests keep being served.
 """
 
@@ -33,6 +34,9 @@ ALL_HISTORY = 2**31 - 1
 
 ParamsKey = tuple[tuple[str, Any], ...]
 
+#: IndicatorKey.name of a request for the bar times alone (`IndicatorSet.time`).
+TIME_ONLY = ""
+
 
 @dataclass(frozen=True, slots=True)
 class IndicatorKey:
@@ -59,8 +63,13 @@ class IndicatorResult:
 
 def _warm_rows(key: IndicatorKey) -> tuple[int, datetime]:
     """(base rows to read before the returned floor, floor) for one key."""
+    if key.name == TIME_ONLY:
+        return 0, key.lo
     spec = get_indicator(key.name)
     params = dict(key.params)
+    anchor = spec.anchor(params)
+    if anchor is not None:
+        return 0, min(anchor, key.lo)
     if spec.warmup_to_session_start(params):
         day = key.lo.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         return 0, min(day, key.lo)
@@ -105,13 +114,21 @@ def _compute(
     keys: list[IndicatorKey], columns: list[dict[str, np.ndarray]], lows: list[datetime]
 ) -> list[IndicatorResult]:
     results = []
+    # Keys over the same bars share their columns, hence one list of times (built once).
+    times: dict[tuple[int, datetime], list[datetime]] = {}
     for key, cols, lo in zip(keys, columns, lows, strict=True):
-        spec = get_indicator(key.name)
         micros: np.ndarray = cols["time"]
+        start = int(np.searchsorted(micros, (lo - _EPOCH) // timedelta(microseconds=1)))
+        kept_times = times.get((id(cols), lo))
+        if kept_times is None:
+            kept_times = [_EPOCH + timedelta(microseconds=us) for us in micros[start:].tolist()]
+            times[(id(cols), lo)] = kept_times
+        if key.name == TIME_ONLY:
+            results.append(IndicatorResult(kept_times, {}, None))
+            continue
+        spec = get_indicator(key.name)
         data = {**cols, "time": micros // 1000}  # VWAP takes epoch milliseconds
         outputs = spec.compute(data, dict(key.params)) if len(micros) else {}
-        start = int(np.searchsorted(micros, (lo - _EPOCH) // timedelta(microseconds=1)))
-        kept_times = [_EPOCH + timedelta(microseconds=us) for us in micros[start:].tolist()]
         trimmed = {name: _nullable(arr[start:]) for name, arr in outputs.items()}
         first_valid = None
         if trimmed:
