@@ -98,8 +98,18 @@ def trix_core(x: FloatArray, n: int) -> tuple[FloatArray]:
     return (out,)
 
 
-def _fast_k(high: FloatArray, low: FloatArray, close: FloatArray, n: int) -> FloatArray:
-    """100 (close - lowest low) / (highest high - lowest low) over n bars, 0 on a flat window."""
+#: STOCHRSI: an RSI window whose range is below this (RSI points) counts as flat. Where the
+#: close stops moving, Wilder's averages of gains and of moves decay at the same rate, so the
+#: RSI stays put up to rounding; its stochastic is then 0/0 made of rounding noise (TA-Lib
+#: returns anything from 0 to 100 there). We return 0, TA-Lib's value for a flat window.
+RSI_FLAT = 1e-9
+
+
+def _fast_k(
+    high: FloatArray, low: FloatArray, close: FloatArray, n: int, flat: float = 0.0
+) -> FloatArray:
+    """100 (close - lowest low) / (highest high - lowest low) over n bars, 0 on a window whose
+    range is not above `flat`."""
     m = len(close)
     out = nans(m)
     if m < n:
@@ -114,19 +124,25 @@ def _fast_k(high: FloatArray, low: FloatArray, close: FloatArray, n: int) -> Flo
         k = close[lo:hi] - lowest
         with np.errstate(divide="ignore", invalid="ignore"):
             k /= span
-        k[span == 0.0] = 0.0
+        k[span <= flat / 100.0] = 0.0
         out[lo:hi] = k
     return out
 
 
 def stochf_core(
-    high: FloatArray, low: FloatArray, close: FloatArray, fastk: int, fastd: int, matype: int
+    high: FloatArray,
+    low: FloatArray,
+    close: FloatArray,
+    fastk: int,
+    fastd: int,
+    matype: int,
+    flat: float = 0.0,
 ) -> tuple[FloatArray, FloatArray]:
     m = len(close)
     lookback = fastk - 1 + ma_lookback(fastd, matype)
     if m <= lookback:
         return nans(m), nans(m)
-    k = _fast_k(high, low, close, fastk)
+    k = _fast_k(high, low, close, fastk, flat)
     d = nans(m)
     d[fastk - 1 :] = moving_average(k[fastk - 1 :], fastd, matype)
     k[:lookback] = np.nan
@@ -141,7 +157,7 @@ def stochrsi_core(
     if m <= lookback:
         return nans(m), nans(m)
     r = _rsi_core(x, n)[0][n:]
-    k, d = stochf_core(r, r, r, fastk, fastd, matype)
+    k, d = stochf_core(r, r, r, fastk, fastd, matype, RSI_FLAT)
     out_k, out_d = nans(m), nans(m)
     out_k[n:], out_d[n:] = k, d
     return out_k, out_d
@@ -183,7 +199,10 @@ def cci_core(high: FloatArray, low: FloatArray, close: FloatArray, n: int) -> tu
         num = tp[lo:hi] - mean
         with np.errstate(divide="ignore", invalid="ignore"):
             r = num / (0.015 * dev)
-        r[(num == 0.0) | (dev == 0.0)] = 0.0
+        # A window of one typical price is 0/0: 0, TA-Lib's value for it. (TA-Lib itself gives
+        # +/-66.7 on some such windows: its mean of n equal values can be off by an ulp.)
+        flat = window_extreme(part, n, np.maximum) == window_extreme(part, n, np.minimum)
+        r[(num == 0.0) | (dev == 0.0) | flat] = 0.0
         out[lo:hi] = r
     return (out,)
 
@@ -199,8 +218,11 @@ def mfi_core(
     tp += close
     tp /= 3.0
     flow = tp[1:] * volume[1:]
-    up = tp[1:] > tp[:-1]
-    down = tp[1:] < tp[:-1]
+    # TA-Lib counts a typical price within rounding of the previous one as unchanged.
+    change = tp[1:] - tp[:-1]
+    same = is_zero(change)
+    up = (change > 0) & ~same
+    down = (change < 0) & ~same
     pos = window_sum(np.where(up, flow, 0.0), n)
     neg = window_sum(np.where(down, flow, 0.0), n)
     total = pos + neg
