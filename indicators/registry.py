@@ -73,7 +73,7 @@ class Param:
     """One parameter: its type, default and allowed values."""
 
     name: str
-    default: ParamValue
+    default: ParamValue | None  # None: required
     minimum: float | None = None
     maximum: float | None = None
     choices: tuple[str, ...] = ()
@@ -147,8 +147,8 @@ class Indicator:
     source: str = ""
 
     def defaults(self) -> Params:
-        """Every parameter at its default."""
-        return {p.name: p.default for p in self.params}
+        """Every parameter that has a default, at its default."""
+        return {p.name: p.default for p in self.params if p.default is not None}
 
     def validate(self, params: Mapping[str, object] | None = None) -> Params:
         """Parameters with defaults filled in; ValueError naming the offending parameter."""
@@ -164,7 +164,7 @@ class Indicator:
         for p in self.params:
             if p.name in given:
                 result[p.name] = p.check(given[p.name])
-            elif p.required:
+            elif p.default is None:
                 raise ValueError(f"{p.name} is required for {self.name}")
             else:
                 result[p.name] = p.default
@@ -230,7 +230,14 @@ def chain_decay_bars(factor: float, depth: int) -> int:
 
 
 def _int(params: Params, name: str) -> int:
-    return int(params[name])
+    value = params[name]
+    assert isinstance(value, int | float)
+    return int(value)
+
+
+def _time(params: Params, name: str) -> datetime | None:
+    value = params.get(name)
+    return value if isinstance(value, datetime) else None
 
 
 def _ema_factor(period: int) -> float:
@@ -825,7 +832,7 @@ _MORE: tuple[Indicator, ...] = (
         function=anchored_vwap,
         lookback_fn=lambda p: 0,
         warmup_fn=lambda p: 0,
-        anchor_fn=lambda p: p["anchor"],  # type: ignore[return-value]
+        anchor_fn=lambda p: _time(p, "anchor"),
         source="Brian Shannon, Maximum Trading Gains With Anchored VWAP (2023)",
     ),
     Indicator(

@@ -310,4 +310,5 @@ def vwap_bands(
     if np.any(days[1:] < days[:-1]):
         raise ValueError("times must be in ascending order")
     starts = np.concatenate(([0], np.flatnonzero(np.diff(days) != 0) + 1)).astype(np.intp)
-    return _bands_core(*series, starts, k)
+    high_, low_, close_, volume_ = series
+    return _bands_core(high_, low_, close_, volume_, starts, k)
