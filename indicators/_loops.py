@@ -155,3 +155,95 @@ def wilder_skipping(x: FloatArray, valid: np.ndarray, n: int, seed_at: int) -> F
             y = (y * (n - 1) + x[t]) / n
         out[t] = y
     return out
+
+
+#: Running window sums are summed afresh every RESYNC bars, so their rounding error stays that
+#: of at most RESYNC updates (about 1e-14 relative) however long the series.
+RESYNC = 1024
+
+
+@njit(cache=True, nogil=True)
+def weighted_window(x: FloatArray, n: int, scale: float, out: FloatArray) -> None:
+    """out[k] = scale * sum((u + 1) * x[k + u], u < n), for every k (len(out) = len(x) - n + 1).
+
+    Running sums as TA-Lib's WMA keeps them (plain sum S and weighted sum T; the next window
+    adds n * x_new to T and takes S off it), summed afresh every RESYNC windows.
+    """
+    m = len(x) - n + 1
+    s = 0.0
+    t = 0.0
+    for k in range(m):
+        if k % RESYNC == 0:
+            s = 0.0
+            t = 0.0
+            for u in range(n):
+                v = x[k + u]
+                s += v
+                t += (u + 1) * v
+        else:
+            new = x[k + n - 1]
+            t += n * new - s
+            s += new - x[k - 1]
+        out[k] = t * scale
+
+
+@njit(cache=True, nogil=True)
+def wilder_true_range(
+    high: FloatArray, low: FloatArray, close: FloatArray, n: int, out: FloatArray
+) -> None:
+    """TA-Lib's ATR: the mean true range of bars 1..n at bar n, then (prev (n-1) + tr) / n."""
+    m = len(close)
+    total = 0.0
+    for t in range(1, n + 1):
+        pc = close[t - 1]
+        total += max(high[t] - low[t], abs(high[t] - pc), abs(low[t] - pc))
+    y = total / n
+    out[n] = y
+    # (y (n-1) + tr) / n with the division taken out of the loop-carried chain (a divide's
+    # latency would set the pace); the results differ from TA-Lib's by rounding only.
+    keep = (n - 1) / n
+    k = 1.0 / n
+    for t in range(n + 1, m):
+        pc = close[t - 1]
+        tr = max(high[t] - low[t], abs(high[t] - pc), abs(low[t] - pc))
+        y = y * keep + tr * k
+        out[t] = y
+
+
+@njit(cache=True, nogil=True)
+def directional_sums(
+    high: FloatArray, low: FloatArray, close: FloatArray, n: int
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Wilder's smoothed +DM, -DM and true-range sums at bars n..m-1, stepped as TA-Lib's
+    ta_DX.c: summed over the first n-1 moves, then S = S - S/n + v."""
+    m = len(close)
+    plus = np.empty(m - n)
+    minus = np.empty(m - n)
+    trs = np.empty(m - n)
+    sp = 0.0
+    sm = 0.0
+    st = 0.0
+    keep = 1.0 - 1.0 / n  # S - S/n, without a divide in the loop-carried chain
+    for t in range(1, m):
+        diff_p = high[t] - high[t - 1]
+        diff_m = low[t - 1] - low[t]
+        dp = 0.0
+        dm = 0.0
+        if diff_m > 0 and diff_p < diff_m:
+            dm = diff_m
+        elif diff_p > 0 and diff_p > diff_m:
+            dp = diff_p
+        pc = close[t - 1]
+        tr = max(high[t] - low[t], abs(high[t] - pc), abs(low[t] - pc))
+        if t < n:
+            sp += dp
+            sm += dm
+            st += tr
+        else:
+            sp = sp * keep + dp
+            sm = sm * keep + dm
+            st = st * keep + tr
+            plus[t - n] = sp
+            minus[t - n] = sm
+            trs[t - n] = st
+    return plus, minus, trs

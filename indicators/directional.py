@@ -3,8 +3,8 @@ MINUS_DI, DX, ADX, ADXR, SAR.
 
 +DM and -DM compare today's high rise with today's low fall; whichever is larger and positive
 counts, the other is 0 (TA-Lib's ta_DX.c and siblings). They and the true range are summed
-over the first n-1 moves, then smoothed as S = S - S/n + v from bar n on (a Wilder average
-times n: `_kernels.Smoother` with scale n, so TA-Lib's absolute zero test sees the same sums).
+over the first n-1 moves, then smoothed as S = S - S/n + v from bar n on, in one compiled pass
+(`_loops.directional_sums`), so TA-Lib's absolute zero test sees the same sums.
 """
 
 from __future__ import annotations
@@ -22,29 +22,17 @@ from indicators._common import (
     is_zero,
     nans,
 )
-from indicators._kernels import Smoother
-from indicators._loops import parabolic_sar, wilder_skipping
-from indicators.volatility import _true_range
+from indicators._loops import directional_sums, parabolic_sar, wilder_skipping
 
 HLC = ("high", "low", "close")
-
-
-def _wilder_sums(v: FloatArray, n: int) -> FloatArray:
-    """S at bars n..m-1 from per-move values v (v[j] is the move into bar j+1)."""
-    seed = float(v[: n - 1].sum())
-    return Smoother(1.0 / n, seed / n, scale=float(n)).feed(v[n - 1 :])
 
 
 def _directional(
     high: FloatArray, low: FloatArray, close: FloatArray, n: int
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Smoothed +DM, -DM and TR sums at bars n..m-1 (m > n)."""
-    diff_p = high[1:] - high[:-1]
-    diff_m = low[:-1] - low[1:]
-    minus = np.where((diff_m > 0) & (diff_p < diff_m), diff_m, 0.0)
-    plus = np.where((diff_p > 0) & (diff_p > diff_m), diff_p, 0.0)
-    tr = _true_range(high[1:], low[1:], close[:-1])
-    return _wilder_sums(plus, n), _wilder_sums(minus, n), _wilder_sums(tr, n)
+    plus, minus, tr = directional_sums(high, low, close, n)
+    return plus, minus, tr
 
 
 def _di(dm: FloatArray, tr: FloatArray) -> FloatArray:

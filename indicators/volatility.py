@@ -14,7 +14,8 @@ from indicators._common import (
     check_int,
     nans,
 )
-from indicators._kernels import CHUNK, Smoother, mean_of, window_mean_var
+from indicators._kernels import window_mean_var
+from indicators._loops import wilder_true_range
 
 #: Bounds for the band widths, in standard deviations (TA-Lib takes any real number).
 MAX_NBDEV = 10.0
@@ -54,13 +55,7 @@ def _atr_core(high: FloatArray, low: FloatArray, close: FloatArray, n: int) -> t
     out = np.empty(m)
     out[:n] = np.nan
     # Wilder smoothing seeded with the mean true range of bars 1..n (bar 0 has none).
-    seed = mean_of(_true_range(high[1 : n + 1], low[1 : n + 1], close[:n]))
-    out[n] = seed
-    smoother = Smoother(1.0 / n, seed)
-    for lo in range(n + 1, m, CHUNK):
-        hi = min(m, lo + CHUNK)
-        tr = _true_range(high[lo:hi], low[lo:hi], close[lo - 1 : hi - 1])
-        smoother.feed(tr, out[lo:hi], overwrite_x=True)
+    wilder_true_range(high, low, close, n, out)
     return (out,)
 
 
