@@ -7,7 +7,8 @@ transport, no network; field and response caches off so every request computes).
 
 Lean shape (issue 19): one symbol with 8,000 daily bars; ten indicators over all of them in
 one request, (a) with the shared `IndicatorSet.time` column and each indicator's values only,
-(b) the old shape with every indicator's own `time`. Prints the body size and the p50 of the
+(b) the same rounded to 10 significant digits (`significantDigits: 10`), (c) the old shape
+with every indicator's own `time`. Prints the body size and the p50 of the
 server time (the Server-Timing header: request in, body out, network excluded). Goal: (a)
 under 1.5 MB and 40 ms.
 
@@ -67,6 +68,9 @@ LEAN = '{ symbol(ticker: "LEAN") { indicators(interval: D1) { time %s } } }' % (
 OLD = '{ symbol(ticker: "LEAN") { indicators(interval: D1) { %s } } }' % (
     TEN % (("time value",) * 10)
 )
+ROUNDED = LEAN.replace(
+    "indicators(interval: D1)", "indicators(interval: D1, significantDigits: 10)"
+)
 LEAN_BARS = 8_000
 
 
@@ -109,16 +113,17 @@ async def bench_lean(url: str, rounds: int) -> None:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
             sizes: dict[str, int] = {}
-            server: dict[str, list[float]] = {"lean": [], "old": []}
-            for name, query in (("lean", LEAN), ("old", OLD)):  # warm-up and check
+            server: dict[str, list[float]] = {"lean": [], "rounded": [], "old": []}
+            queries = (("lean", LEAN), ("rounded", ROUNDED), ("old", OLD))
+            for name, query in queries:  # warm-up and check
                 r = await client.post("/graphql", json={"query": query})
                 assert r.status_code == 200 and "errors" not in r.json(), r.text[:300]
                 sizes[name] = len(r.content)
                 ind = r.json()["data"]["symbol"]["indicators"]
-                count = len(ind["time"] if name == "lean" else ind["sma"]["time"])
+                count = len(ind["sma"]["time"] if name == "old" else ind["time"])
                 assert count == LEAN_BARS, count
             for _ in range(rounds):
-                for name, query in (("lean", LEAN), ("old", OLD)):
+                for name, query in queries:
                     r = await client.post("/graphql", json={"query": query})
                     server[name].append(float(r.headers["server-timing"].split("dur=")[1]))
     p = {k: statistics.median(v) for k, v in server.items()}
@@ -128,7 +133,13 @@ async def bench_lean(url: str, rounds: int) -> None:
         f"   goal < 1.5 MB, < 40 ms: "
         f"{'met' if sizes['lean'] < 1.5e6 and p['lean'] < 40 else 'NOT met'}"
     )
-    print(f"  old (time per indicator) {sizes['old'] / 1e6:5.2f} MB   server p50 {p['old']:6.1f} ms")
+    print(
+        f"  lean, significantDigits: 10 {sizes['rounded'] / 1e6:5.2f} MB   server p50 "
+        f"{p['rounded']:6.1f} ms"
+    )
+    print(
+        f"  old (time per indicator) {sizes['old'] / 1e6:5.2f} MB   server p50 {p['old']:6.1f} ms"
+    )
 
 
 async def bench(url: str, rounds: int) -> None:

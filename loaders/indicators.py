@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from aiodataloader import DataLoader
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -50,6 +51,8 @@ class IndicatorKey:
     version: int
     name: str
     params: ParamsKey
+    #: Significant digits to round the values to (None: full precision).
+    digits: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +110,30 @@ def _sql(base: Interval, interval: Interval) -> str:
 
 
 def _nullable(values: np.ndarray) -> list[float | None]:
-    return [None if v != v else v for v in values.tolist()]  # NaN is the only x != x
+    """The values as a list with None for NaN (patched in place: most values are numbers)."""
+    out: list[float | None] = values.tolist()
+    for i in np.flatnonzero(np.isnan(values)).tolist():
+        out[i] = None
+    return out
+
+
+def round_significant(values: np.ndarray, digits: int) -> np.ndarray:
+    """Values rounded to `digits` (1-15) significant digits, as the nearest doubles to those
+    decimals (an integer divided by a power of ten), so JSON prints them that short."""
+    out = values.copy()
+    ok = np.isfinite(values) & (values != 0.0)
+    x = values[ok]
+    decimals = digits - 1 - np.floor(np.log10(np.abs(x))).astype(np.int64)
+    power = 10.0 ** np.abs(decimals)
+    up = decimals >= 0
+    out[ok] = np.where(up, np.round(x * power) / power, np.round(x / power) * power)
+    return out
+
+
+def _datetimes(micros: np.ndarray) -> list[datetime]:
+    """Aware UTC datetimes from epoch microseconds (pandas converts in C, exactly)."""
+    times: list[datetime] = pd.to_datetime(micros, unit="us", utc=True).to_pydatetime().tolist()
+    return times
 
 
 def _compute(
@@ -121,7 +147,7 @@ def _compute(
         start = int(np.searchsorted(micros, (lo - _EPOCH) // timedelta(microseconds=1)))
         kept_times = times.get((id(cols), lo))
         if kept_times is None:
-            kept_times = [_EPOCH + timedelta(microseconds=us) for us in micros[start:].tolist()]
+            kept_times = _datetimes(micros[start:])
             times[(id(cols), lo)] = kept_times
         if key.name == TIME_ONLY:
             results.append(IndicatorResult(kept_times, {}, None))
@@ -129,6 +155,8 @@ def _compute(
         spec = get_indicator(key.name)
         data = {**cols, "time": micros // 1000}  # VWAP takes epoch milliseconds
         outputs = spec.compute(data, dict(key.params)) if len(micros) else {}
+        if key.digits is not None:
+            outputs = {name: round_significant(arr, key.digits) for name, arr in outputs.items()}
         trimmed = {name: _nullable(arr[start:]) for name, arr in outputs.items()}
         first_valid = None
         if trimmed:

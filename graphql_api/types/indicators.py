@@ -22,6 +22,13 @@ from indicators import INDICATORS, Indicator, Param
 from loaders.indicators import TIME_ONLY, IndicatorKey, IndicatorResult
 from loaders.rows import StoredSeries
 
+#: Symbol.indicators' `significantDigits` argument.
+SIGNIFICANT_DIGITS = strawberry.argument(
+    description="Round every value to this many significant digits (1-15) for a smaller "
+    "response; null (the default) keeps full double precision."
+)
+MAX_DIGITS = 15
+
 #: The per-indicator `time` column: kept so that released clients keep working.
 _TIME_DOC = (
     "Bar start times, oldest first. Kept for compatibility: `IndicatorSet.time` carries the "
@@ -201,6 +208,7 @@ class IndicatorSet:
     base: strawberry.Private[StoredSeries | None]
     lo: strawberry.Private[datetime]
     hi: strawberry.Private[datetime]
+    digits: strawberry.Private[int | None] = None
 
     async def _load(
         self, info: Info, spec: Indicator, params: dict[str, Any]
@@ -209,6 +217,10 @@ class IndicatorSet:
             checked = spec.validate(params)
         except ValueError as exc:
             raise BadUserInput(f"{spec.name}: {_public_names(str(exc), spec)}") from None
+        if self.digits is not None and not 1 <= self.digits <= MAX_DIGITS:
+            raise BadUserInput(
+                f"significantDigits must be between 1 and {MAX_DIGITS}, got {self.digits}"
+            )
         if self.base is None:
             return None
         key = IndicatorKey(
@@ -220,6 +232,7 @@ class IndicatorSet:
             self.base.version,
             spec.name,
             tuple(sorted(checked.items())),
+            self.digits,
         )
         return await info.context.loaders.indicators.load(key)
 

@@ -27,7 +27,7 @@ from graphql_api.types.bars import (
     empty_connection,
 )
 from graphql_api.types.common import BarOrder, Interval, Node, global_id
-from graphql_api.types.indicators import IndicatorSet
+from graphql_api.types.indicators import SIGNIFICANT_DIGITS, IndicatorSet
 from loaders.bars import BarKey, BarWindow
 from loaders.rows import SymbolRow
 
@@ -257,10 +257,18 @@ class Symbol(Node):
             datetime | None,
             strawberry.argument(description="Exclusive upper bound on bar start."),
         ] = None,
+        significant_digits: Annotated[int | None, SIGNIFICANT_DIGITS] = None,
     ) -> IndicatorSet:
         core = interval.core
         base, lo, hi = plan_indicators(self.row, core, from_, to, info.context.settings)
-        return IndicatorSet(interval=interval, symbol_id=self.row.id, base=base, lo=lo, hi=hi)
+        return IndicatorSet(
+            interval=interval,
+            symbol_id=self.row.id,
+            base=base,
+            lo=lo,
+            hi=hi,
+            digits=significant_digits,
+        )
 
 
 @strawberry.type(description="A symbol and its cursor.")

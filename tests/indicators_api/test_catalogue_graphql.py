@@ -150,3 +150,35 @@ def test_invalid_catalogue_parameters_name_the_argument(
 def test_anchored_vwap_needs_its_anchor(gql: GraphQL) -> None:
     body = gql('{ symbol(ticker: "AAPL") { indicators { anchoredVwap { value } } } }')
     assert "anchor" in body["errors"][0]["message"]
+
+
+def test_significant_digits_round_every_value(gql: GraphQL, client: Any) -> None:
+    query = (
+        '{ symbol(ticker: "AAPL") { indicators(from: "2010-01-04T00:00:00Z", '
+        'to: "2010-06-01T00:00:00Z"%s) { rsi { value } macd { signal } } } }'
+    )
+    full = gql(query % "")["data"]["symbol"]["indicators"]
+    body = client.post("/graphql", json={"query": query % ", significantDigits: 6"})
+    short = body.json()["data"]["symbol"]["indicators"]
+    for got, ref in (
+        (short["rsi"]["value"], full["rsi"]["value"]),
+        (short["macd"]["signal"], full["macd"]["signal"]),
+    ):
+        assert [g is None for g in got] == [r is None for r in ref]
+        pairs = [(g, r) for g, r in zip(got, ref, strict=True) if r is not None]
+        assert pairs
+        for g, r in pairs:
+            assert abs(g - r) <= 5e-6 * abs(r) + 1e-300, (g, r)
+            assert len(f"{abs(g):.15g}".replace(".", "").lstrip("0").rstrip("0")) <= 6, g
+    # Full-precision values take more room: the rounded body is smaller.
+    assert len(body.content) < len(client.post("/graphql", json={"query": query % ""}).content)
+
+
+@pytest.mark.parametrize("digits", [0, 16])
+def test_significant_digits_out_of_range_are_bad_user_input(gql: GraphQL, digits: int) -> None:
+    body = gql(
+        f'{{ symbol(ticker: "AAPL") {{ indicators(significantDigits: {digits}) '
+        "{ rsi { value } } } }"
+    )
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "significantDigits must be between 1 and 15" in body["errors"][0]["message"]
