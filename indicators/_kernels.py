@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 from scipy.signal import lfilter
 
 from indicators._common import FloatArray
+from indicators._loops import extreme_window
 
 #: Outputs per chunk: large enough to amortise the per-call overhead, small enough for L2/L3.
 CHUNK = 65536
@@ -89,16 +90,8 @@ def window_extreme(
     m = len(x) - n + 1
     if out is None:
         out = np.empty(max(m, 0))
-    if m <= 0:
-        return out
-    for lo, hi in _chunks(m):
-        level: FloatArray = x[lo : hi + n - 1]
-        width = 1
-        while 2 * width <= n:
-            level = op(level[:-width], level[width:])
-            width *= 2
-        # Two overlapping power-of-two blocks cover the window; max and min don't mind overlap.
-        op(level[: hi - lo], level[n - width : n - width + hi - lo], out=out[lo:hi])
+    if m > 0:
+        extreme_window(np.ascontiguousarray(x), n, op is np.maximum, out)
     return out
 
 

@@ -249,3 +249,240 @@ def directional_sums(
             minus[t - n] = sm
             trs[t - n] = st
     return plus, minus, trs
+
+
+@njit(cache=True, nogil=True)
+def ema_chain(x: FloatArray, n: int, coef: FloatArray) -> FloatArray:
+    """sum(coef[i] * E_i) where E_0 = EMA(x, n), E_i = EMA(E_{i-1}, n), each seeded with the
+    mean of its input's first n values (TA-Lib's DEMA, TEMA, T3, TRIX chains), in one pass.
+    NaN until the deepest EMA has a value (bar depth * (n - 1))."""
+    m = len(x)
+    depth = len(coef)
+    out = np.empty(m)
+    out[:] = np.nan
+    k = 2.0 / (n + 1)
+    e = np.zeros(depth)
+    s = np.zeros(depth)
+    last = depth * (n - 1)
+    for t in range(m):
+        v = x[t]
+        total = 0.0
+        for i in range(depth):
+            start = i * (n - 1)
+            if t < start:
+                break
+            seed_at = start + n - 1
+            if t < seed_at:
+                s[i] += v
+                break
+            if t == seed_at:
+                s[i] += v
+                e[i] = s[i] / n
+            else:
+                e[i] = (v - e[i]) * k + e[i]  # TA-Lib's operation order
+            v = e[i]
+            total += coef[i] * v
+        if t >= last:
+            out[t] = total
+    return out
+
+
+@njit(cache=True, nogil=True)
+def extreme_window(x: FloatArray, n: int, highest: bool, out: FloatArray) -> None:
+    """out[k] = max (or min) of x[k : k + n]: the extreme's index is kept and the window is
+    rescanned only when that index leaves it (TA-Lib's MAX/MIN/WILLR/AROON scheme). Exact."""
+    m = len(x) - n + 1
+    idx = -1
+    best = 0.0
+    for k in range(m):
+        end = k + n - 1
+        if idx < k:
+            idx = k
+            best = x[k]
+            for j in range(k + 1, end + 1):
+                v = x[j]
+                if (v >= best) if highest else (v <= best):
+                    idx = j
+                    best = v
+        else:
+            v = x[end]
+            if (v >= best) if highest else (v <= best):
+                idx = end
+                best = v
+        out[k] = best
+
+
+@njit(cache=True, nogil=True)
+def extreme_age(x: FloatArray, n: int, highest: bool, out: FloatArray) -> None:
+    """Bars since the latest max (or min) of each window of n + 1 bars ending at bar k + n,
+    ties going to the latest bar, as TA-Lib's AROON finds them."""
+    m = len(x) - n
+    idx = -1
+    best = 0.0
+    for k in range(m):
+        end = k + n
+        if idx < k:
+            idx = k
+            best = x[k]
+            for j in range(k + 1, end + 1):
+                v = x[j]
+                if (v >= best) if highest else (v <= best):
+                    idx = j
+                    best = v
+        else:
+            v = x[end]
+            if (v >= best) if highest else (v <= best):
+                idx = end
+                best = v
+        out[k] = end - idx
+
+
+@njit(cache=True, nogil=True)
+def true_range(high: FloatArray, low: FloatArray, close: FloatArray, out: FloatArray) -> None:
+    """out[t] = TA-Lib's true range of bar t (t >= 1)."""
+    for t in range(1, len(close)):
+        pc = close[t - 1]
+        out[t] = max(high[t] - low[t], abs(high[t] - pc), abs(low[t] - pc))
+
+
+@njit(cache=True, nogil=True)
+def linear_fit(x: FloatArray, n: int, what: int, out: FloatArray) -> None:
+    """Least-squares line through each window of n values (positions 0..n-1, oldest first):
+    out[k] = its end point (what = 0) or its slope (what = 1). The sums are running sums of
+    x minus the window's first value at the last resynchronisation, summed afresh every
+    RESYNC windows (see weighted_window)."""
+    m = len(x) - n + 1
+    sum_u = n * (n - 1) / 2.0
+    sum_uu = n * (n - 1) * (2 * n - 1) / 6.0
+    den = n * sum_uu - sum_u * sum_u
+    s = 0.0
+    t = 0.0
+    ref = 0.0
+    for k in range(m):
+        if k % RESYNC == 0:
+            ref = x[k]
+            s = 0.0
+            t = 0.0
+            for u in range(n):
+                v = x[k + u] - ref
+                s += v
+                t += u * v
+        else:
+            new = x[k + n - 1] - ref
+            old = x[k - 1] - ref
+            s_prev = s
+            s += new - old
+            # Every remaining value moves one position older: T - (S_prev - old) + (n-1) new.
+            t += (n - 1) * new - (s_prev - old)
+        slope = (n * t - sum_u * s) / den
+        if what == 1:
+            out[k] = slope
+        else:
+            out[k] = (s - slope * sum_u) / n + slope * (n - 1) + ref
+
+
+@njit(cache=True, nogil=True)
+def chaikin(
+    high: FloatArray,
+    low: FloatArray,
+    close: FloatArray,
+    volume: FloatArray,
+    fast: int,
+    slow: int,
+    oscillator: bool,
+    out: FloatArray,
+) -> None:
+    """TA-Lib's AD line (oscillator False) or ADOSC (fast EMA - slow EMA of it, both seeded
+    with the first A/D value; values from bar max(fast, slow) - 1). The running A/D sum is
+    kept as a base plus a block-local part restarted every 4096 bars, so its rounding grows
+    with the block, not the series (as `_kernels.cumsum_blocked`)."""
+    m = len(close)
+    base = 0.0
+    local = 0.0
+    kf = 2.0 / (fast + 1)
+    ks = 2.0 / (slow + 1)
+    ef = 0.0
+    es = 0.0
+    first = max(fast, slow) - 1
+    for t in range(m):
+        span = high[t] - low[t]
+        if span > 0.0:
+            local += ((close[t] - low[t]) - (high[t] - close[t])) / span * volume[t]
+        ad = base + local
+        if t % 4096 == 4095:
+            base = ad
+            local = 0.0
+        if not oscillator:
+            out[t] = ad
+            continue
+        if t == 0:
+            ef = ad
+            es = ad
+        else:
+            ef = (ad - ef) * kf + ef
+            es = (ad - es) * ks + es
+        out[t] = ef - es if t >= first else np.nan
+
+
+@njit(cache=True, nogil=True)
+def ultimate(
+    high: FloatArray, low: FloatArray, close: FloatArray, p1: int, p2: int, p3: int, out: FloatArray
+) -> None:
+    """TA-Lib's ULTOSC with sorted periods p1 <= p2 <= p3 (weights 4, 2, 1): running sums of
+    buying pressure and true range over each period, summed afresh every RESYNC bars."""
+    m = len(close)
+    periods = (p1, p2, p3)
+    weights = (4.0, 2.0, 1.0)
+    bp_sum = np.zeros(3)
+    tr_sum = np.zeros(3)
+    for t in range(p3, m):
+        resync = (t - p3) % RESYNC == 0
+        total = 0.0
+        for i in range(3):
+            p = periods[i]
+            if resync:
+                a = 0.0
+                b = 0.0
+                for j in range(t - p + 1, t + 1):
+                    pc = close[j - 1]
+                    tl = min(low[j], pc)
+                    a += close[j] - tl
+                    b += max(high[j], pc) - tl
+                bp_sum[i] = a
+                tr_sum[i] = b
+            else:
+                pc = close[t - 1]
+                tl = min(low[t], pc)
+                j = t - p
+                pco = close[j - 1]
+                tlo = min(low[j], pco)
+                bp_sum[i] += (close[t] - tl) - (close[j] - tlo)
+                tr_sum[i] += (max(high[t], pc) - tl) - (max(high[j], pco) - tlo)
+            b = tr_sum[i]
+            if not (-1e-14 < b < 1e-14):
+                total += weights[i] * (bp_sum[i] / b)
+        out[t] = 100.0 * (total / 7.0)
+
+
+@njit(cache=True, nogil=True)
+def kaufman(x: FloatArray, n: int, fast: float, slow: float, out: FloatArray) -> None:
+    """TA-Lib's KAMA from bar n on: efficiency = |x[t] - x[t-n]| / (sum of |moves| over the
+    n moves into bar t), 1 when that path is not longer than the signed change or is zero;
+    factor = (efficiency (fast - slow) + slow)^2; y = (x - y) factor + y from y = x[n-1].
+    The path is a running sum, summed afresh every RESYNC bars."""
+    m = len(x)
+    path = 0.0
+    y = x[n - 1]
+    for t in range(n, m):
+        if (t - n) % RESYNC == 0:
+            path = 0.0
+            for j in range(t - n + 1, t + 1):
+                path += abs(x[j] - x[j - 1])
+        else:
+            path += abs(x[t] - x[t - 1]) - abs(x[t - n] - x[t - n - 1])
+        change = x[t] - x[t - n]
+        er = 1.0 if path <= change or -1e-14 < path < 1e-14 else abs(change / path)
+        sc = er * (fast - slow) + slow
+        sc *= sc
+        y = (x[t] - y) * sc + y
+        out[t] = y

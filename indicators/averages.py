@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from indicators._common import EPSILON, FloatArray, apply, as_series, check_float, check_int, nans
+from indicators._common import FloatArray, apply, as_series, check_float, check_int, nans
 from indicators._kernels import window_sum
-from indicators._loops import adaptive_smooth
+from indicators._loops import ema_chain, kaufman
 from indicators.moving import _ema_core, _sma_core, _wma_core
 
 #: TA-Lib's MA types (TA_MAType): 7 is MAMA, which this package does not implement.
@@ -43,15 +43,11 @@ def _ema_chain(x: FloatArray, n: int, depth: int) -> list[FloatArray]:
 
 
 def dema_core(x: FloatArray, n: int) -> FloatArray:
-    e1, e2 = _ema_chain(x, n, 2)
-    out: FloatArray = 2.0 * e1 - e2
-    return out
+    return ema_chain(x, n, np.array([2.0, -1.0]))
 
 
 def tema_core(x: FloatArray, n: int) -> FloatArray:
-    e1, e2, e3 = _ema_chain(x, n, 3)
-    out: FloatArray = 3.0 * e1 - 3.0 * e2 + e3
-    return out
+    return ema_chain(x, n, np.array([3.0, -3.0, 1.0]))
 
 
 def trima_core(x: FloatArray, n: int) -> FloatArray:
@@ -70,31 +66,17 @@ def trima_core(x: FloatArray, n: int) -> FloatArray:
 
 def kama_core(x: FloatArray, n: int) -> FloatArray:
     m = len(x)
-    if m <= n:
-        return nans(m)
-    moves = np.abs(np.diff(x))  # moves[j] = |x[j+1] - x[j]|
-    path = window_sum(moves, n)  # path[k] covers the moves into bars k+1 .. k+n
-    change = x[n:] - x[:-n]  # signed, as TA-Lib compares it
-    sc = np.zeros(m)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        er = np.abs(change / path)
-    # TA-Lib: efficiency 1 when the path is not longer than the (signed) change or is zero.
-    er[(path <= change) | (np.abs(path) < EPSILON)] = 1.0
-    er *= KAMA_FAST - KAMA_SLOW
-    er += KAMA_SLOW
-    np.multiply(er, er, out=sc[n:])
-    out = adaptive_smooth(x, sc, n - 1, float(x[n - 1]))
-    out[n - 1] = np.nan
+    out = nans(m)
+    if m > n:
+        kaufman(x, n, KAMA_FAST, KAMA_SLOW, out)
     return out
 
 
 def t3_core(x: FloatArray, n: int, v: float) -> FloatArray:
-    chain = _ema_chain(x, n, 6)
     v2, v3 = v * v, v * v * v
     c1, c2 = -v3, 3.0 * v2 + 3.0 * v3
     c3, c4 = -6.0 * v2 - 3.0 * v - 3.0 * v3, 1.0 + 3.0 * v + v3 + 3.0 * v2
-    out: FloatArray = c1 * chain[5] + c2 * chain[4] + c3 * chain[3] + c4 * chain[2]
-    return out
+    return ema_chain(x, n, np.array([0.0, 0.0, c4, c3, c2, c1]))
 
 
 def ma_lookback(n: int, matype: int) -> int:

@@ -19,7 +19,8 @@ from indicators._common import (
     nans,
 )
 from indicators._kernels import CHUNK, Smoother, mean_of, window_extreme, window_sum
-from indicators.averages import _ema_chain, check_matype, ma_lookback, moving_average
+from indicators._loops import ema_chain, extreme_age, ultimate
+from indicators.averages import check_matype, ma_lookback, moving_average
 from indicators.momentum import _rsi_core
 
 HLC = ("high", "low", "close")
@@ -86,7 +87,7 @@ def po_core(x: FloatArray, fast: int, slow: int, matype: int, percent: bool) -> 
 
 
 def trix_core(x: FloatArray, n: int) -> tuple[FloatArray]:
-    e3 = _ema_chain(x, n, 3)[2]
+    e3 = ema_chain(x, n, np.array([0.0, 0.0, 1.0]))
     start = 3 * (n - 1) + 1
     out = nans(len(x))
     if len(x) > start:
@@ -238,25 +239,9 @@ def ultosc_core(
 ) -> tuple[FloatArray]:
     # TA-Lib sorts the periods: the shortest gets weight 4, the middle 2, the longest 1.
     short, middle, longest = sorted((p1, p2, p3))
-    m = len(close)
-    out = nans(m)
-    if m <= longest:
-        return (out,)
-    prev = close[:-1]
-    true_low = np.minimum(low[1:], prev)
-    bp = close[1:] - true_low
-    tr = np.maximum(high[1:], prev) - true_low
-    total = np.zeros(m - longest)
-    for period, weight in ((short, 4.0), (middle, 2.0), (longest, 1.0)):
-        a = window_sum(bp, period)[longest - period :]
-        b = window_sum(tr, period)[longest - period :]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            part = weight * (a / b)
-        part[is_zero(b)] = 0.0
-        total += part
-    total /= 7.0
-    total *= 100.0
-    out[longest:] = total
+    out = nans(len(close))
+    if len(close) > longest:
+        ultimate(high, low, close, short, middle, longest, out)
     return (out,)
 
 
@@ -272,12 +257,8 @@ def bop_core(
 
 def _latest_extreme_age(x: FloatArray, n: int, op: np.ufunc) -> FloatArray:
     """Bars since the latest highest (op=maximum) or lowest value in each window of n+1."""
-    m = len(x)
-    ext = window_extreme(x, n + 1, op)
-    age = np.full(m - n, -1.0)
-    for d in range(n + 1):  # nearest first: ties go to the latest bar, as in TA-Lib
-        hit = (age < 0) & (x[n - d : m - d] == ext)
-        age[hit] = d
+    age = np.empty(len(x) - n)
+    extreme_age(x, n, op is np.maximum, age)
     return age
 
 

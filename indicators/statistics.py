@@ -2,9 +2,9 @@
 MIDPRICE.
 
 The least-squares line through the last n closes is fitted against bar positions 0..n-1
-(oldest to newest). Its sums are taken on the closes minus the first close of the input:
-the slope is unchanged, the level is added back, and the products stay small at prices near
-1e9 (TA-Lib works on the raw prices; the difference is rounding).
+(oldest to newest), from running sums (`_loops.linear_fit`) taken on the closes minus a
+recent close: the slope is unchanged, the level is added back, and the products stay small
+at prices near 1e9 (TA-Lib works on the raw prices; the difference is rounding).
 """
 
 from __future__ import annotations
@@ -13,39 +13,21 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from indicators._common import FloatArray, apply, as_series, check_int, nans
-from indicators._kernels import window_extreme, window_sum, window_weighted_sum
-
-
-def _fit(x: FloatArray, n: int) -> tuple[FloatArray, FloatArray, float] | None:
-    """Slope and intercept (at the oldest bar, shifted) of every window, and the shift."""
-    if len(x) < n:
-        return None
-    shift = float(x[0])
-    y = x - shift
-    sum_y = window_sum(y, n)
-    # Weights 1..n give sum((u + 1) y) = sum(u y) + sum(y), u = 0..n-1.
-    sum_uy = window_weighted_sum(y, n) - sum_y
-    sum_u = n * (n - 1) / 2.0
-    sum_uu = n * (n - 1) * (2 * n - 1) / 6.0
-    slope = (n * sum_uy - sum_u * sum_y) / (n * sum_uu - sum_u * sum_u)
-    intercept = (sum_y - slope * sum_u) / n
-    return slope, intercept, shift
+from indicators._kernels import window_extreme
+from indicators._loops import linear_fit
 
 
 def linearreg_core(x: FloatArray, n: int) -> tuple[FloatArray]:
     out = nans(len(x))
-    fit = _fit(x, n)
-    if fit is not None:
-        slope, intercept, shift = fit
-        out[n - 1 :] = intercept + slope * (n - 1) + shift
+    if len(x) >= n:
+        linear_fit(x, n, 0, out[n - 1 :])
     return (out,)
 
 
 def linearreg_slope_core(x: FloatArray, n: int) -> tuple[FloatArray]:
     out = nans(len(x))
-    fit = _fit(x, n)
-    if fit is not None:
-        out[n - 1 :] = fit[0]
+    if len(x) >= n:
+        linear_fit(x, n, 1, out[n - 1 :])
     return (out,)
 
 

@@ -15,7 +15,7 @@ from indicators._common import (
     nans,
 )
 from indicators._kernels import window_mean_var
-from indicators._loops import wilder_true_range
+from indicators._loops import true_range, wilder_true_range
 
 #: Bounds for the band widths, in standard deviations (TA-Lib takes any real number).
 MAX_NBDEV = 10.0
@@ -83,9 +83,10 @@ def atr(high: ArrayLike, low: ArrayLike, close: ArrayLike, timeperiod: int = 14)
 
 
 def trange_core(high: FloatArray, low: FloatArray, close: FloatArray) -> tuple[FloatArray]:
-    out = nans(len(close))
-    if len(close) > 1:
-        out[1:] = _true_range(high[1:], low[1:], close[:-1])
+    out = np.empty(len(close))
+    if len(close):
+        out[0] = np.nan
+        true_range(high, low, close, out)
     return (out,)
 
 

@@ -17,7 +17,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from indicators._common import FloatArray, apply, as_series, check_float, check_int, nans
-from indicators._kernels import cumsum_blocked, segmented_cumsum, smooth
+from indicators._kernels import cumsum_blocked, segmented_cumsum
+from indicators._loops import chaikin
 
 TimeUnit = Literal["s", "ms", "us", "ns"]
 
@@ -132,36 +133,20 @@ def vwap(
     return _vwap_session(high_, low_, close_, volume_, utc_days(times, time_unit))
 
 
-def _ad_steps(
-    high: FloatArray, low: FloatArray, close: FloatArray, volume: FloatArray
-) -> FloatArray:
-    span = high - low
-    with np.errstate(divide="ignore", invalid="ignore"):
-        step: FloatArray = ((close - low) - (high - close)) / span * volume
-    step[~(span > 0.0)] = 0.0  # TA-Lib adds nothing for a bar with high == low
-    return step
-
-
 def ad_core(
     high: FloatArray, low: FloatArray, close: FloatArray, volume: FloatArray
 ) -> tuple[FloatArray]:
-    step = _ad_steps(high, low, close, volume)
-    return (cumsum_blocked(step, out=step),)
+    out = np.empty(len(close))
+    chaikin(high, low, close, volume, 2, 2, False, out)
+    return (out,)
 
 
 def adosc_core(
     high: FloatArray, low: FloatArray, close: FloatArray, volume: FloatArray, fast: int, slow: int
 ) -> tuple[FloatArray]:
-    m = len(close)
-    lookback = max(fast, slow) - 1
-    out = nans(m)
-    if m <= lookback:
-        return (out,)
-    line = ad_core(high, low, close, volume)[0]
     # TA-Lib seeds both EMAs with the first A/D value, not with an average.
-    fast_ema = smooth(line, 2.0 / (fast + 1), 0, float(line[0]))
-    slow_ema = smooth(line, 2.0 / (slow + 1), 0, float(line[0]))
-    out[lookback:] = fast_ema[lookback:] - slow_ema[lookback:]
+    out = np.empty(len(close))
+    chaikin(high, low, close, volume, fast, slow, True, out)
     return (out,)
 
 
