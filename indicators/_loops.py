@@ -486,3 +486,145 @@ def kaufman(x: FloatArray, n: int, fast: float, slow: float, out: FloatArray) ->
         sc *= sc
         y = (x[t] - y) * sc + y
         out[t] = y
+
+
+@njit(cache=True, nogil=True)
+def high_low_window(high: FloatArray, low: FloatArray, n: int, mode: int, out: FloatArray) -> None:
+    """(highest high + lowest low) / 2 over each window of n bars ending at bar k + n - 1
+    (mode 0; MIDPOINT and MIDPRICE), or the highest high (mode 1) or lowest low (mode 2),
+    kept as TA-Lib keeps them (the extreme's index, rescanned when it leaves the window)."""
+    m = len(high) - n + 1
+    hi_idx = -1
+    lo_idx = -1
+    hi = 0.0
+    lo = 0.0
+    for k in range(m):
+        end = k + n - 1
+        if hi_idx < k:
+            hi_idx = k
+            hi = high[k]
+            for j in range(k + 1, end + 1):
+                if high[j] >= hi:
+                    hi_idx = j
+                    hi = high[j]
+        elif high[end] >= hi:
+            hi_idx = end
+            hi = high[end]
+        if lo_idx < k:
+            lo_idx = k
+            lo = low[k]
+            for j in range(k + 1, end + 1):
+                if low[j] <= lo:
+                    lo_idx = j
+                    lo = low[j]
+        elif low[end] <= lo:
+            lo_idx = end
+            lo = low[end]
+        if mode == 0:
+            out[k] = (hi + lo) / 2.0
+        elif mode == 1:
+            out[k] = hi
+        else:
+            out[k] = lo
+
+
+@njit(cache=True, nogil=True)
+def williams_r(
+    high: FloatArray, low: FloatArray, close: FloatArray, n: int, out: FloatArray
+) -> None:
+    """TA-Lib's WILLR for each window of n bars ending at bar k + n - 1:
+    (highest - close) / ((highest - lowest) / -100), 0 when the window is flat."""
+    m = len(high) - n + 1
+    hi_idx = -1
+    lo_idx = -1
+    hi = 0.0
+    lo = 0.0
+    for k in range(m):
+        end = k + n - 1
+        if hi_idx < k:
+            hi_idx = k
+            hi = high[k]
+            for j in range(k + 1, end + 1):
+                if high[j] >= hi:
+                    hi_idx = j
+                    hi = high[j]
+        elif high[end] >= hi:
+            hi_idx = end
+            hi = high[end]
+        if lo_idx < k:
+            lo_idx = k
+            lo = low[k]
+            for j in range(k + 1, end + 1):
+                if low[j] <= lo:
+                    lo_idx = j
+                    lo = low[j]
+        elif low[end] <= lo:
+            lo_idx = end
+            lo = low[end]
+        span = (hi - lo) / -100.0
+        out[k] = (hi - close[end]) / span if span != 0.0 else 0.0
+
+
+@njit(cache=True, nogil=True)
+def rolling_variance(x: FloatArray, n: int, out: FloatArray) -> None:
+    """Population variance of each window of n values, from running sums of x - r and
+    (x - r)^2 (r: the window's first value at the last resynchronisation, every RESYNC
+    windows)."""
+    m = len(x) - n + 1
+    s = 0.0
+    q = 0.0
+    ref = 0.0
+    # Values equal to their predecessor, counted back from the window's end: a window of one
+    # value gives exactly 0 (running sums could leave rounding, which a square root shows).
+    same = 0
+    for j in range(1, n - 1):
+        same = same + 1 if x[j] == x[j - 1] else 0
+    for k in range(m):
+        end = k + n - 1
+        if end >= 1:
+            same = same + 1 if x[end] == x[end - 1] else 0
+        if k % RESYNC == 0:
+            ref = x[k]
+            s = 0.0
+            q = 0.0
+            for u in range(n):
+                d = x[k + u] - ref
+                s += d
+                q += d * d
+        else:
+            d_new = x[k + n - 1] - ref
+            d_old = x[k - 1] - ref
+            s += d_new - d_old
+            q += d_new * d_new - d_old * d_old
+        if same >= n - 1:
+            out[k] = 0.0
+            continue
+        mean = s / n
+        v = q / n - mean * mean
+        out[k] = v if v > 0.0 else 0.0
+
+
+#: Windows up to this long are rescanned in full on every bar: a branch-free max/min over a
+#: short window (vectorised; inputs are finite, hence fastmath's no-NaN promise holds) beats
+#: tracking the extreme's index, whose data-dependent branches mispredict on prices.
+SCAN = 32
+
+
+@njit(cache=True, nogil=True, fastmath={"nnan", "ninf"})
+def scan_high_low(
+    high: FloatArray, low: FloatArray, close: FloatArray, n: int, mode: int, out: FloatArray
+) -> None:
+    """For each window of n bars ending at bar k + n - 1 (H highest high, L lowest low):
+    mode 0: (H + L) / 2; mode 1: Williams' %R as TA-Lib computes it (0 on a flat window)."""
+    m = len(high) - n + 1
+    for k in range(m):
+        hi = high[k]
+        lo = low[k]
+        for j in range(k + 1, k + n):
+            hi = max(hi, high[j])
+            lo = min(lo, low[j])
+        if mode == 0:
+            out[k] = (hi + lo) / 2.0
+        else:
+            span = (hi - lo) / -100.0
+            out[k] = (hi - close[k + n - 1]) / span if span != 0.0 else 0.0

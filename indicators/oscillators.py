@@ -19,7 +19,14 @@ from indicators._common import (
     nans,
 )
 from indicators._kernels import CHUNK, Smoother, mean_of, window_extreme, window_sum
-from indicators._loops import ema_chain, extreme_age, ultimate
+from indicators._loops import (
+    SCAN,
+    ema_chain,
+    extreme_age,
+    scan_high_low,
+    ultimate,
+    williams_r,
+)
 from indicators.averages import check_matype, ma_lookback, moving_average
 from indicators.momentum import _rsi_core
 
@@ -167,16 +174,11 @@ def stochrsi_core(
 def willr_core(high: FloatArray, low: FloatArray, close: FloatArray, n: int) -> tuple[FloatArray]:
     m = len(close)
     out = nans(m)
-    if m < n:
-        return (out,)
-    highest = window_extreme(high, n, np.maximum)
-    span = highest - window_extreme(low, n, np.minimum)
-    span /= -100.0  # TA-Lib: (highest - close) / ((highest - lowest) / -100)
-    r = highest - close[n - 1 :]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r /= span
-    r[span == 0.0] = 0.0
-    out[n - 1 :] = r
+    if m >= n:
+        if n <= SCAN:
+            scan_high_low(high, low, close, n, 1, out[n - 1 :])
+        else:
+            williams_r(high, low, close, n, out[n - 1 :])
     return (out,)
 
 

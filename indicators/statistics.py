@@ -9,12 +9,10 @@ at prices near 1e9 (TA-Lib works on the raw prices; the difference is rounding).
 
 from __future__ import annotations
 
-import numpy as np
 from numpy.typing import ArrayLike
 
 from indicators._common import FloatArray, apply, as_series, check_int, nans
-from indicators._kernels import window_extreme
-from indicators._loops import linear_fit
+from indicators._loops import SCAN, high_low_window, linear_fit, scan_high_low
 
 
 def linearreg_core(x: FloatArray, n: int) -> tuple[FloatArray]:
@@ -31,23 +29,24 @@ def linearreg_slope_core(x: FloatArray, n: int) -> tuple[FloatArray]:
     return (out,)
 
 
+def _midrange(high: FloatArray, low: FloatArray, n: int, out: FloatArray) -> None:
+    if n <= SCAN:
+        scan_high_low(high, low, high, n, 0, out)
+    else:
+        high_low_window(high, low, n, 0, out)
+
+
 def midpoint_core(x: FloatArray, n: int) -> tuple[FloatArray]:
     out = nans(len(x))
     if len(x) >= n:
-        mid = window_extreme(x, n, np.maximum)
-        mid += window_extreme(x, n, np.minimum)
-        mid /= 2.0
-        out[n - 1 :] = mid
+        _midrange(x, x, n, out[n - 1 :])
     return (out,)
 
 
 def midprice_core(high: FloatArray, low: FloatArray, n: int) -> tuple[FloatArray]:
     out = nans(len(high))
     if len(high) >= n:
-        mid = window_extreme(high, n, np.maximum)
-        mid += window_extreme(low, n, np.minimum)
-        mid /= 2.0
-        out[n - 1 :] = mid
+        _midrange(high, low, n, out[n - 1 :])
     return (out,)
 
 

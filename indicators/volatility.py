@@ -15,7 +15,7 @@ from indicators._common import (
     nans,
 )
 from indicators._kernels import window_mean_var
-from indicators._loops import true_range, wilder_true_range
+from indicators._loops import rolling_variance, true_range, wilder_true_range
 
 #: Bounds for the band widths, in standard deviations (TA-Lib takes any real number).
 MAX_NBDEV = 10.0
@@ -103,7 +103,7 @@ def var_core(x: FloatArray, n: int) -> tuple[FloatArray]:
     m = len(x)
     out = nans(m)
     if m >= n:
-        window_mean_var(x, n, var_out=out[n - 1 :])
+        rolling_variance(x, n, out[n - 1 :])
     return (out,)
 
 
