@@ -136,8 +136,13 @@ def _plain(value: Any) -> Any:
 
 
 def field_name(spec: Indicator) -> str:
-    """The `IndicatorSet` field (Python name; GraphQL's is the same, all lower case)."""
+    """The `IndicatorSet` field's Python name (GraphQL's: `graphql_field_name`)."""
     return spec.name.lower()
+
+
+def graphql_field_name(spec: Indicator) -> str:
+    """The `IndicatorSet` field's GraphQL name: `plus_di` becomes `plusDi`."""
+    return to_camel_case(field_name(spec))
 
 
 def _field(spec: Indicator) -> StrawberryField:

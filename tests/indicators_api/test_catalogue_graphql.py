@@ -182,3 +182,13 @@ def test_significant_digits_out_of_range_are_bad_user_input(gql: GraphQL, digits
     )
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert "significantDigits must be between 1 and 15" in body["errors"][0]["message"]
+
+
+def test_every_indicator_field_is_sized_by_points_in_the_cost_rules() -> None:
+    from graphql_api.cost import CostRules
+    from graphql_api.schema import schema
+
+    fields = schema._schema.type_map["IndicatorSet"].fields  # type: ignore[attr-defined]
+    rules = CostRules(default_page_size=10)
+    assert {"plusDi", "linearregSlope", "vwapBands", "anchoredVwap"} <= rules.point_fields
+    assert {name for name in fields if name not in ("interval", "time")} <= rules.point_fields
