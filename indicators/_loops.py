@@ -189,11 +189,22 @@ def weighted_window(x: FloatArray, n: int, scale: float, out: FloatArray) -> Non
         out[k] = t * scale
 
 
+@njit(cache=True, nogil=True, inline="always")
+def natr_of(atr: float, close: float) -> float:
+    return atr / close * 100.0 if not (-1e-14 < close < 1e-14) else 0.0
+
+
 @njit(cache=True, nogil=True)
 def wilder_true_range(
-    high: FloatArray, low: FloatArray, close: FloatArray, n: int, out: FloatArray
+    high: FloatArray,
+    low: FloatArray,
+    close: FloatArray,
+    n: int,
+    out: FloatArray,
+    percent: bool = False,
 ) -> None:
-    """TA-Lib's ATR: the mean true range of bars 1..n at bar n, then (prev (n-1) + tr) / n."""
+    """TA-Lib's ATR: the mean true range of bars 1..n at bar n, then (prev (n-1) + tr) / n;
+    with `percent`, NATR: 100 ATR / close (0 where the close is "zero")."""
     m = len(close)
     total = 0.0
     for t in range(1, n + 1):
@@ -201,6 +212,8 @@ def wilder_true_range(
         total += max(high[t] - low[t], abs(high[t] - pc), abs(low[t] - pc))
     y = total / n
     out[n] = y
+    if percent:
+        out[n] = natr_of(y, close[n])
     # (y (n-1) + tr) / n with the division taken out of the loop-carried chain (a divide's
     # latency would set the pace); the results differ from TA-Lib's by rounding only.
     keep = (n - 1) / n
@@ -209,7 +222,7 @@ def wilder_true_range(
         pc = close[t - 1]
         tr = max(high[t] - low[t], abs(high[t] - pc), abs(low[t] - pc))
         y = y * keep + tr * k
-        out[t] = y
+        out[t] = natr_of(y, close[t]) if percent else y
 
 
 @njit(cache=True, nogil=True)
@@ -252,10 +265,12 @@ def directional_sums(
 
 
 @njit(cache=True, nogil=True)
-def ema_chain(x: FloatArray, n: int, coef: FloatArray) -> FloatArray:
+def ema_chain(x: FloatArray, n: int, coef: FloatArray, rate: bool = False) -> FloatArray:
     """sum(coef[i] * E_i) where E_0 = EMA(x, n), E_i = EMA(E_{i-1}, n), each seeded with the
     mean of its input's first n values (TA-Lib's DEMA, TEMA, T3, TRIX chains), in one pass.
-    NaN until the deepest EMA has a value (bar depth * (n - 1))."""
+    NaN until the deepest EMA has a value (bar depth * (n - 1)). With `rate`, the one-bar
+    rate of change of that sum in percent instead (TRIX; 0 on a zero base), from one bar
+    later."""
     m = len(x)
     depth = len(coef)
     out = np.empty(m)
@@ -264,6 +279,7 @@ def ema_chain(x: FloatArray, n: int, coef: FloatArray) -> FloatArray:
     e = np.zeros(depth)
     s = np.zeros(depth)
     last = depth * (n - 1)
+    prev = 0.0
     for t in range(m):
         v = x[t]
         total = 0.0
@@ -283,7 +299,11 @@ def ema_chain(x: FloatArray, n: int, coef: FloatArray) -> FloatArray:
             v = e[i]
             total += coef[i] * v
         if t >= last:
-            out[t] = total
+            if not rate:
+                out[t] = total
+            elif t > last:
+                out[t] = (total / prev - 1.0) * 100.0 if prev != 0.0 else 0.0
+            prev = total
     return out
 
 
@@ -628,3 +648,35 @@ def scan_high_low(
         else:
             span = (hi - lo) / -100.0
             out[k] = (hi - close[k + n - 1]) / span if span != 0.0 else 0.0
+
+
+@njit(cache=True, nogil=True)
+def directional_index(
+    high: FloatArray, low: FloatArray, close: FloatArray, n: int, mode: int
+) -> tuple[FloatArray, np.ndarray]:
+    """From bar n on (index t - n): mode 0 +DI, mode 1 -DI (0 where the TR sum is "zero"),
+    mode 2 DX and whether it is defined (TR sum and +DI + -DI not "zero", TA_IS_ZERO)."""
+    plus, minus, trs = directional_sums(high, low, close, n)
+    k = len(trs)
+    out = np.empty(k)
+    valid = np.ones(k, dtype=np.bool_)
+    for i in range(k):
+        tr = trs[i]
+        if -1e-14 < tr < 1e-14:
+            out[i] = 0.0
+            valid[i] = False
+            continue
+        p = 100.0 * (plus[i] / tr)
+        q = 100.0 * (minus[i] / tr)
+        if mode == 0:
+            out[i] = p
+        elif mode == 1:
+            out[i] = q
+        else:
+            total = q + p
+            if -1e-14 < total < 1e-14:
+                out[i] = 0.0
+                valid[i] = False
+            else:
+                out[i] = 100.0 * (abs(q - p) / total)
+    return out, valid

@@ -19,27 +19,11 @@ from indicators._common import (
     check_float,
     check_int,
     forward_fill_invalid,
-    is_zero,
     nans,
 )
-from indicators._loops import directional_sums, parabolic_sar, wilder_skipping
+from indicators._loops import directional_index, parabolic_sar, wilder_skipping
 
 HLC = ("high", "low", "close")
-
-
-def _directional(
-    high: FloatArray, low: FloatArray, close: FloatArray, n: int
-) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Smoothed +DM, -DM and TR sums at bars n..m-1 (m > n)."""
-    plus, minus, tr = directional_sums(high, low, close, n)
-    return plus, minus, tr
-
-
-def _di(dm: FloatArray, tr: FloatArray) -> FloatArray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out: FloatArray = 100.0 * (dm / tr)
-    out[is_zero(tr)] = 0.0
-    return out
 
 
 def di_core(
@@ -47,10 +31,8 @@ def di_core(
 ) -> tuple[FloatArray]:
     m = len(close)
     out = nans(m)
-    if m <= n:
-        return (out,)
-    p, mi, tr = _directional(high, low, close, n)
-    out[n:] = _di(p if plus else mi, tr)
+    if m > n:
+        out[n:] = directional_index(high, low, close, n, 0 if plus else 1)[0]
     return (out,)
 
 
@@ -58,15 +40,7 @@ def _raw_dx(
     high: FloatArray, low: FloatArray, close: FloatArray, n: int
 ) -> tuple[FloatArray, np.ndarray]:
     """DX at bars n..m-1 and where it is defined (TR and +DI + -DI not zero)."""
-    p, mi, tr = _directional(high, low, close, n)
-    plus_di, minus_di = (
-        100.0 * (p / np.where(tr == 0, 1.0, tr)),
-        100.0 * (mi / np.where(tr == 0, 1.0, tr)),
-    )
-    total = minus_di + plus_di
-    valid = ~is_zero(tr) & ~is_zero(total)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        dx = 100.0 * (np.abs(minus_di - plus_di) / total)
+    dx, valid = directional_index(high, low, close, n, 2)
     return dx, valid
 
 

@@ -94,16 +94,7 @@ def po_core(x: FloatArray, fast: int, slow: int, matype: int, percent: bool) -> 
 
 
 def trix_core(x: FloatArray, n: int) -> tuple[FloatArray]:
-    e3 = ema_chain(x, n, np.array([0.0, 0.0, 1.0]))
-    start = 3 * (n - 1) + 1
-    out = nans(len(x))
-    if len(x) > start:
-        prev = e3[start - 1 : -1]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r = (e3[start:] / prev - 1.0) * 100.0
-        r[prev == 0.0] = 0.0
-        out[start:] = r
-    return (out,)
+    return (ema_chain(x, n, np.array([0.0, 0.0, 1.0]), True),)
 
 
 #: STOCHRSI: an RSI window whose range is below this (RSI points) counts as flat. Where the

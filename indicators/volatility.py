@@ -6,7 +6,6 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from indicators._common import (
-    EPSILON,
     FloatArray,
     apply,
     as_series,
@@ -91,11 +90,12 @@ def trange_core(high: FloatArray, low: FloatArray, close: FloatArray) -> tuple[F
 
 
 def natr_core(high: FloatArray, low: FloatArray, close: FloatArray, n: int) -> tuple[FloatArray]:
-    out = _atr_core(high, low, close, n)[0]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out /= close
-    out *= 100.0
-    out[np.abs(close) < EPSILON] = 0.0  # TA-Lib: 0 where the close is "zero"
+    m = len(close)
+    if m <= n:
+        return (nans(m),)
+    out = np.empty(m)
+    out[:n] = np.nan
+    wilder_true_range(high, low, close, n, out, True)
     return (out,)
 
 
