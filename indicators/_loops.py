@@ -680,3 +680,54 @@ def directional_index(
             else:
                 out[i] = 100.0 * (abs(q - p) / total)
     return out, valid
+
+
+@njit(cache=True, nogil=True)
+def macd_lines(
+    x: FloatArray, fast: int, slow: int, signal: int, line: FloatArray, sig: FloatArray
+) -> None:
+    """TA-Lib's MACD in one pass: both EMAs seeded on bar slow-1 (the fast one with the mean
+    of the fast bars before it, the slow one with the mean of the first slow bars), the line
+    their difference, the signal an EMA of the line seeded with its first `signal` values.
+    Writes from bar slow-1 (line) and slow+signal-2 (signal); earlier entries untouched."""
+    m = len(x)
+    kf = 2.0 / (fast + 1)
+    ks = 2.0 / (slow + 1)
+    kg = 2.0 / (signal + 1)
+    ef = 0.0
+    for t in range(slow - fast, slow):
+        ef += x[t]
+    ef /= fast
+    es = 0.0
+    for t in range(slow):
+        es += x[t]
+    es /= slow
+    total = 0.0
+    g = 0.0
+    first = slow - 1
+    for t in range(first, m):
+        if t > first:
+            ef = (x[t] - ef) * kf + ef
+            es = (x[t] - es) * ks + es
+        v = ef - es
+        line[t] = v
+        j = t - first
+        if j < signal - 1:
+            total += v
+        elif j == signal - 1:
+            total += v
+            g = total / signal
+            sig[t] = g
+        else:
+            g = (v - g) * kg + g
+            sig[t] = g
+
+
+@njit(cache=True, nogil=True)
+def balance_of_power(
+    open_: FloatArray, high: FloatArray, low: FloatArray, close: FloatArray, out: FloatArray
+) -> None:
+    """TA-Lib's BOP: (close - open) / (high - low), 0 where high - low is below 1e-14."""
+    for t in range(len(close)):
+        span = high[t] - low[t]
+        out[t] = (close[t] - open_[t]) / span if span >= 1e-14 else 0.0

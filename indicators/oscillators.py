@@ -21,6 +21,7 @@ from indicators._common import (
 from indicators._kernels import CHUNK, Smoother, mean_of, window_extreme, window_sum
 from indicators._loops import (
     SCAN,
+    balance_of_power,
     ema_chain,
     extreme_age,
     scan_high_low,
@@ -34,9 +35,11 @@ HLC = ("high", "low", "close")
 
 
 def _shift_diff(x: FloatArray, n: int) -> FloatArray:
-    out = nans(len(x))
-    if len(x) > n:
-        np.subtract(x[n:], x[:-n], out=out[n:])
+    if len(x) <= n:
+        return nans(len(x))
+    out = np.empty(len(x))
+    out[:n] = np.nan
+    np.subtract(x[n:], x[:-n], out=out[n:])
     return out
 
 
@@ -241,10 +244,8 @@ def ultosc_core(
 def bop_core(
     open_: FloatArray, high: FloatArray, low: FloatArray, close: FloatArray
 ) -> tuple[FloatArray]:
-    span = high - low
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out: FloatArray = (close - open_) / span
-    out[span < 1e-14] = 0.0  # TA_IS_ZERO_OR_NEG
+    out = np.empty(len(close))
+    balance_of_power(open_, high, low, close, out)
     return (out,)
 
 
