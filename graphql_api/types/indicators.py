@@ -102,7 +102,10 @@ def _result_type(spec: Indicator) -> _Output:
 _OUTPUTS = {spec.name: _result_type(spec) for spec in INDICATORS.values() if spec.output_fields}
 
 #: Enums that describe each of their values; other choice parameters get a generated enum.
-_ENUMS: dict[tuple[str, str], type[enum.Enum]] = {("VWAP", "anchor"): VwapAnchor}
+_ENUMS: dict[tuple[str, str], type[enum.Enum]] = {
+    ("VWAP", "anchor"): VwapAnchor,
+    ("VWAP_BANDS", "anchor"): VwapAnchor,
+}
 
 
 def _output(spec: Indicator) -> _Output:
@@ -123,7 +126,7 @@ def _argument(spec: Indicator, param: Param) -> tuple[Any, Any]:
         return param.kind, param.default
     choices = _ENUMS.get((spec.name, param.name))
     if choices is None:
-        name = capitalize_first(spec.name.lower()) + capitalize_first(
+        name = capitalize_first(to_camel_case(spec.name.lower())) + capitalize_first(
             to_camel_case(param.public_name)
         )
         generated = enum.Enum(name, {c.upper(): c for c in param.choices})  # type: ignore[misc]
