@@ -192,3 +192,46 @@ def test_every_indicator_field_is_sized_by_points_in_the_cost_rules() -> None:
     rules = CostRules(default_page_size=10)
     assert {"plusDi", "linearregSlope", "vwapBands", "anchoredVwap"} <= rules.point_fields
     assert {name for name in fields if name not in ("interval", "time")} <= rules.point_fields
+
+
+@pytest.mark.parametrize("start", ["2001-06-15", "2009-03-02", "2012-11-01"])
+def test_beyond_talib_equal_the_loop_references_from_any_start(gql: GraphQL, start: str) -> None:
+    from tests.test_indicators_catalogue import (
+        loop_donchian,
+        loop_ichimoku,
+        loop_keltner,
+        loop_supertrend,
+    )
+
+    end = (pd.Timestamp(start) + pd.Timedelta(days=120)).strftime("%Y-%m-%d")
+    body = gql(
+        f'{{ symbol(ticker: "AAPL") {{ indicators(from: "{start}T00:00:00Z", '
+        f'to: "{end}T00:00:00Z") {{ keltner {{ upper middle lower }} donchian {{ upper lower }} '
+        "supertrend { value direction } ichimoku { tenkan kijun senkouA senkouB chikou } } } }"
+    )
+    assert "errors" not in body, body
+    got = body["data"]["symbol"]["indicators"]
+    aapl = _aapl()
+    bars = {k: aapl[k].to_numpy(float) for k in ("open", "high", "low", "close", "volume")}
+    ts = aapl.ts
+    mask = ((ts >= pd.Timestamp(start, tz="UTC")) & (ts < pd.Timestamp(end, tz="UTC"))).to_numpy()
+    refs = {
+        "keltner": dict(
+            zip(("upper", "middle", "lower"), loop_keltner(bars, 20, 10, 2.0), strict=True)
+        ),
+        "donchian": dict(zip(("upper", "middle", "lower"), loop_donchian(bars, 20), strict=True)),
+        "supertrend": dict(
+            zip(("value", "direction"), loop_supertrend(bars, 10, 3.0), strict=True)
+        ),
+        "ichimoku": dict(
+            zip(
+                ("tenkan", "kijun", "senkouA", "senkouB", "chikou"),
+                loop_ichimoku(bars, 9, 26, 52, 26),
+                strict=True,
+            )
+        ),
+    }
+    for field, outputs in got.items():
+        for output, values in outputs.items():
+            ref = np.array(refs[field][output], dtype=float)[mask]
+            _assert_matches(values, ref, f"{field}.{output} from {start}")
