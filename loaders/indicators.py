@@ -99,12 +99,13 @@ def _sql(base: Interval, interval: Interval) -> str:
         ) before
     ) w
     CROSS JOIN LATERAL (
-        -- Epoch microseconds: numpy takes integers at once, datetimes one by one.
-        SELECT array_agg((extract(epoch FROM bucket) * 1000000)::bigint ORDER BY bucket) AS t,
-               array_agg(open ORDER BY bucket) AS o, array_agg(high ORDER BY bucket) AS h,
-               array_agg(low ORDER BY bucket) AS l, array_agg(close ORDER BY bucket) AS c,
-               array_agg(volume ORDER BY bucket) AS v
-        FROM ({inner}) q
+        -- Epoch microseconds: numpy takes integers at once, datetimes one by one. One sort
+        -- feeding plain aggregates, which keep their input order (as loaders/bars.py's
+        -- series_sql): `array_agg(x ORDER BY bucket)` sorted each of the six columns again.
+        SELECT array_agg((extract(epoch FROM bucket) * 1000000)::bigint) AS t,
+               array_agg(open) AS o, array_agg(high) AS h, array_agg(low) AS l,
+               array_agg(close) AS c, array_agg(volume) AS v
+        FROM ({inner} ORDER BY bucket) q
     ) c
     """
 
