@@ -624,30 +624,44 @@ def rolling_variance(x: FloatArray, n: int, out: FloatArray) -> None:
         out[k] = v if v > 0.0 else 0.0
 
 
-#: Windows up to this long are rescanned in full on every bar: a branch-free max/min over a
-#: short window (vectorised; inputs are finite, hence fastmath's no-NaN promise holds) beats
-#: tracking the extreme's index, whose data-dependent branches mispredict on prices.
+#: Windows up to this long are rescanned in full for every bar: a branch-free max/min over
+#: blocks of consecutive windows (vectorised across the windows; inputs are finite, so fastmath
+#: changes nothing but the instruction choice) beats tracking the extreme's index, whose
+#: data-dependent branches mispredict on prices.
 SCAN = 32
 
 
-@njit(cache=True, nogil=True, fastmath={"nnan", "ninf"})
+@njit(cache=True, nogil=True, fastmath=True)
 def scan_high_low(
     high: FloatArray, low: FloatArray, close: FloatArray, n: int, mode: int, out: FloatArray
 ) -> None:
     """For each window of n bars ending at bar k + n - 1 (H highest high, L lowest low):
     mode 0: (H + L) / 2; mode 1: Williams' %R as TA-Lib computes it (0 on a flat window)."""
     m = len(high) - n + 1
-    for k in range(m):
-        hi = high[k]
-        lo = low[k]
-        for j in range(k + 1, k + n):
-            hi = max(hi, high[j])
-            lo = min(lo, low[j])
+    block = 1024
+    hi = np.empty(block)
+    lo = np.empty(block)
+    for start in range(0, m, block):
+        w = min(block, m - start)
+        hv = high[start : start + w + n - 1]
+        lv = low[start : start + w + n - 1]
+        for i in range(w):
+            hi[i] = hv[i]
+            lo[i] = lv[i]
+        for j in range(1, n):
+            for i in range(w):
+                a = hv[i + j]
+                b = lv[i + j]
+                hi[i] = a if a > hi[i] else hi[i]
+                lo[i] = b if b < lo[i] else lo[i]
         if mode == 0:
-            out[k] = (hi + lo) / 2.0
+            for i in range(w):
+                out[start + i] = (hi[i] + lo[i]) * 0.5
         else:
-            span = (hi - lo) / -100.0
-            out[k] = (hi - close[k + n - 1]) / span if span != 0.0 else 0.0
+            for i in range(w):
+                span = (hi[i] - lo[i]) / -100.0
+                c = close[start + i + n - 1]
+                out[start + i] = (hi[i] - c) / span if span != 0.0 else 0.0
 
 
 @njit(cache=True, nogil=True)
