@@ -144,45 +144,6 @@ def window_mean_var(
     return mean_out, var_out
 
 
-def window_weighted_sum(
-    x: FloatArray, n: int, scale: float = 1.0, out: FloatArray | None = None
-) -> FloatArray:
-    """Sum of every n consecutive values weighted 1, 2, ..., n (oldest to newest), times scale."""
-    m = len(x) - n + 1
-    if out is None:
-        out = np.empty(max(m, 0))
-    if m <= 0:
-        return out
-    for lo, hi in _chunks(m):
-        mc = hi - lo
-        # A block carries its plain sum s and its weighted sum t; appending a newer block b to
-        # an older block of width w gives s + s_b and t + t_b + w * s_b.
-        s: FloatArray = x[lo : hi + n - 1]
-        t: FloatArray = s
-        width, offset, remaining = 1, 0, n
-        acc_s: FloatArray | None = None
-        acc_t: FloatArray = np.zeros(0)
-        while True:
-            if remaining & 1:
-                b_s = s[offset : offset + mc]
-                b_t = t[offset : offset + mc]
-                if acc_s is None:
-                    acc_s, acc_t = b_s.copy(), b_t.copy()
-                else:
-                    acc_t += b_t
-                    acc_t += offset * b_s
-                    acc_s += b_s
-                offset += width
-            remaining >>= 1
-            if not remaining:
-                break
-            new_t = t[:-width] + t[width:]
-            new_t += width * s[width:]
-            s, t, width = s[:-width] + s[width:], new_t, width * 2
-        np.multiply(acc_t, scale, out=out[lo:hi])
-    return out
-
-
 #: Width of the blocks a recursion is evaluated in (see `Smoother`).
 BLOCK = 16
 

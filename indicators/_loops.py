@@ -16,22 +16,6 @@ from indicators._common import FloatArray
 
 
 @njit(cache=True, nogil=True)
-def adaptive_smooth(x: FloatArray, sc: FloatArray, seed_at: int, seed: float) -> FloatArray:
-    """y[seed_at] = seed, then y[t] = y[t-1] + sc[t] * (x[t] - y[t-1]); NaN before seed_at."""
-    n = len(x)
-    out = np.empty(n)
-    out[: min(seed_at, n)] = np.nan
-    if seed_at >= n:
-        return out
-    y = seed
-    out[seed_at] = y
-    for t in range(seed_at + 1, n):
-        y = (x[t] - y) * sc[t] + y  # TA-Lib KAMA's operation order
-        out[t] = y
-    return out
-
-
-@njit(cache=True, nogil=True)
 def parabolic_sar(
     high: FloatArray, low: FloatArray, acceleration: float, maximum: float
 ) -> FloatArray:
@@ -226,45 +210,6 @@ def wilder_true_range(
 
 
 @njit(cache=True, nogil=True)
-def directional_sums(
-    high: FloatArray, low: FloatArray, close: FloatArray, n: int
-) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Wilder's smoothed +DM, -DM and true-range sums at bars n..m-1, stepped as TA-Lib's
-    ta_DX.c: summed over the first n-1 moves, then S = S - S/n + v."""
-    m = len(close)
-    plus = np.empty(m - n)
-    minus = np.empty(m - n)
-    trs = np.empty(m - n)
-    sp = 0.0
-    sm = 0.0
-    st = 0.0
-    keep = 1.0 - 1.0 / n  # S - S/n, without a divide in the loop-carried chain
-    for t in range(1, m):
-        diff_p = high[t] - high[t - 1]
-        diff_m = low[t - 1] - low[t]
-        dp = 0.0
-        dm = 0.0
-        if diff_m > 0 and diff_p < diff_m:
-            dm = diff_m
-        elif diff_p > 0 and diff_p > diff_m:
-            dp = diff_p
-        pc = close[t - 1]
-        tr = max(high[t] - low[t], abs(high[t] - pc), abs(low[t] - pc))
-        if t < n:
-            sp += dp
-            sm += dm
-            st += tr
-        else:
-            sp = sp * keep + dp
-            sm = sm * keep + dm
-            st = st * keep + tr
-            plus[t - n] = sp
-            minus[t - n] = sm
-            trs[t - n] = st
-    return plus, minus, trs
-
-
-@njit(cache=True, nogil=True)
 def ema_chain(x: FloatArray, n: int, coef: FloatArray, rate: bool = False) -> FloatArray:
     """sum(coef[i] * E_i) where E_0 = EMA(x, n), E_i = EMA(E_{i-1}, n), each seeded with the
     mean of its input's first n values (TA-Lib's DEMA, TEMA, T3, TRIX chains), in one pass.
@@ -370,7 +315,7 @@ def linear_fit(x: FloatArray, n: int, what: int, out: FloatArray) -> None:
     """Least-squares line through each window of n values (positions 0..n-1, oldest first):
     out[k] = its end point (what = 0) or its slope (what = 1). The sums are running sums of
     x minus the window's first value at the last resynchronisation, summed afresh every
-    RESYNC windows (see weighted_window)."""
+    RESYNC windows (see `weighted_window`)."""
     m = len(x) - n + 1
     sum_u = n * (n - 1) / 2.0
     sum_uu = n * (n - 1) * (2 * n - 1) / 6.0
@@ -669,19 +614,41 @@ def directional_index(
     high: FloatArray, low: FloatArray, close: FloatArray, n: int, mode: int
 ) -> tuple[FloatArray, np.ndarray]:
     """From bar n on (index t - n): mode 0 +DI, mode 1 -DI (0 where the TR sum is "zero"),
-    mode 2 DX and whether it is defined (TR sum and +DI + -DI not "zero", TA_IS_ZERO)."""
-    plus, minus, trs = directional_sums(high, low, close, n)
-    k = len(trs)
-    out = np.empty(k)
-    valid = np.ones(k, dtype=np.bool_)
-    for i in range(k):
-        tr = trs[i]
-        if -1e-14 < tr < 1e-14:
+    mode 2 DX and whether it is defined (TR sum and +DI + -DI not "zero", TA_IS_ZERO).
+    The sums are stepped as in ta_DX.c: summed over the first n-1 moves, then S(1 - 1/n) + v."""
+    m = len(close)
+    out = np.empty(m - n)
+    valid = np.ones(m - n, dtype=np.bool_)
+    sp = 0.0
+    sm = 0.0
+    st = 0.0
+    keep = 1.0 - 1.0 / n
+    for t in range(1, m):
+        diff_p = high[t] - high[t - 1]
+        diff_m = low[t - 1] - low[t]
+        dp = 0.0
+        dm = 0.0
+        if diff_m > 0 and diff_p < diff_m:
+            dm = diff_m
+        elif diff_p > 0 and diff_p > diff_m:
+            dp = diff_p
+        pc = close[t - 1]
+        tr = max(high[t] - low[t], abs(high[t] - pc), abs(low[t] - pc))
+        if t < n:
+            sp += dp
+            sm += dm
+            st += tr
+            continue
+        sp = sp * keep + dp
+        sm = sm * keep + dm
+        st = st * keep + tr
+        i = t - n
+        if -1e-14 < st < 1e-14:
             out[i] = 0.0
             valid[i] = False
             continue
-        p = 100.0 * (plus[i] / tr)
-        q = 100.0 * (minus[i] / tr)
+        p = 100.0 * (sp / st)
+        q = 100.0 * (sm / st)
         if mode == 0:
             out[i] = p
         elif mode == 1:

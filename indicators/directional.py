@@ -4,7 +4,7 @@ MINUS_DI, DX, ADX, ADXR, SAR.
 +DM and -DM compare today's high rise with today's low fall; whichever is larger and positive
 counts, the other is 0 (TA-Lib's ta_DX.c and siblings). They and the true range are summed
 over the first n-1 moves, then smoothed as S = S - S/n + v from bar n on, in one compiled pass
-(`_loops.directional_sums`), so TA-Lib's absolute zero test sees the same sums.
+(`_loops.directional_index`), so TA-Lib's absolute zero test sees the same sums.
 """
 
 from __future__ import annotations
