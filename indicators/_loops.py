@@ -712,3 +712,26 @@ def balance_of_power(
     for t in range(len(close)):
         span = high[t] - low[t]
         out[t] = (close[t] - open_[t]) / span if span >= 1e-14 else 0.0
+
+
+@njit(cache=True, nogil=True)
+def chande(x: FloatArray, n: int, out: FloatArray) -> None:
+    """TA-Lib's CMO from bar n on: Wilder averages G of the gains and A of the absolute moves
+    (G + L = A), seeded with the means of the first n moves; 100 (2G - A) / A, 0 where A is
+    "zero"."""
+    g = 0.0
+    a = 0.0
+    for t in range(1, n + 1):
+        move = x[t] - x[t - 1]
+        g += move if move > 0.0 else 0.0
+        a += abs(move)
+    g /= n
+    a /= n
+    keep = (n - 1) / n
+    k = 1.0 / n
+    for t in range(n, len(x)):
+        if t > n:
+            move = x[t] - x[t - 1]
+            g = g * keep + (move if move > 0.0 else 0.0) * k
+            a = a * keep + abs(move) * k
+        out[t] = 100.0 * ((2.0 * g - a) / a) if not (-1e-14 < a < 1e-14) else 0.0

@@ -18,10 +18,11 @@ from indicators._common import (
     is_zero,
     nans,
 )
-from indicators._kernels import CHUNK, Smoother, mean_of, window_extreme, window_sum
+from indicators._kernels import CHUNK, window_extreme, window_sum
 from indicators._loops import (
     SCAN,
     balance_of_power,
+    chande,
     ema_chain,
     extreme_age,
     scan_high_low,
@@ -49,27 +50,10 @@ def mom_core(x: FloatArray, n: int) -> tuple[FloatArray]:
 
 def cmo_core(x: FloatArray, n: int) -> tuple[FloatArray]:
     # Wilder-smoothed gains G and losses L seeded as RSI's; CMO = 100 (G - L) / (G + L).
-    # G + L is the smoothed |change| A, so CMO = 100 (2G - A) / A; 0 where A is "zero".
     m = len(x)
-    if m <= n:
-        return (nans(m),)
-    move = np.diff(x)
-    gain = np.maximum(move, 0.0)
-    absm = np.abs(move)
     out = nans(m)
-    g = out[n:]
-    a = np.empty(m - n)
-    g[0], a[0] = mean_of(gain[:n]), mean_of(absm[:n])
-    if m > n + 1:
-        Smoother(1.0 / n, g[0]).feed(gain[n:], g[1:])
-        Smoother(1.0 / n, a[0]).feed(absm[n:], a[1:])
-    zero = is_zero(a)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        g *= 2.0
-        g -= a
-        g /= a
-        g *= 100.0
-    g[zero] = 0.0
+    if m > n:
+        chande(x, n, out)
     return (out,)
 
 
