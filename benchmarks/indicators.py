@@ -7,6 +7,9 @@ Best of several repeats (time.perf_counter) of ours and TA-Lib, interleaved in t
 that load from other processes hits both alike. The goal is ours/TA-Lib <= 3 for SMA, EMA and
 RSI at 1M points. On a machine busy with other work, wall time penalises the longer call (it
 is preempted more often): `--clock cpu` measures process CPU time (time.process_time) instead.
+Every indicator TA-Lib has is compared, at TA-Lib's defaults; the goal is ours/TA-Lib <= 3 for
+each at 1M points. The indicators beyond TA-Lib get their own time only. `--only NAME,...`
+runs a subset (for profiling).
 """
 
 from __future__ import annotations
@@ -28,35 +31,50 @@ Bench = tuple[
     str, Callable[[dict[str, np.ndarray]], object], Callable[[dict[str, np.ndarray]], object]
 ]
 
+#: make_data's keys for the registry's input names.
+_KEYS = {"open": "o", "high": "h", "low": "l", "close": "c", "volume": "v", "time": "t"}
+
+
+def _pair(spec: ind.Indicator) -> Bench:
+    """Ours (the registry's function) and TA-Lib's function of the same name, defaults."""
+    keys = [_KEYS[name] for name in spec.inputs]
+    params = spec.defaults()
+    theirs = getattr(talib, spec.name)
+    label = spec.name + (
+        "(" + ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in params.values()) + ")"
+        if params
+        else ""
+    )
+    return (
+        label,
+        lambda d: spec.function(*(d[k] for k in keys), **params),
+        lambda d: theirs(*(d[k] for k in keys), **params),
+    )
+
+
+#: Every indicator of the registry that TA-Lib has, at the registry's (TA-Lib's) defaults.
+#: TA-Lib 0.8's own VWAP, DONCHIAN and SUPERTREND are left out: ours follow other
+#: definitions (a UTC day for VWAP; the cited sources in indicators/channels.py).
 BENCHES: list[Bench] = [
-    ("SMA(30)", lambda d: ind.sma(d["c"], 30), lambda d: talib.SMA(d["c"], 30)),
-    ("EMA(30)", lambda d: ind.ema(d["c"], 30), lambda d: talib.EMA(d["c"], 30)),
-    ("RSI(14)", lambda d: ind.rsi(d["c"], 14), lambda d: talib.RSI(d["c"], 14)),
-    ("WMA(30)", lambda d: ind.wma(d["c"], 30), lambda d: talib.WMA(d["c"], 30)),
-    ("ROC(10)", lambda d: ind.roc(d["c"], 10), lambda d: talib.ROC(d["c"], 10)),
-    ("MACD(12,26,9)", lambda d: ind.macd(d["c"]), lambda d: talib.MACD(d["c"], 12, 26, 9)),
-    (
-        "STOCH(5,3,3)",
-        lambda d: ind.stoch(d["h"], d["l"], d["c"]),
-        lambda d: talib.STOCH(d["h"], d["l"], d["c"], 5, 3, 0, 3, 0),
-    ),
-    (
-        "BBANDS(20,2,2)",
-        lambda d: ind.bbands(d["c"], 20, 2.0, 2.0),
-        lambda d: talib.BBANDS(d["c"], 20, 2.0, 2.0, 0),
-    ),
-    (
-        "ATR(14)",
-        lambda d: ind.atr(d["h"], d["l"], d["c"], 14),
-        lambda d: talib.ATR(d["h"], d["l"], d["c"], 14),
-    ),
-    ("OBV", lambda d: ind.obv(d["c"], d["v"]), lambda d: talib.OBV(d["c"], d["v"])),
+    _pair(spec)
+    for spec in ind.INDICATORS.values()
+    if spec.name in talib.get_functions() and spec.name != "VWAP" and not spec.source
 ]
 EXTRA: list[tuple[str, Callable[[dict[str, np.ndarray]], object]]] = [
     ("VWAP cumulative", lambda d: ind.vwap(d["h"], d["l"], d["c"], d["v"], anchor="cumulative")),
     ("VWAP session", lambda d: ind.vwap(d["h"], d["l"], d["c"], d["v"], d["t"])),
+    (
+        "ANCHORED_VWAP",
+        lambda d: ind.anchored_vwap(d["h"], d["l"], d["c"], d["v"], d["t"], d["t"][10]),
+    ),
+    ("VWAP_BANDS", lambda d: ind.vwap_bands(d["h"], d["l"], d["c"], d["v"], d["t"])),
+    ("KELTNER", lambda d: ind.keltner(d["h"], d["l"], d["c"])),
+    ("DONCHIAN", lambda d: ind.donchian(d["h"], d["l"])),
+    ("SUPERTREND", lambda d: ind.supertrend(d["h"], d["l"], d["c"])),
+    ("ICHIMOKU", lambda d: ind.ichimoku(d["h"], d["l"], d["c"])),
 ]
-TARGETS = ("SMA(30)", "EMA(30)", "RSI(14)")
+#: The goal: ours / TA-Lib <= 3 for every indicator TA-Lib has.
+TARGETS = tuple(name for name, _, _ in BENCHES)
 
 
 def make_data(n: int) -> dict[str, np.ndarray]:
@@ -65,12 +83,14 @@ def make_data(n: int) -> dict[str, np.ndarray]:
     c = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, n)))
     h = c * (1 + rng.uniform(0, 0.01, n))
     lo = c * (1 - rng.uniform(0, 0.01, n))
+    o = lo + (h - lo) * rng.uniform(0, 1, n)
     v = np.round(rng.lognormal(10, 1, n))
     t = np.datetime64("2020-01-01T00:00", "ms") + np.arange(n) * np.timedelta64(60_000, "ms")
-    return {"c": c, "h": h, "l": lo, "v": v, "t": t}
+    return {"o": o, "c": c, "h": h, "l": lo, "v": v, "t": t}
 
 
 CLOCK: Callable[[], float] = time.perf_counter
+ONLY: set[str] = set()
 
 
 def best_us_per_1k(fn: Callable[[], object], n: int, repeats: int) -> float:
@@ -87,12 +107,15 @@ def run(sizes: list[int], repeats: int) -> bool:
     """Print the table; True when every target ratio is met at the largest size."""
     cols = "".join(f" | {'ours':>8} {'TA-Lib':>8} {'ratio':>6}" for _ in sizes)
     heads = "".join(f" | {f'{n:,} points (µs/1k)':^24}" for n in sizes)
-    print(f"{'':16}{heads}")
-    print(f"{'indicator':16}{cols}")
-    print("-" * (16 + 27 * len(sizes)))
+    print(f"{'':22}{heads}")
+    print(f"{'indicator':22}{cols}")
+    print("-" * (22 + 27 * len(sizes)))
     met = True
+    worst = (0.0, "")
     for name, ours, theirs in BENCHES:
-        row = f"{name:16}"
+        if ONLY and name.split("(")[0] not in ONLY:
+            continue
+        row = f"{name:22}"
         for n in sizes:
             data = make_data(n)
             ours(data), theirs(data)  # warm caches and allocator
@@ -101,11 +124,17 @@ def run(sizes: list[int], repeats: int) -> bool:
                 a = min(a, best_us_per_1k(lambda: ours(data), n, 1))  # noqa: B023
                 b = min(b, best_us_per_1k(lambda: theirs(data), n, 1))  # noqa: B023
             row += f" | {a:8.2f} {b:8.2f} {a / b:6.2f}"
-            if name in TARGETS and n == sizes[-1] and a / b > 3.0:
-                met = False
-        print(row)
+            if n == sizes[-1]:
+                worst = max(worst, (a / b, name))
+                if name in TARGETS and a / b > 3.0:
+                    met = False
+        print(row, flush=True)
+    if worst[1]:
+        print(f"largest ratio at {sizes[-1]:,} points: {worst[0]:.2f} ({worst[1]})")
     for name, ours in EXTRA:
-        row = f"{name:16}"
+        if ONLY and name not in ONLY:
+            continue
+        row = f"{name:22}"
         for n in sizes:
             data = make_data(n)
             ours(data)
@@ -125,15 +154,17 @@ def main() -> None:
         default="wall",
         help="wall: time.perf_counter (default); cpu: time.process_time, for a busy machine",
     )
+    parser.add_argument("--only", default="", help="comma-separated indicator names")
     args = parser.parse_args()
-    global CLOCK
+    global CLOCK, ONLY
+    ONLY = {name.strip().upper() for name in args.only.split(",") if name.strip()}
     CLOCK = time.perf_counter if args.clock == "wall" else time.process_time
     sizes = [10_000, 100_000] if args.quick else [10_000, 1_000_000]
     repeats = args.repeats or (3 if args.quick else 15)
     met = run(sizes, repeats)
     verdict = "met" if met else "NOT met"
     print(
-        f"\ngoal ours/TA-Lib <= 3 for {', '.join(TARGETS)} at {sizes[-1]:,} points: {verdict}"
+        f"\ngoal ours/TA-Lib <= 3 for every TA-Lib indicator at {sizes[-1]:,} points: {verdict}"
         f" ({args.clock} clock, best of {repeats})"
     )
 

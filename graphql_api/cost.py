@@ -26,7 +26,7 @@ from graphql import (
     value_from_ast_untyped,
 )
 
-from graphql_api.types.indicators import field_name
+from graphql_api.types.indicators import graphql_field_name
 from indicators import INDICATORS
 
 #: The largest cost reported (2**53 - 1, exact in every JSON client); larger costs are capped.
@@ -43,7 +43,7 @@ class CostRules:
     paged_fields: frozenset[str] = frozenset({"symbols", "bars", "ingestJobs", "corporateActions"})
     #: Fields whose size comes from `maxPoints` (columnar series and indicators).
     point_fields: frozenset[str] = frozenset(
-        {"series", *(field_name(spec) for spec in INDICATORS.values())}
+        {"series", *(graphql_field_name(spec) for spec in INDICATORS.values())}
     )
 
 

@@ -129,3 +129,26 @@ def apply(
             full[start:stop] = parts[i]
         results.append(full)
     return tuple(results)
+
+
+#: TA-Lib's TA_EPSILON (src/ta_func/ta_utility.h of TA-Lib 0.6): a sum or a divisor strictly
+#: between -EPSILON and EPSILON counts as zero (TA_IS_ZERO), below EPSILON as zero or negative
+#: (TA_IS_ZERO_OR_NEG). Absolute, not relative: it matters for prices near 1e-6.
+EPSILON = 1e-14
+
+
+def is_zero(x: FloatArray) -> NDArray[np.bool_]:
+    """TA-Lib's TA_IS_ZERO, elementwise."""
+    return np.abs(x) < EPSILON
+
+
+def forward_fill_invalid(values: FloatArray, invalid: NDArray[np.bool_], first: float) -> None:
+    """In place: each invalid element takes the last valid value before it (or `first`)."""
+    if not invalid.any():
+        return
+    idx = np.where(invalid, 0, np.arange(len(values)))
+    np.maximum.accumulate(idx, out=idx)
+    filled = values[idx]
+    head = invalid & (idx == 0) & invalid[0]
+    filled[head] = first
+    values[:] = filled

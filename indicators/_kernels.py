@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 from scipy.signal import lfilter
 
 from indicators._common import FloatArray
+from indicators._loops import extreme_window
 
 #: Outputs per chunk: large enough to amortise the per-call overhead, small enough for L2/L3.
 CHUNK = 65536
@@ -89,16 +90,8 @@ def window_extreme(
     m = len(x) - n + 1
     if out is None:
         out = np.empty(max(m, 0))
-    if m <= 0:
-        return out
-    for lo, hi in _chunks(m):
-        level: FloatArray = x[lo : hi + n - 1]
-        width = 1
-        while 2 * width <= n:
-            level = op(level[:-width], level[width:])
-            width *= 2
-        # Two overlapping power-of-two blocks cover the window; max and min don't mind overlap.
-        op(level[: hi - lo], level[n - width : n - width + hi - lo], out=out[lo:hi])
+    if m > 0:
+        extreme_window(np.ascontiguousarray(x), n, op is np.maximum, out)
     return out
 
 
@@ -149,45 +142,6 @@ def window_mean_var(
         mean_out[lo:hi] = acc_mean
         np.multiply(acc_m2, 1.0 / n, out=var_out[lo:hi])
     return mean_out, var_out
-
-
-def window_weighted_sum(
-    x: FloatArray, n: int, scale: float = 1.0, out: FloatArray | None = None
-) -> FloatArray:
-    """Sum of every n consecutive values weighted 1, 2, ..., n (oldest to newest), times scale."""
-    m = len(x) - n + 1
-    if out is None:
-        out = np.empty(max(m, 0))
-    if m <= 0:
-        return out
-    for lo, hi in _chunks(m):
-        mc = hi - lo
-        # A block carries its plain sum s and its weighted sum t; appending a newer block b to
-        # an older block of width w gives s + s_b and t + t_b + w * s_b.
-        s: FloatArray = x[lo : hi + n - 1]
-        t: FloatArray = s
-        width, offset, remaining = 1, 0, n
-        acc_s: FloatArray | None = None
-        acc_t: FloatArray = np.zeros(0)
-        while True:
-            if remaining & 1:
-                b_s = s[offset : offset + mc]
-                b_t = t[offset : offset + mc]
-                if acc_s is None:
-                    acc_s, acc_t = b_s.copy(), b_t.copy()
-                else:
-                    acc_t += b_t
-                    acc_t += offset * b_s
-                    acc_s += b_s
-                offset += width
-            remaining >>= 1
-            if not remaining:
-                break
-            new_t = t[:-width] + t[width:]
-            new_t += width * s[width:]
-            s, t, width = s[:-width] + s[width:], new_t, width * 2
-        np.multiply(acc_t, scale, out=out[lo:hi])
-    return out
 
 
 #: Width of the blocks a recursion is evaluated in (see `Smoother`).

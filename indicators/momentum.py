@@ -10,10 +10,10 @@ from indicators._kernels import (
     CHUNK,
     Smoother,
     mean_of,
-    smooth,
     window_extreme,
     window_sum,
 )
+from indicators._loops import macd_lines
 
 _TINY = float(np.finfo(np.float64).tiny)
 
@@ -74,16 +74,11 @@ def _macd_core(x: FloatArray, fast: int, slow: int, signal: int) -> tuple[FloatA
     if m <= lookback:
         return nans(m), nans(m), nans(m)
     # TA-Lib starts the fast EMA late (slow - fast bars in) so both are seeded on bar slow-1.
-    line = smooth(x, 2.0 / (fast + 1), slow - 1, mean_of(x[slow - fast : slow]))
-    hist = smooth(x, 2.0 / (slow + 1), slow - 1, mean_of(x[:slow]))  # slow EMA, reused below
-    line -= hist
-    tail = line[slow - 1 :]
-    sig = np.empty(m)
-    sig[: slow - 1] = np.nan
-    smooth(tail, 2.0 / (signal + 1), signal - 1, mean_of(tail[:signal]), out=sig[slow - 1 :])
+    line, sig = np.empty(m), np.empty(m)
+    macd_lines(x, fast, slow, signal, line, sig)
     line[:lookback] = np.nan
-    np.subtract(line, sig, out=hist)
-    return line, sig, hist
+    sig[:lookback] = np.nan
+    return line, sig, line - sig
 
 
 def _stoch_core(

@@ -6,7 +6,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from indicators._common import FloatArray, apply, as_series, check_int, nans
-from indicators._kernels import mean_of, smooth, window_sum, window_weighted_sum
+from indicators._kernels import mean_of, smooth, window_sum
+from indicators._loops import weighted_window
 
 
 def _sma_core(x: FloatArray, n: int) -> tuple[FloatArray]:
@@ -29,7 +30,7 @@ def _wma_core(x: FloatArray, n: int) -> tuple[FloatArray]:
         return (nans(len(x)),)
     out = np.empty(len(x))
     out[: n - 1] = np.nan
-    window_weighted_sum(x, n, 2.0 / (n * (n + 1)), out=out[n - 1 :])
+    weighted_window(x, n, 2.0 / (n * (n + 1)), out[n - 1 :])
     return (out,)
 
 

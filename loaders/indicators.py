@@ -3,7 +3,8 @@
 A value at a bar of [lo, hi) must equal the value computed over the symbol's whole history
 (TA-Lib's recursions are seeded at the start of the input), so each key reads enough bars
 before `lo`: the indicator's warm-up, or everything when it is cumulative (OBV), or the bars
-since the start of the UTC day (session VWAP). Computation runs in a worker thread when the
+since the start of the UTC day (session VWAP), or the bars since its anchor time (anchored
+VWAP). Computation runs in a worker thread when the
 batch is large, so other requests keep being served.
 """
 
@@ -16,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from aiodataloader import DataLoader
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -35,6 +37,9 @@ ALL_HISTORY = 2**31 - 1
 
 ParamsKey = tuple[tuple[str, Any], ...]
 
+#: IndicatorKey.name of a request for the bar times alone (`IndicatorSet.time`).
+TIME_ONLY = ""
+
 
 @dataclass(frozen=True, slots=True)
 class IndicatorKey:
@@ -48,6 +53,8 @@ class IndicatorKey:
     version: int
     name: str
     params: ParamsKey
+    #: Significant digits to round the values to (None: full precision).
+    digits: int | None = None
     bucketing: Bucketing | None = None  # None: the UTC grid, no session filter
     span: Span = NO_SPAN
     adjust: Adjust | None = None  # None: raw bars; else warm-up and values on adjusted bars
@@ -69,8 +76,13 @@ class IndicatorResult:
 
 def _warm_rows(key: IndicatorKey) -> tuple[int, datetime]:
     """(base rows to read before the returned floor, floor) for one key."""
+    if key.name == TIME_ONLY:
+        return 0, key.lo
     spec = get_indicator(key.name)
     params = dict(key.params)
+    anchor = spec.anchor(params)
+    if anchor is not None:
+        return 0, min(anchor, key.lo)
     if spec.warmup_to_session_start(params):
         day = key.lo.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         return 0, min(day, key.lo)
@@ -100,31 +112,65 @@ def _sql(rule: Bucketing, adjusted: bool = False) -> str:
         SELECT coalesce(min(ts), k.floor) AS start FROM ({before}) before
     ) w
     CROSS JOIN LATERAL (
-        -- Epoch microseconds: numpy takes integers at once, datetimes one by one.
-        SELECT array_agg((extract(epoch FROM bucket) * 1000000)::bigint ORDER BY bucket) AS t,
-               array_agg(open ORDER BY bucket) AS o, array_agg(high ORDER BY bucket) AS h,
-               array_agg(low ORDER BY bucket) AS l, array_agg(close ORDER BY bucket) AS c,
-               array_agg(volume ORDER BY bucket) AS v
-        FROM ({inner}) q
+        -- Epoch microseconds: numpy takes integers at once, datetimes one by one. One sort
+        -- feeding plain aggregates, which keep their input order (as loaders/bars.py's
+        -- series_sql): `array_agg(x ORDER BY bucket)` sorted each of the six columns again.
+        SELECT array_agg((extract(epoch FROM bucket) * 1000000)::bigint) AS t,
+               array_agg(open) AS o, array_agg(high) AS h, array_agg(low) AS l,
+               array_agg(close) AS c, array_agg(volume) AS v
+        FROM ({inner} ORDER BY bucket) q
     ) c
     """
 
 
 def _nullable(values: np.ndarray) -> list[float | None]:
-    return [None if v != v else v for v in values.tolist()]  # NaN is the only x != x
+    """The values as a list with None for NaN (patched in place: most values are numbers)."""
+    out: list[float | None] = values.tolist()
+    for i in np.flatnonzero(np.isnan(values)).tolist():
+        out[i] = None
+    return out
+
+
+def round_significant(values: np.ndarray, digits: int) -> np.ndarray:
+    """Values rounded to `digits` (1-15) significant digits, as the nearest doubles to those
+    decimals (an integer divided by a power of ten), so JSON prints them that short."""
+    out = values.copy()
+    ok = np.isfinite(values) & (values != 0.0)
+    x = values[ok]
+    decimals = digits - 1 - np.floor(np.log10(np.abs(x))).astype(np.int64)
+    power = 10.0 ** np.abs(decimals)
+    up = decimals >= 0
+    out[ok] = np.where(up, np.round(x * power) / power, np.round(x / power) * power)
+    return out
+
+
+def _datetimes(micros: np.ndarray) -> list[datetime]:
+    """Aware UTC datetimes from epoch microseconds (pandas converts in C, exactly)."""
+    times: list[datetime] = pd.to_datetime(micros, unit="us", utc=True).to_pydatetime().tolist()
+    return times
 
 
 def _compute(
     keys: list[IndicatorKey], columns: list[dict[str, np.ndarray]], lows: list[datetime]
 ) -> list[IndicatorResult]:
     results = []
+    # Keys over the same bars share their columns, hence one list of times (built once).
+    times: dict[tuple[int, datetime], list[datetime]] = {}
     for key, cols, lo in zip(keys, columns, lows, strict=True):
-        spec = get_indicator(key.name)
         micros: np.ndarray = cols["time"]
+        start = int(np.searchsorted(micros, (lo - _EPOCH) // timedelta(microseconds=1)))
+        kept_times = times.get((id(cols), lo))
+        if kept_times is None:
+            kept_times = _datetimes(micros[start:])
+            times[(id(cols), lo)] = kept_times
+        if key.name == TIME_ONLY:
+            results.append(IndicatorResult(kept_times, {}, None))
+            continue
+        spec = get_indicator(key.name)
         data = {**cols, "time": micros // 1000}  # VWAP takes epoch milliseconds
         outputs = spec.compute(data, dict(key.params)) if len(micros) else {}
-        start = int(np.searchsorted(micros, (lo - _EPOCH) // timedelta(microseconds=1)))
-        kept_times = [_EPOCH + timedelta(microseconds=us) for us in micros[start:].tolist()]
+        if key.digits is not None:
+            outputs = {name: round_significant(arr, key.digits) for name, arr in outputs.items()}
         trimmed = {name: _nullable(arr[start:]) for name, arr in outputs.items()}
         first_valid = None
         if trimmed:

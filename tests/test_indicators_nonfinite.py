@@ -8,6 +8,8 @@ infinite: an infinity is a missing value, like NaN (`_common.valid_span`).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import numpy as np
 import pytest
 
@@ -39,10 +41,14 @@ def test_a_bad_bar_changes_nothing_before_it(name: str, at: int, bad: float) -> 
     data = inputs(N)
     prefix = {k: v[:at].copy() for k, v in data.items()}
     spoiled = {k: v.copy() for k, v in data.items()}
-    field = next(f for f in ("close", "volume", "high") if f in spec.inputs)
+    # TRANGE reads the previous close, not this bar's: spoil what it reads on this bar.
+    order = ("high",) if name == "TRANGE" else ("close", "volume", "high")
+    field = next(f for f in order if f in spec.inputs)
     spoiled[field][at] = bad
-    whole = spec.compute(spoiled)
-    before = spec.compute(prefix)
+    # Anchored VWAP: anchored on the first bar, so it has values from the start.
+    params = {"anchor": datetime(2024, 3, 3, 12, tzinfo=UTC)} if name == "ANCHORED_VWAP" else {}
+    whole = spec.compute(spoiled, params)
+    before = spec.compute(prefix, params)
     for out in spec.outputs:
         # Equal up to rounding (blocks fall differently on a shorter input), NaN where NaN.
         np.testing.assert_allclose(

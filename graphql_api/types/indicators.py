@@ -22,8 +22,21 @@ from graphql_api.context import Info
 from graphql_api.types.common import Interval
 from indicators import INDICATORS, Indicator, Param
 from loaders.buckets import NO_SPAN
-from loaders.indicators import IndicatorKey, IndicatorResult
+from loaders.indicators import TIME_ONLY, IndicatorKey, IndicatorResult
 from loaders.rows import StoredSeries
+
+#: Symbol.indicators' `significantDigits` argument.
+SIGNIFICANT_DIGITS = strawberry.argument(
+    description="Round every value to this many significant digits (1-15) for a smaller "
+    "response; null (the default) keeps full double precision."
+)
+MAX_DIGITS = 15
+
+#: The per-indicator `time` column: kept so that released clients keep working.
+_TIME_DOC = (
+    "Bar start times, oldest first. Kept for compatibility: `IndicatorSet.time` carries the "
+    "same column once for every indicator selected."
+)
 
 
 @strawberry.type(description="One indicator value at one bar.")
@@ -34,7 +47,7 @@ class IndicatorPoint:
 
 @strawberry.type(description="A single-line indicator over the requested bars, as columns.")
 class LineIndicator:
-    time: list[datetime] = strawberry.field(description="Bar start times, oldest first.")
+    time: list[datetime] = strawberry.field(description=_TIME_DOC)
     value: list[float | None] = strawberry.field(
         description="Values aligned with `time`; null where the indicator is not yet defined."
     )
@@ -47,32 +60,6 @@ class LineIndicator:
         return [IndicatorPoint(time=t, value=v) for t, v in zip(self.time, self.value, strict=True)]
 
 
-@strawberry.type(description="MACD: line, signal and histogram, as columns.")
-class MacdIndicator:
-    time: list[datetime] = strawberry.field(description="Bar start times, oldest first.")
-    macd: list[float | None] = strawberry.field(description="Fast EMA minus slow EMA.")
-    signal: list[float | None] = strawberry.field(description="EMA of the MACD line.")
-    histogram: list[float | None] = strawberry.field(description="MACD minus signal.")
-    valid_from: datetime | None = strawberry.field(description="First bar with all values.")
-
-
-@strawberry.type(description="Bollinger Bands (population standard deviation), as columns.")
-class BandsIndicator:
-    time: list[datetime] = strawberry.field(description="Bar start times, oldest first.")
-    upper: list[float | None] = strawberry.field(description="Middle + nbdevUp standard devs.")
-    middle: list[float | None] = strawberry.field(description="Simple moving average.")
-    lower: list[float | None] = strawberry.field(description="Middle - nbdevDown standard devs.")
-    valid_from: datetime | None = strawberry.field(description="First bar with all values.")
-
-
-@strawberry.type(description="Slow stochastic oscillator %K and %D, as columns.")
-class StochIndicator:
-    time: list[datetime] = strawberry.field(description="Bar start times, oldest first.")
-    k: list[float | None] = strawberry.field(description="Slow %K (0-100).")
-    d: list[float | None] = strawberry.field(description="Slow %D: moving average of %K.")
-    valid_from: datetime | None = strawberry.field(description="First bar with all values.")
-
-
 @strawberry.enum(description="Where VWAP accumulation restarts.")
 class VwapAnchor(enum.Enum):
     SESSION = strawberry.enum_value("session", description="At 00:00 UTC every day.")
@@ -81,7 +68,7 @@ class VwapAnchor(enum.Enum):
 
 @dataclass(frozen=True)
 class _Output:
-    """A GraphQL result type and, for each of its series fields, the registry output it shows."""
+    """A GraphQL result type and, for each of its series attributes, the registry output."""
 
     type: type
     fields: Mapping[str, str]
@@ -95,19 +82,33 @@ class _Output:
 
 _LINE = _Output(LineIndicator, {"value": "value"})
 
-#: Result types of the indicators with several outputs; one output named `value` needs none.
-_OUTPUTS = {
-    "MACD": _Output(
-        MacdIndicator, {"macd": "macd", "signal": "macdsignal", "histogram": "macdhist"}
-    ),
-    "BBANDS": _Output(
-        BandsIndicator, {"upper": "upperband", "middle": "middleband", "lower": "lowerband"}
-    ),
-    "STOCH": _Output(StochIndicator, {"k": "slowk", "d": "slowd"}),
-}
+
+def _result_type(spec: Indicator) -> _Output:
+    """The columns type of an indicator with several outputs, from its registry entry."""
+    annotations: dict[str, Any] = {"time": list[datetime]}
+    namespace: dict[str, Any] = {"time": strawberry.field(description=_TIME_DOC)}
+    fields = {}
+    for output, public, description in spec.output_fields:
+        attribute = f"out_{output}"
+        annotations[attribute] = list[float | None]
+        namespace[attribute] = strawberry.field(name=public, description=description)
+        fields[attribute] = output
+    annotations["valid_from"] = datetime | None
+    namespace["valid_from"] = strawberry.field(description="First bar with all values.")
+    namespace["__annotations__"] = annotations
+    cls = type(spec.type_name, (), namespace)
+    description = f"{spec.description} Columns aligned with `time`."
+    return _Output(strawberry.type(cls, description=description), fields)
+
+
+#: Result types of the indicators with several outputs, generated once from the registry.
+_OUTPUTS = {spec.name: _result_type(spec) for spec in INDICATORS.values() if spec.output_fields}
 
 #: Enums that describe each of their values; other choice parameters get a generated enum.
-_ENUMS: dict[tuple[str, str], type[enum.Enum]] = {("VWAP", "anchor"): VwapAnchor}
+_ENUMS: dict[tuple[str, str], type[enum.Enum]] = {
+    ("VWAP", "anchor"): VwapAnchor,
+    ("VWAP_BANDS", "anchor"): VwapAnchor,
+}
 
 
 def _output(spec: Indicator) -> _Output:
@@ -115,16 +116,20 @@ def _output(spec: Indicator) -> _Output:
         return _OUTPUTS[spec.name]
     if spec.outputs == ("value",):
         return _LINE
-    raise TypeError(f"{spec.name} has outputs {spec.outputs}: declare its result type in _OUTPUTS")
+    if spec.output_fields:
+        return _result_type(spec)
+    raise TypeError(f"{spec.name} has outputs {spec.outputs}: give it output_fields")
 
 
 def _argument(spec: Indicator, param: Param) -> tuple[Any, Any]:
-    """The GraphQL argument's type and default."""
+    """The GraphQL argument's type and default (`inspect.Parameter.empty`: required)."""
+    if param.required:
+        return param.kind, inspect.Parameter.empty
     if not param.choices:
         return param.kind, param.default
     choices = _ENUMS.get((spec.name, param.name))
     if choices is None:
-        name = capitalize_first(spec.name.lower()) + capitalize_first(
+        name = capitalize_first(to_camel_case(spec.name.lower())) + capitalize_first(
             to_camel_case(param.public_name)
         )
         generated = enum.Enum(name, {c.upper(): c for c in param.choices})  # type: ignore[misc]
@@ -137,8 +142,13 @@ def _plain(value: Any) -> Any:
 
 
 def field_name(spec: Indicator) -> str:
-    """The `IndicatorSet` field (Python name; GraphQL's is the same, all lower case)."""
+    """The `IndicatorSet` field's Python name (GraphQL's: `graphql_field_name`)."""
     return spec.name.lower()
+
+
+def graphql_field_name(spec: Indicator) -> str:
+    """The `IndicatorSet` field's GraphQL name: `plus_di` becomes `plusDi`."""
+    return to_camel_case(field_name(spec))
 
 
 def _field(spec: Indicator) -> StrawberryField:
@@ -211,6 +221,7 @@ class IndicatorSet:
     hi: strawberry.Private[datetime]
     rule: strawberry.Private[Rule | None] = None  # bucketing and calendar (bar_queries)
     adjust: strawberry.Private[Adjust | None] = None  # corporate actions applied (None: raw)
+    digits: strawberry.Private[int | None] = None
 
     async def _load(
         self, info: Info, spec: Indicator, params: dict[str, Any]
@@ -219,6 +230,10 @@ class IndicatorSet:
             checked = spec.validate(params)
         except ValueError as exc:
             raise BadUserInput(f"{spec.name}: {_public_names(str(exc), spec)}") from None
+        if self.digits is not None and not 1 <= self.digits <= MAX_DIGITS:
+            raise BadUserInput(
+                f"significantDigits must be between 1 and {MAX_DIGITS}, got {self.digits}"
+            )
         if self.base is None:
             return None
         key = IndicatorKey(
@@ -230,8 +245,29 @@ class IndicatorSet:
             self.base.version,
             spec.name,
             tuple(sorted(checked.items())),
+            self.digits,
             None if self.rule is None else self.rule.bucketing,
             NO_SPAN if self.rule is None else self.rule.span,
             self.adjust,
         )
         return await info.context.loaders.indicators.load(key)
+
+    @strawberry.field(
+        description="Bar start times, oldest first: the one time column that every indicator "
+        "selected here is aligned with (read with them, so it costs no extra query)."
+    )
+    async def time(self, info: Info) -> list[datetime]:
+        if self.base is None:
+            return []
+        key = IndicatorKey(
+            self.symbol_id,
+            self.base.timeframe,
+            CoreInterval(self.interval.value),
+            self.lo,
+            self.hi,
+            self.base.version,
+            TIME_ONLY,
+            (),
+        )
+        result = await info.context.loaders.indicators.load(key)
+        return result.time

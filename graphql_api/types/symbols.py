@@ -49,7 +49,7 @@ from graphql_api.types.common import (
     choice,
     global_id,
 )
-from graphql_api.types.indicators import IndicatorSet
+from graphql_api.types.indicators import SIGNIFICANT_DIGITS, IndicatorSet
 from graphql_api.types.sessions import TradingSession, trading_sessions
 from loaders.actions import MAX_DATE, MIN_DATE, ActionsKey
 from loaders.bars import BarKey, BarWindow
@@ -427,6 +427,7 @@ class Symbol(Node):
         alignment: AlignmentArg = Alignment.SESSION,
         adjustment: AdjustmentArg = Adjustment.RAW,
         as_of: AsOfArg = None,
+        significant_digits: Annotated[int | None, SIGNIFICANT_DIGITS] = None,
     ) -> IndicatorSet:
         core = interval.core
         base, lo, hi, rule = plan_indicators(
@@ -440,6 +441,7 @@ class Symbol(Node):
             hi=hi,
             rule=rule,
             adjust=adjust_of(adjustment, as_of),
+            digits=significant_digits,
         )
 
     @strawberry.field(

@@ -5,6 +5,8 @@ from typing import Any
 
 import numpy as np
 import strawberry
+from graphql import Undefined
+from strawberry.utils.str_converters import to_camel_case
 
 from graphql_api.types.indicators import LineIndicator, indicator_fields
 from indicators import INDICATORS, Indicator, Param
@@ -90,14 +92,26 @@ def test_the_served_schema_shows_the_registry() -> None:
     from graphql_api.schema import schema
 
     fields = schema._schema.type_map["IndicatorSet"].fields  # type: ignore[attr-defined]
-    assert [name for name in fields if name != "interval"] == [
-        spec.name.lower() for spec in INDICATORS.values()
-    ]
+    public = {spec.name: to_camel_case(spec.name.lower()) for spec in INDICATORS.values()}
+    assert [name for name in fields if name not in ("interval", "time")] == list(public.values())
     for spec in INDICATORS.values():
-        field = fields[spec.name.lower()]
+        field = fields[public[spec.name]]
         assert field.description == spec.description
         assert len(field.args) == len(spec.params)
         for param, (name, arg) in zip(spec.params, field.args.items(), strict=True):
             assert arg.description == param.description, (spec.name, name)
             default = arg.default_value
+            if param.required:
+                assert default is Undefined and str(arg.type).endswith("!"), (spec.name, name)
+                continue
             assert getattr(default, "value", default) == param.default, (spec.name, name)
+        # Several outputs: a generated type whose fields are the registry's output fields.
+        result_type = field.type.of_type
+        if spec.output_fields:
+            assert result_type.name == spec.type_name
+            names = [name for name in result_type.fields if name not in ("time", "validFrom")]
+            assert names == [public_name for _, public_name, _ in spec.output_fields]
+            for _, public_name, text in spec.output_fields:
+                assert result_type.fields[public_name].description == text
+        else:
+            assert result_type.name == "LineIndicator"
