@@ -5,6 +5,7 @@ PostgreSQL's max_connections, and the image's health check run against a real se
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import subprocess
@@ -265,3 +266,22 @@ def test_image_healthcheck_probes_healthz(dockerfile: str, server: int) -> None:
         closed = sock.getsockname()[1]
     down = subprocess.run(probe, env={"PORT": str(closed)}, capture_output=True, timeout=30)
     assert down.returncode != 0
+
+
+def test_the_image_compiles_the_indicator_kernels_into_numbas_cache(tmp_path: Path) -> None:
+    """The build step the Dockerfile runs fills a cache the runtime stage points numba at."""
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert "NUMBA_CACHE_DIR=/opt/numba-cache" in dockerfile
+    assert "python -m indicators.warm" in dockerfile
+    assert "COPY --from=build --chown=10001:10001 /opt/numba-cache /opt/numba-cache" in dockerfile
+    cache = tmp_path / "numba"
+    done = subprocess.run(
+        [sys.executable, "-m", "indicators.warm"],
+        cwd=tmp_path,
+        env={**os.environ, "NUMBA_CACHE_DIR": str(cache), "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    assert any(cache.rglob("*.nbi")), "no numba cache index written"
