@@ -48,6 +48,7 @@ class Fill(enum.Enum):
     """What a bucket with no stored bars becomes."""
 
     NONE = "NONE"  # left out
+    NULL = "NULL"  # present, with null prices (`prices`) and zero volume
     PREVIOUS = "PREVIOUS"  # present, all four prices equal to the previous close, zero volume
 
 
@@ -333,6 +334,22 @@ class Sessions:
             first = interval.bucket_end(first)
         d = first.date()
         return self._midnight(d)
+
+    def session_of(self, interval: Interval, start: datetime) -> tuple[datetime, datetime] | None:
+        """Regular open and close of the trading session(s) the bar starting at `start`
+        covers: the session of its local date (intraday), of its stamp's date (D1), or the
+        first open and last close of its week or month; None when it covers no session."""
+        if interval.is_intraday:
+            first = last = self._session(self._local_day(start))
+        else:
+            stamp = start.astimezone(UTC)
+            lo = int(np.searchsorted(self.days, stamp.date().toordinal()))
+            end = interval.bucket_end(interval.bucket_start(stamp)).date().toordinal()
+            hi = int(np.searchsorted(self.days, end)) - 1
+            first, last = (lo, hi) if hi >= lo else (None, None)
+        if first is None or last is None:
+            return None
+        return _dt(self.open[first]), _dt(self.close[last])
 
     def slots_before(
         self,

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from core.intervals import MAX_TS, MIN_TS
 from graphql_api.bar_queries import Rule
-from loaders.rows import BarRow, SeriesColumns, StoredSeries
+from loaders.rows import BarRow, Prices, SeriesColumns, StoredSeries
 
 PrevClose = Callable[[datetime], Awaitable[float | None]]
 _TINY = timedelta(microseconds=1)
@@ -33,6 +33,18 @@ class FilledRow(BarRow):
         return True
 
 
+class NullRow(FilledRow):
+    """A slot filled with `fill: NULL`: no prices (its non-null legacy price fields carry the
+    previous close, which released clients read as before)."""
+
+    __slots__ = ()
+
+    @property
+    def prices(self) -> Prices | None:
+        """None: nothing traded."""
+        return None
+
+
 def data_window(rule: Rule, base: StoredSeries) -> tuple[datetime, datetime]:
     """Bucket starts that can hold stored bars (see Rule.data_window)."""
     return rule.data_window(base)
@@ -43,11 +55,12 @@ def slots(rule: Rule, lo: datetime, hi: datetime, cap: int | None = None) -> lis
     return rule.slots(lo, hi, cap)
 
 
-def _filled(ts: datetime, close: float | None) -> FilledRow:
-    # PREVIOUS: all four prices equal the previous close; volume 0; a slot is never forming
-    # once a later bar exists, and filled slots only lie before the newest stored bar.
+def _filled(ts: datetime, close: float | None, null: bool = False) -> FilledRow:
+    # All four prices equal the previous close; volume 0; a slot is never forming once a
+    # later bar exists, and filled slots only lie before the newest stored bar. NULL differs
+    # only in `prices` (None).
     c = close if close is not None else float("nan")
-    return FilledRow._make((ts, c, c, c, c, 0.0, True))
+    return (NullRow if null else FilledRow)._make((ts, c, c, c, c, 0.0, True))
 
 
 async def fill_page(
@@ -58,6 +71,7 @@ async def fill_page(
     window: tuple[datetime, datetime],
     rule: Rule,
     prev_close: PrevClose,
+    null: bool = False,
 ) -> tuple[list[BarRow], bool]:
     """The page with its empty slots filled, in walk order, and whether more follow."""
     lo, hi = window
@@ -90,7 +104,7 @@ async def fill_page(
             close = await prev_close(t)
         if close is None:
             continue  # no bar before it: nothing to carry forward
-        out.append(_filled(t, close))
+        out.append(_filled(t, close, null))
     if descending:
         out.reverse()
     return out, more

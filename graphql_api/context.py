@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.fastapi import BaseContext
 from strawberry.types import Info as _Info
 
+from core.intervals import Interval as CoreInterval
 from core.settings import Settings
 from loaders import Loaders
 
@@ -30,6 +31,10 @@ class Context(BaseContext):
         self.read_engine = read_engine or engine
         self.loaders = loaders
         self.extras: dict[str, Any] = {}
+        #: Calendar of each bar row this request serves from an exchange calendar, by the
+        #: row's id(): what `Bar.sessionOpen`/`sessionClose` read (rows are shared tuples
+        #: that carry no calendar of their own).
+        self.bar_calendars: dict[int, tuple[str, CoreInterval]] = {}
 
 
 Info = _Info[Context, None]

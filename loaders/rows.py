@@ -51,6 +51,15 @@ class SymbolRow:
         return min(candidates, key=lambda s: s.timeframe.seconds)
 
 
+class Prices(NamedTuple):
+    """A bar's four prices."""
+
+    open: float
+    high: float
+    low: float
+    close: float
+
+
 class BarRow(NamedTuple):
     """One bar, stored or resampled; `closed` is False for a bucket still forming.
 
@@ -75,6 +84,11 @@ class BarRow(NamedTuple):
     def filled(self) -> bool:
         """Whether this bar stands for a slot where nothing traded (graphql_api.bar_fill)."""
         return False
+
+    @property
+    def prices(self) -> Prices | None:
+        """The bar's prices as one nullable value (null for a slot filled with `fill: NULL`)."""
+        return Prices(self[1], self[2], self[3], self[4])
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,18 +2,55 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 import strawberry
 
 from core.bar import bar_field
+from core.calendars import sessions
 from core.intervals import Interval as CoreInterval
 from graphql_api.context import Info
 from graphql_api.cursors import bar_cursor
 from graphql_api.types.common import Interval, PageInfo
 from loaders.bars import CountKey
-from loaders.rows import BarRow
+from loaders.buckets import UTC_DAY_CALENDARS
+from loaders.rows import BarRow, SeriesColumns
+
+
+@strawberry.type(description="A bar's four prices.")
+class BarPrices:
+    open: float = strawberry.field(description=bar_field("open").description)
+    high: float = strawberry.field(description=bar_field("high").description)
+    low: float = strawberry.field(description=bar_field("low").description)
+    close: float = strawberry.field(description=bar_field("close").description)
+
+
+@strawberry.type(
+    description="Price columns that may hold nulls: null where a slot was filled with "
+    "`fill: NULL` (nothing traded); otherwise the series' own prices."
+)
+class SeriesPrices:
+    open: list[float | None] = strawberry.field(description="Open prices, aligned with `time`.")
+    high: list[float | None] = strawberry.field(description="High prices, aligned with `time`.")
+    low: list[float | None] = strawberry.field(description="Low prices, aligned with `time`.")
+    close: list[float | None] = strawberry.field(description="Close prices, aligned with `time`.")
+
+
+def series_prices(cols: SeriesColumns, null_where: list[bool] | None) -> SeriesPrices:
+    """The nullable price columns of a series: None where `null_where` is true."""
+
+    def column(values: list[float]) -> list[float | None]:
+        if null_where is None:
+            return list(values)
+        return [None if gap else v for v, gap in zip(values, null_where, strict=True)]
+
+    return SeriesPrices(
+        open=column(cols.open),
+        high=column(cols.high),
+        low=column(cols.low),
+        close=column(cols.close),
+    )
 
 
 @strawberry.type(description="One OHLCV bar.")
@@ -34,6 +71,50 @@ class Bar:
         description="True for a slot where nothing traded, added by `fill` (its prices are "
         "the previous close and its volume 0).",
     )
+    prices: BarPrices | None = strawberry.field(
+        default=None,
+        description="The four prices as one value: null for a slot filled with `fill: NULL`, "
+        "where nothing traded (`open`…`close`, non-null for released clients, then repeat "
+        "the previous close); otherwise equal to them.",
+    )
+
+    @strawberry.field(
+        description="Regular open of the trading session this bar belongs to (a week's or "
+        "month's first), from the symbol's exchange calendar: what a daily bar stamped "
+        "00:00 UTC of its trading date really spans. Null on 24/7 and FX calendars, for a "
+        "bar outside every session, and in `barUpdates`."
+    )
+    def session_open(self, info: Info) -> datetime | None:
+        bounds = _session_bounds(self, info)
+        return None if bounds is None else bounds[0]
+
+    @strawberry.field(
+        description="Regular close of the trading session this bar belongs to (a week's or "
+        "month's last; early on a half day). Null where `sessionOpen` is."
+    )
+    def session_close(self, info: Info) -> datetime | None:
+        bounds = _session_bounds(self, info)
+        return None if bounds is None else bounds[1]
+
+
+def _session_bounds(bar: object, info: Info) -> tuple[datetime, datetime] | None:
+    """The session instants of a served bar row (graphql_api.context.bar_calendars)."""
+    entry = info.context.bar_calendars.get(id(bar))
+    if entry is None:
+        return None
+    calendar, interval = entry
+    return sessions(calendar).session_of(interval, bar.ts)  # type: ignore[attr-defined]
+
+
+def register_rows(
+    info: Info, calendar: str, interval: CoreInterval, rows: Iterable[object]
+) -> None:
+    """Note the calendar of rows served from an exchange calendar, for `Bar.sessionOpen`."""
+    if calendar in UTC_DAY_CALENDARS:
+        return
+    served = info.context.bar_calendars
+    for row in rows:
+        served[id(row)] = (calendar, interval)
 
 
 @strawberry.type(description="A bar and its cursor.")
@@ -101,6 +182,12 @@ class BarSeries:
         default_factory=list,
         description="True for each slot where nothing traded, added by `fill` (all false "
         "without it).",
+    )
+    prices: SeriesPrices | None = strawberry.field(
+        default=None,
+        description="The price columns with null where a slot was filled with `fill: NULL` "
+        "(the non-null columns above, kept for released clients, repeat the previous close "
+        "there).",
     )
 
 

@@ -103,6 +103,13 @@ class Alignment(enum.Enum):
 @strawberry.enum(description="What a bucket with no stored bars becomes.")
 class Fill(enum.Enum):
     NONE = strawberry.enum_value("NONE", description="Left out (the default).")
+    NULL = strawberry.enum_value(
+        "NULL",
+        description="A bar for every slot of trading hours, as PREVIOUS, where nothing traded "
+        "with null prices: `Bar.prices` null and null in the `BarSeries.prices` columns, "
+        "volume 0, `filled` true. (`open`…`close` are non-null for released clients: they "
+        "repeat the previous close there.)",
+    )
     PREVIOUS = strawberry.enum_value(
         "PREVIOUS",
         description="A bar for every slot of trading hours (the `session` chosen; never on a "

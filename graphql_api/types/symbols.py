@@ -33,7 +33,10 @@ from graphql_api.types.bars import (
     BarEdge,
     BarSeries,
     RowEdge,
+    SeriesPrices,
     empty_connection,
+    register_rows,
+    series_prices,
 )
 from graphql_api.types.common import (
     Adjustment,
@@ -276,7 +279,7 @@ class Symbol(Node):
         loaded = await info.context.loaders.bar_page.load(plan.key)
         walked, has_more = loaded.rows, loaded.has_more
         slot_count = None
-        if fill.core == CoreFill.PREVIOUS:
+        if fill.core != CoreFill.NONE:
             base = self.row.base_for(core)
             assert base is not None  # plan_bars found it
             rule = plan.rule
@@ -296,9 +299,11 @@ class Symbol(Node):
                 (lo, hi),
                 rule,
                 _prev_close(info, self.row, base, rule, plan_adjust),
+                null=fill.core == CoreFill.NULL,
             )
             slot_count = lambda: rule.count_slots(*whole)  # noqa: E731
         rows = walked[::-1] if plan.reverse else walked
+        register_rows(info, self.row.calendar, core, rows)
         # Loaded rows stand in for Bar objects (same attribute names): building two
         # Strawberry objects per bar cost more than the rest of the request's Python work.
         symbol_id = self.row.id
@@ -333,6 +338,7 @@ class Symbol(Node):
         page = await info.context.loaders.bar_page.load(key)
         if not page.rows:
             return None
+        register_rows(info, self.row.calendar, core, page.rows[:1])
         return cast(Bar, page.rows[0])
 
     @strawberry.field(
@@ -374,7 +380,7 @@ class Symbol(Node):
             info.context.settings,
             info.context.loaders.bucket_count.load,
             choice(session, alignment),
-            fill.core == CoreFill.PREVIOUS,
+            fill.core != CoreFill.NONE,
             adjust,
         )
         if planned is None:
@@ -385,11 +391,12 @@ class Symbol(Node):
                 **{f.graphql: [] for f in BAR_FIELDS},
                 closed=[],
                 filled=[],
+                prices=SeriesPrices(open=[], high=[], low=[], close=[]),
             )
         key, rule = planned
         cols = await info.context.loaders.series.load(key)
         filled = [False] * len(cols.ts)
-        if fill.core == CoreFill.PREVIOUS:
+        if fill.core != CoreFill.NONE:
             base = self.row.base_for(key.base)
             assert base is not None  # plan_series found it
             window = clip(from_, to, data_window(rule, base))
@@ -403,6 +410,7 @@ class Symbol(Node):
             **{f.graphql: getattr(cols, f.name) for f in BAR_FIELDS},
             closed=cols.closed,
             filled=filled,
+            prices=series_prices(cols, filled if fill.core == CoreFill.NULL else None),
         )
 
     @strawberry.field(

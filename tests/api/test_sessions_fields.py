@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import pandas_market_calendars as mcal
 
@@ -43,3 +45,40 @@ def test_a_24_7_calendar_has_every_day_and_wide_ranges_are_refused(gql: GraphQL)
     wide = gql(SESSIONS, {"t": "COINX", "from": "1990-01-01", "to": "2025-01-01"})
     assert wide["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert "at most" in wide["errors"][0]["message"]
+
+
+INSTANTS = """query($t: String!, $i: Interval!, $from: DateTime!, $to: DateTime!) {
+  symbol(ticker: $t) {
+    bars(interval: $i, from: $from, to: $to, order: OLDEST_FIRST, first: 200) {
+      nodes { time sessionOpen sessionClose } }
+    latestBar(interval: $i) { time sessionOpen sessionClose } } }"""
+
+
+def _instants(gql: GraphQL, ticker: str, interval: str, start: str, end: str) -> Any:
+    return gql(INSTANTS, {"t": ticker, "i": interval, "from": start, "to": end})["data"]["symbol"]
+
+
+def test_bars_expose_the_session_they_belong_to(gql: GraphQL) -> None:
+    schedule = mcal.get_calendar("NYSE").schedule("2024-11-25", "2024-12-06")
+    by_date = {d.date().isoformat(): r for d, r in schedule.iterrows()}
+    daily = _instants(gql, "UMBRL", "D1", "2024-11-25T00:00:00Z", "2024-12-07T00:00:00Z")
+    assert daily["bars"]["nodes"]
+    for bar in daily["bars"]["nodes"]:
+        row = by_date[bar["time"][:10]]
+        assert pd.Timestamp(bar["sessionOpen"]) == row["market_open"]
+        assert pd.Timestamp(bar["sessionClose"]) == row["market_close"]
+    half = next(b for b in daily["bars"]["nodes"] if b["time"].startswith("2024-11-29"))
+    assert pd.Timestamp(half["sessionClose"]) == pd.Timestamp("2024-11-29T18:00:00Z")
+    assert daily["latestBar"]["sessionOpen"] == daily["bars"]["nodes"][-1]["sessionOpen"]
+    hourly = _instants(gql, "UMBRL", "H1", "2024-11-29T00:00:00Z", "2024-11-30T00:00:00Z")
+    assert {b["sessionOpen"] for b in hourly["bars"]["nodes"]} == {half["sessionOpen"]}
+    weekly = _instants(gql, "UMBRL", "W1", "2024-11-25T00:00:00Z", "2024-12-02T00:00:00Z")
+    (week,) = weekly["bars"]["nodes"]
+    assert pd.Timestamp(week["sessionOpen"]) == by_date["2024-11-25"]["market_open"]
+    assert pd.Timestamp(week["sessionClose"]) == by_date["2024-11-29"]["market_close"]
+    # Stored daily bars of an exchange calendar too (AAPL on XNAS); none on 24/7.
+    apple = _instants(gql, "AAPL", "D1", "2013-02-25T00:00:00Z", "2013-02-26T00:00:00Z")
+    (bar,) = apple["bars"]["nodes"]
+    assert bar["sessionOpen"] == "2013-02-25T14:30:00+00:00"
+    coin = _instants(gql, "COINX", "D1", "2024-11-30T00:00:00Z", "2024-12-01T00:00:00Z")
+    assert [b["sessionOpen"] for b in coin["bars"]["nodes"]] == [None]
