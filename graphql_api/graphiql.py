@@ -110,7 +110,7 @@ query MarketTour {
       from: "2024-11-26T00:00:00Z"
       to: "2024-12-03T00:00:00Z"
     ) {
-      nodes { time open close volume }
+      nodes { time sessionOpen sessionClose open close volume }
     }
     extended: bars(
       interval: D1
