@@ -11,6 +11,8 @@ from core.calendars import (
     ALWAYS_OPEN,
     DEFAULT_BUCKETS,
     Buckets,
+    SessionKind,
+    Sessions,
     calendar_timezone,
     default_session,
     sessions,
@@ -32,6 +34,20 @@ class Rule:
 
     bucketing: Bucketing
     span: Span
+    calendar: str = ALWAYS_OPEN  # the symbol's calendar: where gap-fill slots come from
+    kind: SessionKind = SessionKind.ALL  # the hours asked for (before `bucketing` simplifies)
+
+    def _slotting(self) -> tuple[Sessions, SessionKind, bool]:
+        """The calendar, hours and alignment that slots follow."""
+        b = self.bucketing
+        if b.needs_calendar:
+            return sessions(self.span.calendar), b.kind, b.aligned
+        if b.base.is_intraday:
+            # A 24/7 market, or every hour on the UTC grid: any grid slot.
+            return sessions(ALWAYS_OPEN), b.kind, b.aligned
+        # Stored daily bars are read unfiltered, but their slots are the calendar's trading
+        # dates (no bar on a weekend or holiday), stamped like the bars.
+        return sessions(self.calendar), self.kind, True
 
     @property
     def aligned(self) -> bool:
@@ -59,21 +75,18 @@ class Rule:
 
     def slots(self, lo: datetime, hi: datetime, cap: int | None = None) -> list[datetime]:
         """Starts of the buckets of trading hours in [lo, hi), oldest first (at most `cap`)."""
-        b = self.bucketing
-        cal = sessions(self.span.calendar if b.needs_calendar else ALWAYS_OPEN)
-        return cal.slots(b.interval, b.kind, lo, hi, b.aligned, cap)
+        cal, kind, aligned = self._slotting()
+        return cal.slots(self.bucketing.interval, kind, lo, hi, aligned, cap)
 
     def slots_before(self, lo: datetime, hi: datetime, count: int) -> list[datetime]:
         """The newest `count` bucket starts of trading hours in [lo, hi), oldest first."""
-        b = self.bucketing
-        cal = sessions(self.span.calendar if b.needs_calendar else ALWAYS_OPEN)
-        return cal.slots_before(b.interval, b.kind, lo, hi, b.aligned, count)
+        cal, kind, aligned = self._slotting()
+        return cal.slots_before(self.bucketing.interval, kind, lo, hi, aligned, count)
 
     def count_slots(self, lo: datetime, hi: datetime) -> int:
         """How many bucket starts of trading hours lie in [lo, hi)."""
-        b = self.bucketing
-        cal = sessions(self.span.calendar if b.needs_calendar else ALWAYS_OPEN)
-        return cal.count_slots(b.interval, b.kind, lo, hi, b.aligned)
+        cal, kind, aligned = self._slotting()
+        return cal.count_slots(self.bucketing.interval, kind, lo, hi, aligned)
 
     def data_window(self, base: StoredSeries) -> tuple[datetime, datetime]:
         """Bucket starts that can hold stored bars: [bucket of the first bar, newest end)."""
@@ -107,12 +120,12 @@ def rule_for(
     kind = choice.kind or default_session(cal)
     b = bucketing(cal, base.timeframe, interval, kind, choice.aligned)
     if not b.needs_calendar:
-        return Rule(b, NO_SPAN)
+        return Rule(b, NO_SPAN, cal, kind)
     lo = max(start or base.first_ts, base.first_ts)
     hi = min(end or stored_end(base), stored_end(base))
     if hi < lo:
         hi = lo
-    return Rule(b, span(cal, calendar_timezone(cal), lo, hi))
+    return Rule(b, span(cal, calendar_timezone(cal), lo, hi), cal, kind)
 
 
 #: Interval ladder the series walks up when a range holds too many points.

@@ -82,3 +82,19 @@ def test_bars_expose_the_session_they_belong_to(gql: GraphQL) -> None:
     assert bar["sessionOpen"] == "2013-02-25T14:30:00+00:00"
     coin = _instants(gql, "COINX", "D1", "2024-11-30T00:00:00Z", "2024-12-01T00:00:00Z")
     assert [b["sessionOpen"] for b in coin["bars"]["nodes"]] == [None]
+
+
+def test_filling_stored_daily_bars_follows_the_trading_dates(gql: GraphQL) -> None:
+    """AAPL's daily bars are stored (never filtered), but a fill must not add weekends or
+    holidays: its slots are the calendar's trading dates (Christmas 2012 and New Year)."""
+    query = """{ symbol(ticker: "AAPL") {
+        bars(interval: D1, fill: PREVIOUS, order: OLDEST_FIRST, first: 50,
+             from: "2012-12-20T00:00:00Z", to: "2013-01-03T00:00:00Z") {
+          totalCount nodes { time filled } } } }"""
+    bars = gql(query)["data"]["symbol"]["bars"]
+    want = mcal.get_calendar("NASDAQ").schedule("2012-12-20", "2013-01-02")
+    dates = [d.date().isoformat() for d in want.index]
+    assert [n["time"][:10] for n in bars["nodes"]] == dates
+    assert "2012-12-25" not in dates and "2012-12-22" not in dates
+    assert bars["totalCount"] == len(dates)
+    assert not any(n["filled"] for n in bars["nodes"])  # the stored history has every one
