@@ -192,9 +192,6 @@ def _tz_name(code: str) -> str:
     return str(cal.tz.key if hasattr(cal.tz, "key") else cal.tz)
 
 
-_US = 1_000_000
-
-
 def _us(ts: datetime) -> int:
     return (ts - _EPOCH) // timedelta(microseconds=1)
 
@@ -410,9 +407,7 @@ class Sessions:
         step = timedelta(seconds=interval.seconds)
         while day <= end_day and (cap is None or len(out) < cap):
             parts = self.parts(day, kind)
-            if not parts:
-                pass
-            elif not interval.is_intraday:
+            if parts and not interval.is_intraday:
                 # Aligned: stamped by trading date. UTC grid: the UTC days the hours touch.
                 if aligned:
                     dates = [day]

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from core.intervals import MAX_TS, MIN_TS
 from graphql_api.bar_queries import Rule
-from loaders.rows import BarRow, Prices, SeriesColumns, StoredSeries
+from loaders.rows import BarRow, Prices, SeriesColumns
 
 PrevClose = Callable[[datetime], Awaitable[float | None]]
 _TINY = timedelta(microseconds=1)
@@ -43,16 +43,6 @@ class NullRow(FilledRow):
     def prices(self) -> Prices | None:
         """None: nothing traded."""
         return None
-
-
-def data_window(rule: Rule, base: StoredSeries) -> tuple[datetime, datetime]:
-    """Bucket starts that can hold stored bars (see Rule.data_window)."""
-    return rule.data_window(base)
-
-
-def slots(rule: Rule, lo: datetime, hi: datetime, cap: int | None = None) -> list[datetime]:
-    """Slot starts in [lo, hi), oldest first (see Rule.slots)."""
-    return rule.slots(lo, hi, cap)
 
 
 def _filled(ts: datetime, close: float | None, null: bool = False) -> FilledRow:
@@ -87,7 +77,7 @@ async def fill_page(
         more = len(found) > limit or has_more
         chosen = found[::-1][:limit]
     else:
-        found = slots(rule, lo, hi, limit + 1)
+        found = rule.slots(lo, hi, limit + 1)
         more = len(found) > limit or has_more
         chosen = found[:limit]
     chosen.sort()
@@ -119,7 +109,7 @@ async def fill_series(
     """The series with a bar for every slot in `window` (PREVIOUS fill), and which bars
     were filled."""
     lo, hi = window
-    found = slots(rule, lo, hi)
+    found = rule.slots(lo, hi)
     index = {t: i for i, t in enumerate(cols.ts)}
     ts: list[datetime] = []
     o: list[float] = []

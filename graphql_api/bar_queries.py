@@ -137,15 +137,6 @@ def stored_end(series: StoredSeries) -> datetime:
     return series.timeframe.bucket_end(series.last_ts)
 
 
-def bucket_range(
-    interval: Interval, stored: bool, start: datetime | None, end: datetime | None
-) -> tuple[datetime, datetime]:
-    """Base-row bounds [lo, hi) of the buckets whose start lies in [start, end)."""
-    lo = MIN_TS if start is None else (start if stored else align_up(interval, start))
-    hi = MAX_TS if end is None else (end if stored else align_up(interval, end))
-    return lo, hi
-
-
 @dataclass(frozen=True)
 class BarPlan:
     """A bars page to load: the key, and whether the loaded rows must be reversed."""

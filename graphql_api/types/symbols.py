@@ -14,7 +14,7 @@ from core.calendars import Buckets, default_session, trading_hours
 from core.calendars import Fill as CoreFill
 from core.errors import BadUserInput
 from core.intervals import MIN_TS
-from graphql_api.bar_fill import clip, data_window, fill_page, fill_series
+from graphql_api.bar_fill import clip, fill_page, fill_series
 from graphql_api.bar_queries import (
     Rule,
     plan_bars,
@@ -283,7 +283,7 @@ class Symbol(Node):
             base = self.row.base_for(core)
             assert base is not None  # plan_bars found it
             rule = plan.rule
-            whole = clip(from_, to, data_window(rule, base))
+            whole = clip(from_, to, rule.data_window(base))
             a_ts, b_ts = plan.after_ts, plan.before_ts
             older_than, newer_than = (a_ts, b_ts) if newest_first else (b_ts, a_ts)
             lo, hi = whole
@@ -399,7 +399,7 @@ class Symbol(Node):
         if fill.core != CoreFill.NONE:
             base = self.row.base_for(key.base)
             assert base is not None  # plan_series found it
-            window = clip(from_, to, data_window(rule, base))
+            window = clip(from_, to, rule.data_window(base))
             cols, filled = await fill_series(
                 cols, window, rule, _prev_close(info, self.row, base, rule, adjust)
             )
