@@ -13,7 +13,6 @@ documents sent as GET requests, so the response cache and ETags apply to them (d
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import html
 import json
@@ -23,6 +22,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import HTMLResponse
 
 from graphql_api.graphiql import VendoredFiles
+from graphql_api.static_assets import fingerprint
 
 STATIC_DIR = Path(__file__).parent / "static" / "chart"
 STATIC_PREFIX = "/chart-static"
@@ -85,13 +85,9 @@ _MISSING = """\
 """
 
 
-@functools.cache
 def _asset(name: str) -> tuple[str, str]:
-    """(content-hash version, SRI value) of a file under static/chart; read once per process."""
-    data = (STATIC_DIR / name).read_bytes()
-    version = hashlib.sha256(data).hexdigest()[:16]
-    integrity = "sha384-" + base64.b64encode(hashlib.sha384(data).digest()).decode()
-    return version, integrity
+    """(content-hash version, SRI value) of a file under static/chart."""
+    return fingerprint(STATIC_DIR / name)
 
 
 def _url(name: str, static_url: str) -> str:

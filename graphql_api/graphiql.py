@@ -11,7 +11,6 @@ Content-Security-Policy that allows scripts, styles and connections from this or
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import html
 import json
@@ -22,6 +21,8 @@ from fastapi import FastAPI
 from starlette.responses import Response
 from starlette.staticfiles import PathLike, StaticFiles
 from starlette.types import Scope
+
+from graphql_api.static_assets import fingerprint
 
 STATIC_DIR = Path(__file__).parent / "static" / "graphiql"
 STATIC_PREFIX = "/graphiql-static"
@@ -294,13 +295,9 @@ _FAVICON = (
 )
 
 
-@functools.cache
 def _asset(name: str) -> tuple[str, str]:
-    """(content-hash version, SRI value) of a vendored file; read once per process."""
-    data = (STATIC_DIR / name).read_bytes()
-    version = hashlib.sha256(data).hexdigest()[:16]
-    integrity = "sha384-" + base64.b64encode(hashlib.sha384(data).digest()).decode()
-    return version, integrity
+    """(content-hash version, SRI value) of a vendored file."""
+    return fingerprint(STATIC_DIR / name)
 
 
 def _asset_tag(name: str, static_url: str) -> str:
