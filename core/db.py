@@ -41,6 +41,7 @@ def create_engine(settings: Settings, *, pool: bool = True, url: URL | None = No
             "statement_timeout": str(settings.statement_timeout_ms),
             "application_name": "market-graphql",
             "timezone": "UTC",
+            "plan_cache_mode": settings.plan_cache_mode,
         },
         # asyncpg's prepared-statement cache breaks behind PgBouncer in transaction mode;
         # we keep it (much faster) and document the PgBouncer setting instead.

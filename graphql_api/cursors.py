@@ -87,13 +87,29 @@ def bar_cursor(symbol_id: int, interval: Interval, ts: datetime) -> str:
     return binascii.b2a_base64(raw, newline=False).translate(_URLSAFE).rstrip(b"=").decode()
 
 
+def decode_bar_cursor(cursor: str) -> tuple[int, str, int]:
+    """A bar cursor's symbol id, interval code and start in microseconds since 1970, the
+    start checked to lie in the stored time range; BadUserInput for anything else."""
+    match = _BAR_VALUE.fullmatch(_decode(cursor, "bar"))
+    if match is None:
+        raise BadUserInput(f"malformed cursor {cursor!r}")
+    symbol, code, micros = match.groups()
+    try:
+        ts = _EPOCH + timedelta(microseconds=int(micros))
+    except (ValueError, OverflowError):
+        raise BadUserInput(f"malformed cursor {cursor!r}") from None
+    if not EARLIEST <= ts < LATEST:
+        raise BadUserInput(f"cursor {cursor!r} points outside the stored time range")
+    return int(symbol), code, int(micros)
+
+
 def parse_bar_cursor(cursor: str, symbol_id: int, interval: Interval) -> datetime:
     """The bar start a cursor points at; it must come from the same symbol's list at the same
     interval."""
     match = _BAR_VALUE.fullmatch(_decode(cursor, "bar"))
     if match is None:
         raise BadUserInput(f"malformed cursor {cursor!r}")
-    symbol, code, micros = match.groups()
+    symbol, code, _ = match.groups()
     if symbol != str(symbol_id):
         raise BadUserInput(
             f"cursor {cursor!r} belongs to another symbol: a bar cursor pages only the `bars` "
@@ -103,10 +119,5 @@ def parse_bar_cursor(cursor: str, symbol_id: int, interval: Interval) -> datetim
         raise BadUserInput(
             f"cursor {cursor!r} was issued for interval {code}, not {interval.value}"
         )
-    try:
-        ts = _EPOCH + timedelta(microseconds=int(micros))
-    except (ValueError, OverflowError):
-        raise BadUserInput(f"malformed cursor {cursor!r}") from None
-    if not EARLIEST <= ts < LATEST:
-        raise BadUserInput(f"cursor {cursor!r} points outside the stored time range")
-    return ts
+    _, _, at = decode_bar_cursor(cursor)
+    return _EPOCH + timedelta(microseconds=at)

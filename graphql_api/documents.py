@@ -46,6 +46,9 @@ class CachedDocument:
     document: DocumentNode
     size: int
     validation: dict[Any, list[GraphQLError]] = field(default_factory=dict)
+    #: Compiled plans by operation name (graphql_api/compiled.py), None where none applies.
+    #: Not counted in `size`: a plan holds references into the document and a few closures.
+    plans: dict[str | None, Any] = field(default_factory=dict)
 
 
 class DocumentCache:

@@ -43,12 +43,15 @@ from core.replicas import ReadRouter, run_read
 from core.reqstats import note_outcome, note_request
 from core.settings import Settings
 from graphql_api.auth import KeyStore, Principal, Scope
+from graphql_api.compiled import Decline, Plan, compile_plan
+from graphql_api.documents import CachedDocument
 from graphql_api.error_format import classify, format_error
 from graphql_api.limits import LimitError, Limits
 from graphql_api.persisted import PersistedQueries, PersistedQueryError
 from graphql_api.ratelimit import Decision, RateLimiter
 from graphql_api.response_cache import data_version, etag, matches
 from graphql_api.telemetry import observe_request
+from loaders.sql import fetch
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +102,8 @@ class Outcome:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     raw: bytes | None = None
+    #: Answered by a compiled plan (graphql_api/compiled.py), said in Server-Timing.
+    compiled: bool = False
 
 
 def _accepted_media_type(accept: str | None) -> str | None:
@@ -260,6 +265,7 @@ class RequestInfo:
     request_id: str
     media_type: str
     principal: Principal
+    entry: CachedDocument | None = None
     document: DocumentNode | None = None
     operation: OperationDefinitionNode | None = None
     cost: int = 0
@@ -346,7 +352,10 @@ class GraphQLEndpoint:
         headers = {"x-request-id": request_id, **outcome.headers}
         if started is not None:
             # Server-Timing lets clients and benchmarks see time spent here, network excluded.
-            headers["server-timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.3f}"
+            timing = f"app;dur={(time.perf_counter() - started) * 1000:.3f}"
+            headers["server-timing"] = (
+                timing + ', plan;desc="compiled"' if outcome.compiled else timing
+            )
         if outcome.status == 304:
             return Response(status_code=304, headers=headers)
         content = outcome.raw if outcome.raw is not None else orjson.dumps(outcome.body)
@@ -425,7 +434,7 @@ class GraphQLEndpoint:
             ) from None
         document = entry.document
         operation = operation_of(document, params.operation_name)
-        info.document, info.operation = document, operation
+        info.entry, info.document, info.operation = entry, document, operation
         self._authorize(request, operation, principal, document)
         info.cost = self.limits.check(entry, operation, params.variables, principal)
         if self.limiter is not None:
@@ -542,6 +551,7 @@ class GraphQLEndpoint:
         outcome.headers.update(headers)
         if outcome.status == 200 and outcome.body is not None and "errors" not in outcome.body:
             outcome.raw = orjson.dumps(outcome.body)
+        if outcome.status == 200 and outcome.raw is not None:
             await self.cache.set_many({key: outcome.raw}, RESPONSE_TTL)
         return outcome
 
@@ -561,6 +571,10 @@ class GraphQLEndpoint:
     async def _execute_uncached(
         self, request: Request, params: Params, info: RequestInfo
     ) -> Outcome:
+        if self.settings.compiled_plans:
+            planned = await self._run_plan(request, params, info)
+            if planned is not None:
+                return planned
         context = await self.context_factory(request, info.principal)
         allowed = (
             {StrawberryOperation.QUERY}
@@ -600,6 +614,72 @@ class GraphQLEndpoint:
             body["errors"] = errors
         body["extensions"] = {"cost": info.cost}
         return Outcome(body)
+
+    def _plan(self, info: RequestInfo) -> Plan | None:
+        """The operation's compiled plan, made on its first request (None: no plan fits)."""
+        entry, operation = info.entry, info.operation
+        if entry is None or operation is None or operation.operation != OperationType.QUERY:
+            return None
+        name = operation.name.value if operation.name else None
+        if name in entry.plans:
+            plan: Plan | None = entry.plans[name]
+            return plan
+        plan = compile_plan(self.schema._schema, entry.document, operation)
+        entry.plans[name] = plan
+        return plan
+
+    async def _run_plan(
+        self, request: Request, params: Params, info: RequestInfo
+    ) -> Outcome | None:
+        """The answer of the operation's compiled plan; None where the resolvers must answer
+        (no plan, values outside it, a symbol it does not cover, or a failed statement,
+        whose error the resolvers then report in their own way)."""
+        plan = self._plan(info)
+        if plan is None:
+            return None
+        try:
+            sql, args = plan.statement(params.variables, self.settings)
+        except Decline:
+            return None
+        if plan.declined(args):
+            return None
+        engine = getattr(request.state, "read_engine", None) or self.engine
+        assert engine is not None
+        try:
+            rows = await fetch(engine, sql, *args)
+        except Exception as exc:
+            log.debug("compiled plan failed, answering through the resolvers: %r", exc)
+            return None
+        data, ok = rows[0]
+        if not ok:
+            plan.note_declined(args)
+            return None
+        if self.reference_schema is not None:
+            await self._verify_plan(request, params, info, data)
+        body = b'{"data":' + data.encode() + b',"extensions":{"cost":%d}}' % info.cost
+        return Outcome(None, raw=body, compiled=True)
+
+    async def _verify_plan(
+        self, request: Request, params: Params, info: RequestInfo, data: str
+    ) -> None:
+        """Fail loudly when the plan's data differs from the reference path's (parsed JSON:
+        floats compare equal, number formatting does not count)."""
+        assert self.reference_schema is not None
+        context = await self.context_factory(request, info.principal)
+        reference = await self.reference_schema.execute(
+            params.query,
+            variable_values=params.variables,
+            context_value=context,
+            operation_name=params.operation_name,
+        )
+        planned = orjson.loads(data)
+        if reference.errors or planned != reference.data:
+            raise AssertionError(
+                "compiled plan and reference path differ:\n"
+                f"plan:      {data[:2000]!r}\n"
+                f"reference: {orjson.dumps(reference.data)[:2000]!r} "
+                f"errors: {reference.errors!r}"
+            )
 
 
 #: The request header naming the data version a read must see (also `extensions.minVersion`).
