@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.db import retry_dropped
 from core.errors import Unauthenticated
 
 KEY_PREFIX = "mgk"
@@ -164,7 +165,9 @@ class KeyStore:
         if cached is not None and now - cached[0] < self.ttl:
             row = cached[1]
         else:
-            row = await self._lookup(token)
+            # Looked up again if the connection was dead: the update of last_used_at had not
+            # been committed, so running the transaction twice is safe.
+            row = await retry_dropped(lambda: self._lookup(token))
             if len(self._cache) > 10_000:
                 self._cache.clear()
             self._cache[ident] = (now, row)

@@ -15,6 +15,8 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.db import retry_dropped
+
 # Corporate actions: an action that adjusts stored bars also moves their series' version
 # (workers.actions), but one that adjusts none (before the first bar, or of a symbol without
 # bars) still changes `corporateActions`; and adjusted answers without `asOf` apply the
@@ -30,8 +32,12 @@ _VERSION_SQL = text(
 
 async def data_version(engine: AsyncEngine) -> str:
     """A string that changes whenever committed market data changes."""
-    async with engine.connect() as conn:
-        return str((await conn.execute(_VERSION_SQL)).scalar_one())
+
+    async def read() -> str:
+        async with engine.connect() as conn:
+            return str((await conn.execute(_VERSION_SQL)).scalar_one())
+
+    return await retry_dropped(read)
 
 
 def etag(

@@ -6,9 +6,9 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.db import retry_dropped
 from core.replicas import run_read
 from core.tracing import loader_span
 
@@ -22,26 +22,10 @@ async def fetch(engine: AsyncEngine, sql: str, *args: Any) -> Sequence[Any]:
     (core/replicas.py).
     """
     with loader_span() as span:  # a no-op unless tracing is on; named after our caller
-        rows = await run_read(engine, lambda e: _fetch_retrying(e, sql, args))
+        rows = await run_read(engine, lambda e: retry_dropped(lambda: _fetch(e, sql, args)))
         if span is not None:
             span.set_attribute("db.response.returned_rows", len(rows))
         return rows
-
-
-async def _fetch_retrying(engine: AsyncEngine, sql: str, args: tuple[Any, ...]) -> Sequence[Any]:
-    """`_fetch`, once more on a new connection when the pooled one turns out to be dead.
-
-    Pooled connections are not pinged before use (a round trip per statement, ~0.1 ms of a
-    small request): a connection the server dropped (a restart, an idle timeout) fails on its
-    statement instead. SQLAlchemy then invalidates the pool's connections of that age, so
-    the second try gets a fresh one. Reads are idempotent, so running one again is safe.
-    """
-    try:
-        return await _fetch(engine, sql, args)
-    except DBAPIError as exc:
-        if not exc.connection_invalidated:
-            raise
-    return await _fetch(engine, sql, args)
 
 
 async def _fetch(engine: AsyncEngine, sql: str, args: tuple[Any, ...]) -> Sequence[Any]:

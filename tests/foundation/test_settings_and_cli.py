@@ -36,7 +36,10 @@ def test_invalid_setting_names_the_variable(
 def test_production_pool_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("POOL_SIZE", raising=False)
     s = load_settings(database_url="postgresql://u@h/d")
-    assert (s.pool_size, s.max_overflow, s.pool_pre_ping) == (10, 20, True)
+    # No ping per checkout: a read on a dropped connection is retried once instead
+    # (loaders/sql.py; tests/security/test_faults.py restarts PostgreSQL under the app).
+    assert (s.pool_size, s.max_overflow, s.pool_pre_ping) == (10, 20, False)
+    assert s.plan_cache_mode == "force_generic_plan"
     assert s.statement_timeout_ms > 0
     assert s.asyncpg_dsn == "postgresql://u@h/d"
     assert s.sqlalchemy_url.drivername == "postgresql+asyncpg"
