@@ -1,0 +1,265 @@
+"""Live indicators (issue 19, item 4): every value `indicatorUpdates` pushes equals the batch
+computation over the same stored bars, for every indicator of the registry; revisions
+recompute from the revised bar; two API processes push the same values; bad arguments are
+GraphQL errors naming `indicators`.
+
+The symbols are made here on the NYSE calendar (XNYS). Their bars lie in the regular session
+of December 2024 (New York = UTC-5: 14:30-21:00 UTC), so the default subscription (regular
+hours, session-aligned buckets) has five-minute buckets on the UTC grid, and the reference
+below can resample with plain floor division.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import numpy as np
+import pytest
+
+from graphql_api.app import create_app
+from graphql_api.types.indicators import graphql_field_name
+from indicators import INDICATORS
+from tests.conftest import migrated_settings
+from tests.live.conftest import LiveEnv
+from tests.live.support import ApiProcess, GqlWs, thread_server, write_bars
+from workers.upsert import upsert_bars
+
+UPDATES = """
+subscription Ind($tickers: [String!]!, $interval: Interval!, $indicators: [LiveIndicator!]!) {
+  indicatorUpdates(tickers: $tickers, interval: $interval, indicators: $indicators) {
+    ticker interval time closed version snapshot recomputedFrom
+    values { label indicator output value }
+  }
+}
+"""
+MONDAY = datetime(2024, 12, 9, 14, 30, tzinfo=UTC)  # the session open
+TUESDAY = datetime(2024, 12, 10, 14, 30, tzinfo=UTC)
+SESSION_MINUTES = 390
+FIVE = 5 * 60 * 1_000_000  # microseconds
+
+
+def _params(name: str) -> dict[str, Any]:
+    """Parameters for `name`: the defaults, and the replayed day's open as the anchor."""
+    return {"anchor": TUESDAY.isoformat()} if name == "ANCHORED_VWAP" else {}
+
+
+def every_indicator() -> list[dict[str, Any]]:
+    """Every indicator of the registry at its defaults, as `indicators` items."""
+    return [{"name": name, "params": _params(name)} for name in INDICATORS]
+
+
+class Minutes:
+    """The one-minute bars of one symbol as written, and the five-minute bars made of them."""
+
+    def __init__(self, symbol_id: int, seed: int) -> None:
+        self.symbol_id = symbol_id
+        self.rng = np.random.default_rng(seed)
+        self.price = 100.0
+        self.rows: dict[datetime, tuple[float, float, float, float, float]] = {}
+
+    def bar(self, ts: datetime) -> tuple[object, ...]:
+        """A random walk's next minute (kept), as a BAR_COLUMNS record."""
+        o = self.price
+        c = max(1.0, o + float(self.rng.normal(0.0, 0.4)))
+        h = max(o, c) + float(self.rng.uniform(0.0, 0.3))
+        lo = min(o, c) - float(self.rng.uniform(0.0, 0.3))
+        v = float(self.rng.integers(100, 5_000))
+        self.price = c
+        return self.record(ts, (o, h, lo, c, v))
+
+    def record(self, ts: datetime, ohlcv: tuple[float, float, float, float, float]) -> tuple[object, ...]:
+        self.rows[ts] = ohlcv
+        return (self.symbol_id, "M1", ts, *ohlcv)
+
+    def five_minute(self) -> dict[str, np.ndarray]:
+        """The five-minute bars of what was written (first/max/min/last/sum), oldest first."""
+        ts = sorted(self.rows)
+        micros = np.array([int(t.timestamp() * 1_000_000) for t in ts], dtype=np.int64)
+        values = np.array([self.rows[t] for t in ts])
+        buckets = micros // FIVE * FIVE
+        starts = np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]])
+        ends = np.r_[starts[1:], len(ts)]
+        return {
+            "time": buckets[starts],
+            "open": values[starts, 0],
+            "high": np.maximum.reduceat(values[:, 1], starts),
+            "low": np.minimum.reduceat(values[:, 2], starts),
+            "close": values[ends - 1, 3],
+            "volume": np.add.reduceat(values[:, 4], starts),
+        }
+
+
+def reference(bars: dict[str, np.ndarray], name: str) -> dict[str, np.ndarray]:
+    """An indicator over the whole history (the value `Symbol.indicators` promises)."""
+    spec = INDICATORS[name]
+    params = {"anchor": TUESDAY} if name == "ANCHORED_VWAP" else {}
+    data = {**bars, "time": bars["time"] // 1000}
+    return spec.compute(data, params)
+
+
+def public_outputs(name: str) -> dict[str, str]:
+    """GraphQL output name -> registry output name."""
+    spec = INDICATORS[name]
+    if spec.output_fields:
+        return {public: output for output, public, _ in spec.output_fields}
+    return {o: o for o in spec.outputs}
+
+
+def assert_matches(update: dict[str, Any], bars: dict[str, np.ndarray]) -> int:
+    """Every value of a pushed update equals the whole-history computation at its bar, with
+    the indicator tests' tolerance and the same nulls; the number of values compared."""
+    micros = int(datetime.fromisoformat(update["time"]).timestamp() * 1_000_000)
+    (at,) = np.flatnonzero(bars["time"] == micros)
+    cache: dict[str, dict[str, np.ndarray]] = {}
+    for item in update["values"]:
+        name = item["indicator"]
+        ref = cache.setdefault(name, reference(bars, name))
+        series = ref[public_outputs(name)[item["output"]]]
+        want = series[at]
+        label = f"{name}.{item['output']} at {update['time']}"
+        if np.isnan(want):
+            assert item["value"] is None, label
+            continue
+        assert item["value"] is not None, label
+        tol = 1e-12 + 1e-9 * float(np.nanmax(np.abs(series)))
+        assert abs(item["value"] - want) <= tol, (label, item["value"], want)
+    return len(update["values"])
+
+
+class Writer:
+    """One connection writing batches as a worker does (a connection per batch costs more
+    than the rest of a step)."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def write(self, records: list[tuple[object, ...]]) -> int:
+        """Write one batch in one transaction; its new version."""
+        changes = await upsert_bars(self.conn, records, source="test")
+        return max(c.id for c in changes)
+
+
+async def new_symbol(dsn: str, ticker: str) -> int:
+    """A symbol of our own on the NYSE calendar."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        sid: int = await conn.fetchval(
+            "INSERT INTO symbols (ticker, name, exchange, asset_class, currency, timezone, "
+            "calendar) VALUES ($1, $2, 'NYSE', 'equity', 'USD', 'America/New_York', 'XNYS') "
+            "RETURNING id",
+            ticker,
+            ticker,
+        )
+    finally:
+        await conn.close()
+    return sid
+
+
+def session(day_open: datetime, count: int = SESSION_MINUTES) -> Iterator[datetime]:
+    for i in range(count):
+        yield day_open + timedelta(minutes=i)
+
+
+async def next_update(client: GqlWs, op_id: str, wait: float = 20.0) -> dict[str, Any]:
+    message = await client.next(op_id, wait)
+    assert message["type"] == "next", message
+    assert "errors" not in message["payload"], message
+    update: dict[str, Any] = message["payload"]["data"]["indicatorUpdates"]
+    return update
+
+
+@pytest.fixture(scope="module")
+def in_process(live_env: LiveEnv) -> Iterator[str]:
+    """An API served in a thread of this process (Redis fan-out, as in production)."""
+    assert live_env.settings.database_url is not None
+    settings = migrated_settings(live_env.settings.database_url, redis_url=live_env.redis_url)
+    with thread_server(create_app(settings)) as url:
+        yield url
+
+
+async def test_a_replayed_session_pushes_the_batch_values_of_every_indicator(
+    in_process: str, live_env: LiveEnv
+) -> None:
+    sid = await new_symbol(live_env.dsn, "LIVEIND")
+    minutes = Minutes(sid, seed=19)
+    # Monday's session as history, in one batch: the warm-up the live state starts from.
+    await write_bars(live_env.dsn, [minutes.bar(t) for t in session(MONDAY)])
+    client = await GqlWs.open(in_process)
+    writer = Writer(await asyncpg.connect(live_env.dsn))
+    try:
+        variables = {"tickers": ["liveind"], "interval": "M5", "indicators": every_indicator()}
+        await client.subscribe("1", UPDATES, variables)
+        first = await next_update(client, "1", wait=60)
+        assert first["snapshot"] is True and first["closed"] is True
+        assert first["time"] == (MONDAY + timedelta(minutes=385)).isoformat()
+        compared = assert_matches(first, minutes.five_minute())
+        forming = closing = 0
+        # Tuesday, minute by minute; every seventh minute first arrives unfinished and is
+        # then revised (a provider's forming one-minute bar).
+        for i, ts in enumerate(session(TUESDAY)):
+            records = [minutes.bar(ts)]
+            if i % 7 == 3:
+                o, h, lo, c, v = minutes.rows[ts]
+                mid = (o + c) / 2
+                partial = minutes.record(ts, (o, max(o, mid), min(o, mid), mid, v / 2))
+                version = await writer.write([partial])
+                update = await next_update(client, "1")
+                assert update["version"] == version and update["closed"] is (i % 5 == 4)
+                compared += assert_matches(update, minutes.five_minute())
+                records = [minutes.record(ts, (o, h, lo, c, v))]
+            version = await writer.write(records)
+            update = await next_update(client, "1")
+            assert update["version"] == version
+            assert update["snapshot"] is False and update["recomputedFrom"] is None
+            assert update["time"] == datetime.fromtimestamp(
+                int(ts.timestamp()) // 300 * 300, UTC
+            ).isoformat()
+            assert update["closed"] is (i % 5 == 4)
+            closing += update["closed"]
+            forming += not update["closed"]
+            compared += assert_matches(update, minutes.five_minute())
+        assert closing == SESSION_MINUTES // 5 and forming == SESSION_MINUTES - closing
+        outputs = sum(len(public_outputs(name)) for name in INDICATORS)
+        assert compared == (1 + SESSION_MINUTES + len(range(3, SESSION_MINUTES, 7))) * outputs
+        assert await client.quiet("1", 0.3) == []
+    finally:
+        await client.close()
+        await writer.conn.close()
+    # The closed values of the day equal what `Symbol.indicators` answers over HTTP.
+    await assert_batch_equals_final(in_process, minutes)
+
+
+async def assert_batch_equals_final(ws_url: str, minutes: Minutes) -> None:
+    url = ws_url.replace("ws://", "http://")
+    fields = []
+    for name, spec in INDICATORS.items():
+        args = f'(anchor: "{TUESDAY.isoformat()}")' if name == "ANCHORED_VWAP" else ""
+        outputs = " ".join(public_outputs(name))
+        fields.append(f"{graphql_field_name(spec)}{args} {{ {outputs} }}")
+    query = (
+        '{ symbol(ticker: "LIVEIND") { indicators(interval: M5, '
+        f'from: "{TUESDAY.isoformat()}", to: "{(TUESDAY + timedelta(hours=7)).isoformat()}") '
+        f"{{ time {' '.join(fields)} }} }} }}"
+    )
+    async with httpx.AsyncClient(timeout=60) as http:
+        body = (await http.post(url, json={"query": query})).json()
+    assert "errors" not in body, body
+    got = body["data"]["symbol"]["indicators"]
+    bars = minutes.five_minute()
+    times = got["time"]
+    assert len(times) == SESSION_MINUTES // 5
+    for name, spec in INDICATORS.items():
+        ref = reference(bars, name)
+        for public, output in public_outputs(name).items():
+            column = got[graphql_field_name(spec)][public]
+            series = ref[output][-len(times) :]
+            tol = 1e-12 + 1e-9 * float(np.nanmax(np.abs(ref[output])))
+            for value, want in zip(column, series, strict=True):
+                assert (value is None) == bool(np.isnan(want)), name
+                if value is not None:
+                    assert abs(value - want) <= tol, (name, public, value, want)
