@@ -177,7 +177,9 @@ async def next_update(client: GqlWs, op_id: str, wait: float = 20.0) -> dict[str
 def in_process(live_env: LiveEnv) -> Iterator[str]:
     """An API served in a thread of this process (Redis fan-out, as in production)."""
     assert live_env.settings.database_url is not None
-    settings = migrated_settings(live_env.settings.database_url, redis_url=live_env.redis_url)
+    settings = migrated_settings(
+        live_env.settings.database_url, redis_url=live_env.redis_url, live_indicator_max_bars=500
+    )
     with thread_server(create_app(settings)) as url:
         yield url
 
@@ -263,3 +265,163 @@ async def assert_batch_equals_final(ws_url: str, minutes: Minutes) -> None:
                 assert (value is None) == bool(np.isnan(want)), name
                 if value is not None:
                     assert abs(value - want) <= tol, (name, public, value, want)
+
+
+async def test_a_revision_recomputes_from_the_revised_bar_and_says_so(
+    in_process: str, live_env: LiveEnv
+) -> None:
+    sid = await new_symbol(live_env.dsn, "LIVEREV")
+    minutes = Minutes(sid, seed=7)
+    await write_bars(live_env.dsn, [minutes.bar(t) for t in session(MONDAY)])
+    client = await GqlWs.open(in_process)
+    writer = Writer(await asyncpg.connect(live_env.dsn))
+    windowed = [{"name": n} for n in ("SMA", "BBANDS", "WILLR", "MIDPRICE", "ICHIMOKU")]
+    try:
+        await client.subscribe(
+            "all", UPDATES, {"tickers": ["LIVEREV"], "interval": "M5", "indicators": every_indicator()}
+        )
+        await client.subscribe(
+            "m1", UPDATES, {"tickers": ["LIVEREV"], "interval": "M1", "indicators": windowed}
+        )
+        for op in ("all", "m1"):
+            assert (await next_update(client, op, wait=60))["snapshot"] is True
+        # A new bar: the M1 group drops what its windows no longer need.
+        await writer.write([minutes.bar(TUESDAY)])
+        for op in ("all", "m1"):
+            assert (await next_update(client, op))["recomputedFrom"] is None
+
+        # A correction of Monday 20:31 (the 20:30 bucket, six buckets before the newest).
+        fixed = MONDAY + timedelta(minutes=361)
+        o, h, lo, c, v = minutes.rows[fixed]
+        version = await writer.write([minutes.record(fixed, (o, h + 2.0, lo, c + 1.5, v * 3))])
+        bucket = MONDAY + timedelta(minutes=360)
+        want = [bucket + timedelta(minutes=5 * k) for k in range(6)] + [TUESDAY]
+        updates = [await next_update(client, "all") for _ in want]
+        assert [u["time"] for u in updates] == [t.isoformat() for t in want]
+        bars = minutes.five_minute()
+        for u in updates:
+            assert u["recomputedFrom"] == bucket.isoformat() and u["version"] == version
+            assert_matches(u, bars)
+        # At one minute: that bar and every later one, recomputed from a history re-read
+        # (the bars before it were dropped).
+        want = [t for t in sorted(minutes.rows) if t >= fixed]
+        updates = [await next_update(client, "m1") for _ in want]
+        assert [u["time"] for u in updates] == [t.isoformat() for t in want]
+        ones = one_minute(minutes)
+        for u in updates:
+            assert u["recomputedFrom"] == fixed.isoformat() and u["version"] == version
+            assert_matches(u, ones)
+
+        # An older correction, before what the M1 group keeps: re-read, recomputed from it.
+        early = MONDAY + timedelta(minutes=40)
+        o, h, lo, c, v = minutes.rows[early]
+        await writer.write([minutes.record(early, (o, h, lo - 1.0, c - 0.5, v))])
+        updates = [await next_update(client, "m1") for t in minutes.rows if t >= early]
+        assert {u["recomputedFrom"] for u in updates} == {early.isoformat()}
+        ones = one_minute(minutes)
+        for u in updates:
+            assert_matches(u, ones)
+        assert await client.quiet("m1", 0.3) == []
+    finally:
+        await client.close()
+        await writer.conn.close()
+
+
+def one_minute(minutes: Minutes) -> dict[str, np.ndarray]:
+    """The one-minute bars as written, oldest first."""
+    ts = sorted(minutes.rows)
+    values = np.array([minutes.rows[t] for t in ts])
+    out = {name: values[:, i] for i, name in enumerate(("open", "high", "low", "close", "volume"))}
+    return {"time": np.array([int(t.timestamp() * 1_000_000) for t in ts]), **out}
+
+
+async def test_two_processes_serve_the_same_subscription_with_the_same_values(
+    api_pair: tuple[ApiProcess, ApiProcess], live_env: LiveEnv
+) -> None:
+    sid = await new_symbol(live_env.dsn, "LIVE2P")
+    minutes = Minutes(sid, seed=2)
+    await write_bars(live_env.dsn, [minutes.bar(t) for t in session(MONDAY)])
+    clients = [await GqlWs.open(api.ws_url) for api in api_pair]
+    writer = Writer(await asyncpg.connect(live_env.dsn))
+    indicators = [{"name": n} for n in ("EMA", "MACD", "RSI", "OBV", "SAR", "VWAP", "KELTNER")]
+    variables = {"tickers": ["LIVE2P"], "interval": "M5", "indicators": indicators}
+    try:
+        for c in clients:
+            await c.subscribe("1", UPDATES, variables)
+        snapshots = [await next_update(c, "1", wait=90) for c in clients]
+        assert snapshots[0] == snapshots[1]
+        for ts in session(TUESDAY, 12):
+            version = await writer.write([minutes.bar(ts)])
+            got = [await next_update(c, "1") for c in clients]
+            assert got[0] == got[1]
+            assert got[0]["version"] == version and got[0]["ticker"] == "LIVE2P"
+            assert assert_matches(got[0], minutes.five_minute()) == 11  # outputs
+    finally:
+        for c in clients:
+            await c.close()
+        await writer.conn.close()
+
+
+async def first_errors(client: GqlWs, op_id: str, variables: dict[str, Any]) -> list[dict[str, Any]]:
+    """The errors an indicatorUpdates subscription ends with."""
+    await client.subscribe(op_id, UPDATES, variables)
+    message = await client.next(op_id)
+    payload = message["payload"]
+    errors: list[dict[str, Any]] = payload if isinstance(payload, list) else payload["errors"]
+    return errors
+
+
+@pytest.mark.parametrize(
+    ("indicators", "words"),
+    [
+        ([{"name": "RSI", "params": {"perod": 14}}], ["indicators[0] (RSI)", "'perod'", "period"]),
+        ([{"name": "RSI", "params": {"period": 0}}], ["indicators[0] (RSI)", "period must be"]),
+        ([{"name": "SMA"}, {"name": "MACD", "params": {"fast": 30, "slow": 10}}], ["indicators[1]"]),
+        ([{"name": "VWAP", "params": {"anchor": "WEEKLY"}}], ["anchor must be one of"]),
+        ([{"name": "ANCHORED_VWAP"}], ["anchor is required"]),
+        ([{"name": "ANCHORED_VWAP", "params": {"anchor": "yesterday"}}], ["anchor"]),
+        ([{"name": "EMA", "params": 5}], ["`params` must be an object"]),
+        ([{"name": "EMA"}, {"name": "EMA", "params": {"period": 9}}], ["label 'ema'"]),
+        ([{"name": "SMA", "label": f"s{i}"} for i in range(61)], ["at most 60 indicators"]),
+        ([], ["at least one indicator"]),
+        ([{"name": "OBV"}], ["LIVE_INDICATOR_MAX_BARS"]),  # 780 bars of history > 500
+    ],
+)
+async def test_bad_arguments_are_errors_naming_indicators(
+    in_process: str, live_env: LiveEnv, indicators: list[dict[str, Any]], words: list[str]
+) -> None:
+    await ensure_symbol(live_env)
+    client = await GqlWs.open(in_process)
+    try:
+        variables = {"tickers": ["LIVEERR"], "interval": "M1", "indicators": indicators}
+        (error,) = await first_errors(client, "1", variables)
+        assert error["extensions"]["code"] == "BAD_USER_INPUT", error
+        assert error["extensions"]["argument"] == "indicators", error
+        for word in words:
+            assert word in error["message"], (word, error)
+    finally:
+        await client.close()
+
+
+async def test_an_unknown_indicator_is_a_validation_error(in_process: str) -> None:
+    client = await GqlWs.open(in_process)
+    try:
+        variables = {"tickers": ["ACME"], "interval": "M1", "indicators": [{"name": "NOPE"}]}
+        (error,) = await first_errors(client, "1", variables)
+        assert "NOPE" in error["message"] and "IndicatorName" in error["message"], error
+    finally:
+        await client.close()
+
+
+_ERR_SYMBOL: list[int] = []
+
+
+async def ensure_symbol(live_env: LiveEnv) -> None:
+    """LIVEERR, with two sessions of minute bars (made once)."""
+    if _ERR_SYMBOL:
+        return
+    sid = await new_symbol(live_env.dsn, "LIVEERR")
+    minutes = Minutes(sid, seed=3)
+    days = [*session(MONDAY), *session(TUESDAY)]
+    await write_bars(live_env.dsn, [minutes.bar(t) for t in days])
+    _ERR_SYMBOL.append(sid)
