@@ -167,9 +167,7 @@ def _needs_everything(key: SpecKey) -> bool:
     )
 
 
-def _compute(
-    tail: _Tail, keys: list[SpecKey], at: int
-) -> dict[SpecKey, dict[str, np.ndarray]]:
+def _compute(tail: _Tail, keys: list[SpecKey], at: int) -> dict[SpecKey, dict[str, np.ndarray]]:
     """Every indicator's outputs at bars `at`.. over its own window of the tail."""
     out = {}
     for key in keys:
@@ -301,14 +299,20 @@ class IndicatorGroup:
         base = base_for(frozenset(series), self.feed.interval)
         if base is None:
             # Nothing stored can make these bars yet: an empty, complete history.
-            empty = {name: np.empty(0, dtype=np.int64 if name == "time" else float) for name in _COLUMNS}
+            empty = {
+                name: np.empty(0, dtype=np.int64 if name == "time" else float) for name in _COLUMNS
+            }
             tail = _Tail(empty, _EPOCH, True, 0, False, None, None, NO_SPAN)
         else:
             first, last = series[base]
             rule = self.feed.rule(base)
-            start = lo if lo is not None else touched_range(
-                base, self.feed.interval, last, last, rule, self._span(rule, first, last)
-            )[0]
+            start = (
+                lo
+                if lo is not None
+                else touched_range(
+                    base, self.feed.interval, last, last, rule, self._span(rule, first, last)
+                )[0]
+            )
             sp = self._span(rule, first, max(last, start))
             history = await read_history(
                 self.hub.engine, self.symbol_id, rule, sp, self.feed.adjust, start, keys
@@ -368,6 +372,7 @@ class IndicatorGroup:
         else:
             at = self._merge(tail, bars)
             if any(_start_index(tail, k, at) is None for k in keys):
+                assert first is not None  # merged bars were given
                 tail = await self._load(keys, bars[0].row.ts)
                 at = int(np.searchsorted(tail.columns["time"], first))
         if tail.size == 0 or at >= tail.size:
@@ -493,9 +498,7 @@ async def open_indicators(
     try:
         # Watch before the history is read, so that no change falls between the two.
         await hub.watch(list(symbols))
-        watched = True
     except BaseException:
-        watched = False
         for group in groups:
             group.opening -= 1
         close_indicators(hub, sub, watched=False)

@@ -22,14 +22,15 @@ from graphql_api.types.common import Interval
 from graphql_api.types.indicators import _public_names, graphql_field_name
 from indicators import INDICATORS, Indicator
 
+_NAMES: type[enum.Enum] = enum.Enum(  # type: ignore[misc]
+    "IndicatorName",
+    {
+        name: strawberry.enum_value(name, description=spec.description)
+        for name, spec in INDICATORS.items()
+    },
+)
 IndicatorName = strawberry.enum(
-    enum.Enum(  # type: ignore[misc]
-        "IndicatorName",
-        {
-            name: strawberry.enum_value(name, description=spec.description)
-            for name, spec in INDICATORS.items()
-        },
-    ),
+    _NAMES,
     description="An indicator of the registry (the `IndicatorSet` field of the same name in "
     "camel case: `PLUS_DI` is `plusDi`).",
 )
@@ -134,9 +135,10 @@ def followed(requests: list[LiveIndicator], limit: int) -> list[Followed]:
         )
     out: list[Followed] = []
     for i, request in enumerate(requests):
-        spec = INDICATORS[request.name.value]
+        chosen: enum.Enum = request.name
+        spec = INDICATORS[chosen.value]
         where = f"indicators[{i}] ({spec.name})"
-        given = request.params if request.params is not None else {}
+        given: object = request.params if request.params is not None else {}
         if not isinstance(given, dict):
             raise BadUserInput(f"{where}: `params` must be an object", argument="indicators")
         public = {to_camel_case(p.public_name): p.name for p in spec.params}
@@ -154,9 +156,7 @@ def followed(requests: list[LiveIndicator], limit: int) -> list[Followed]:
             message = _public_names(str(exc), spec)
             raise BadUserInput(f"{where}: {message}", argument="indicators") from None
         label = request.label or graphql_field_name(spec)
-        out.append(
-            Followed(label, (spec.name, tuple(sorted(checked.items()))), _outputs(spec))
-        )
+        out.append(Followed(label, (spec.name, tuple(sorted(checked.items()))), _outputs(spec)))
     labels = [f.label for f in out]
     duplicate = next((x for x in labels if labels.count(x) > 1), None)
     if duplicate is not None:

@@ -11,7 +11,6 @@ below can resample with plain floor division.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -72,7 +71,9 @@ class Minutes:
         self.price = c
         return self.record(ts, (o, h, lo, c, v))
 
-    def record(self, ts: datetime, ohlcv: tuple[float, float, float, float, float]) -> tuple[object, ...]:
+    def record(
+        self, ts: datetime, ohlcv: tuple[float, float, float, float, float]
+    ) -> tuple[object, ...]:
         self.rows[ts] = ohlcv
         return (self.symbol_id, "M1", ts, *ohlcv)
 
@@ -218,9 +219,10 @@ async def test_a_replayed_session_pushes_the_batch_values_of_every_indicator(
             update = await next_update(client, "1")
             assert update["version"] == version
             assert update["snapshot"] is False and update["recomputedFrom"] is None
-            assert update["time"] == datetime.fromtimestamp(
-                int(ts.timestamp()) // 300 * 300, UTC
-            ).isoformat()
+            assert (
+                update["time"]
+                == datetime.fromtimestamp(int(ts.timestamp()) // 300 * 300, UTC).isoformat()
+            )
             assert update["closed"] is (i % 5 == 4)
             closing += update["closed"]
             forming += not update["closed"]
@@ -278,7 +280,9 @@ async def test_a_revision_recomputes_from_the_revised_bar_and_says_so(
     windowed = [{"name": n} for n in ("SMA", "BBANDS", "WILLR", "MIDPRICE", "ICHIMOKU")]
     try:
         await client.subscribe(
-            "all", UPDATES, {"tickers": ["LIVEREV"], "interval": "M5", "indicators": every_indicator()}
+            "all",
+            UPDATES,
+            {"tickers": ["LIVEREV"], "interval": "M5", "indicators": every_indicator()},
         )
         await client.subscribe(
             "m1", UPDATES, {"tickers": ["LIVEREV"], "interval": "M1", "indicators": windowed}
@@ -362,7 +366,9 @@ async def test_two_processes_serve_the_same_subscription_with_the_same_values(
         await writer.conn.close()
 
 
-async def first_errors(client: GqlWs, op_id: str, variables: dict[str, Any]) -> list[dict[str, Any]]:
+async def first_errors(
+    client: GqlWs, op_id: str, variables: dict[str, Any]
+) -> list[dict[str, Any]]:
     """The errors an indicatorUpdates subscription ends with."""
     await client.subscribe(op_id, UPDATES, variables)
     message = await client.next(op_id)
@@ -376,7 +382,10 @@ async def first_errors(client: GqlWs, op_id: str, variables: dict[str, Any]) -> 
     [
         ([{"name": "RSI", "params": {"perod": 14}}], ["indicators[0] (RSI)", "'perod'", "period"]),
         ([{"name": "RSI", "params": {"period": 0}}], ["indicators[0] (RSI)", "period must be"]),
-        ([{"name": "SMA"}, {"name": "MACD", "params": {"fast": 30, "slow": 10}}], ["indicators[1]"]),
+        (
+            [{"name": "SMA"}, {"name": "MACD", "params": {"fast": 30, "slow": 10}}],
+            ["indicators[1]"],
+        ),
         ([{"name": "VWAP", "params": {"anchor": "WEEKLY"}}], ["anchor must be one of"]),
         ([{"name": "ANCHORED_VWAP"}], ["anchor is required"]),
         ([{"name": "ANCHORED_VWAP", "params": {"anchor": "yesterday"}}], ["anchor"]),
