@@ -196,8 +196,11 @@ class IndicatorGroup:
         self.tail: _Tail | None = None
         self.pending: dict[datetime, LiveBar] = {}
         self.truncated = False  # a batch may have left out touched bars: re-read
+        self.dropped_from: datetime | None = None  # the oldest bar of those dropped
         self.joins: list[tuple[IndicatorSubscriber, asyncio.Future[None]]] = []
         self.opening = 0  # subscriptions between creating or finding the group and joining it
+        self.sent_version = 0  # the version every subscriber has been sent
+        self.sent_newest: int | None = None  # the newest bar time sent (epoch microseconds)
         self.wake = asyncio.Event()
         self.task = asyncio.create_task(
             self._run(), name=f"live-ind-{symbol_id}-{feed.interval.value}"
@@ -214,6 +217,10 @@ class IndicatorGroup:
             if seen is None or seen.version <= bar.version:
                 self.pending[bar.row.ts] = bar
         if len(self.pending) > self.hub.settings.live_max_bars_per_change:
+            # Too many pile up: keep only where they start; the history is read again.
+            oldest = min(self.pending)
+            if self.dropped_from is None or oldest < self.dropped_from:
+                self.dropped_from = oldest
             self.pending.clear()
             self.truncated = True
         self.wake.set()
@@ -254,14 +261,20 @@ class IndicatorGroup:
     async def _step(self) -> None:
         bars, self.pending = self.pending, {}
         truncated, self.truncated = self.truncated, False
+        dropped, self.dropped_from = self.dropped_from, None
         joins, self.joins = self.joins, []
-        if (bars or truncated) and self.subscribers:
+        # Without a tail (nothing joined yet, or a failed read) the next join reads one.
+        if (bars or truncated) and (self.tail is not None or self.subscribers):
             try:
-                await self._apply(sorted(bars.values(), key=lambda b: b.row.ts), truncated)
+                await self._apply(sorted(bars.values(), key=lambda b: b.row.ts), truncated, dropped)
             except HistoryTooLong as exc:
                 for sub in list(self.subscribers):
                     sub.fail(str(exc))
                     self.leave(sub)
+            except Exception as exc:
+                # This update is lost for now: the next change reads the history again.
+                log.warning("live indicators of symbol %s failed: %r", self.symbol_id, exc)
+                self.tail = None
         for sub, future in joins:
             try:
                 await self._admit(sub)
@@ -279,6 +292,8 @@ class IndicatorGroup:
         newest = tail.size - 1 if tail is not None else -1
         if tail is None or any(_start_index(tail, k, max(newest, 0)) is None for k in keys):
             tail = await self._load(every, None)
+            if not self.subscribers:
+                self._sent(tail)
         for key in keys:
             self.specs[key] = self.specs.get(key, 0) + 1
         self.subscribers.add(sub)
@@ -356,37 +371,49 @@ class IndicatorGroup:
             sp,
         )
 
-    async def _apply(self, bars: list[LiveBar], truncated: bool) -> None:
+    async def _apply(
+        self, bars: list[LiveBar], truncated: bool, dropped: datetime | None = None
+    ) -> None:
         tail = self.tail
         if tail is not None:
+            # A history re-read for a new subscriber may already hold these bars; those its
+            # other subscribers were not sent yet are sent (at the history's version).
+            unsent = [b for b in bars if self.sent_version < b.version <= tail.version]
             bars = [b for b in bars if b.version > tail.version]
-            if not bars and not truncated:
-                return  # already in the history read
-        keys = list(self.specs)
-        previous_newest = int(tail.columns["time"][-1]) if tail is not None and tail.size else None
-        first = _micros(bars[0].row.ts) if bars else None
-        if truncated or tail is None or tail.base is None:
-            lo = bars[0].row.ts if bars else None
-            tail = await self._load(keys, lo)
-            at = int(np.searchsorted(tail.columns["time"], first)) if first is not None else 0
+            if not bars and not unsent and not truncated:
+                return  # already in the history read, and sent
         else:
-            at = self._merge(tail, bars)
+            unsent = []
+        keys = list(self.specs)
+        times_given = [b.row.ts for b in [*bars, *unsent]] + ([dropped] if dropped else [])
+        oldest = min(times_given) if times_given else None
+        if truncated or tail is None or tail.base is None:
+            tail = await self._load(keys, oldest)
+        elif bars:
+            self._merge(tail, bars)
+            at = int(np.searchsorted(tail.columns["time"], _micros(bars[0].row.ts)))
             if any(_start_index(tail, k, at) is None for k in keys):
-                assert first is not None  # merged bars were given
                 tail = await self._load(keys, bars[0].row.ts)
-                at = int(np.searchsorted(tail.columns["time"], first))
+        times = tail.columns["time"]
+        at = int(np.searchsorted(times, _micros(oldest))) if oldest is not None else tail.size - 1
         if tail.size == 0 or at >= tail.size:
             return
         # Send at most the newest `live_max_bars_per_change` bars, as barUpdates does.
         at = max(at, tail.size - self.hub.settings.live_max_bars_per_change)
         revised = None
-        if previous_newest is not None and int(tail.columns["time"][at]) < previous_newest:
-            revised = _time(int(tail.columns["time"][at]))
+        if self.sent_newest is not None and int(times[at]) < self.sent_newest:
+            revised = _time(int(times[at]))
         values = await self._values(tail, keys, at)
         batch = self._bars(tail, values, at, snapshot=False, revised=revised)
         for sub in list(self.subscribers):
             sub.offer(batch)
+        self._sent(tail)
         self._trim(tail, keys)
+
+    def _sent(self, tail: _Tail) -> None:
+        """Every subscriber has been sent the tail's state."""
+        self.sent_version = tail.version
+        self.sent_newest = int(tail.columns["time"][-1]) if tail.size else None
 
     def _merge(self, tail: _Tail, bars: list[LiveBar]) -> int:
         """Put the bars into the tail (replacing those of the same times); the index of the

@@ -12,6 +12,7 @@ below can resample with plain floor division.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,7 +26,7 @@ from graphql_api.types.indicators import graphql_field_name
 from indicators import INDICATORS
 from tests.conftest import migrated_settings
 from tests.live.conftest import LiveEnv
-from tests.live.support import ApiProcess, GqlWs, thread_server, write_bars
+from tests.live.support import ApiProcess, GqlWs, eventually, thread_server, write_bars
 from workers.upsert import upsert_bars
 
 UPDATES = """
@@ -174,15 +175,30 @@ async def next_update(client: GqlWs, op_id: str, wait: float = 20.0) -> dict[str
     return update
 
 
+@dataclass(frozen=True)
+class InProcess:
+    """An API served in a thread of this process (its hub inspectable)."""
+
+    url: str
+    app: Any
+
+
 @pytest.fixture(scope="module")
-def in_process(live_env: LiveEnv) -> Iterator[str]:
-    """An API served in a thread of this process (Redis fan-out, as in production)."""
+def served(live_env: LiveEnv) -> Iterator[InProcess]:
+    """The API in a thread of this process, with the Redis fan-out as in production."""
     assert live_env.settings.database_url is not None
     settings = migrated_settings(
         live_env.settings.database_url, redis_url=live_env.redis_url, live_indicator_max_bars=500
     )
-    with thread_server(create_app(settings)) as url:
-        yield url
+    app = create_app(settings)
+    with thread_server(app) as url:
+        yield InProcess(url, app)
+
+
+@pytest.fixture
+def in_process(served: InProcess) -> str:
+    """The WebSocket URL of `served`."""
+    return served.url
 
 
 async def test_a_replayed_session_pushes_the_batch_values_of_every_indicator(
@@ -434,3 +450,45 @@ async def ensure_symbol(live_env: LiveEnv) -> None:
     days = [*session(MONDAY), *session(TUESDAY)]
     await write_bars(live_env.dsn, [minutes.bar(t) for t in days])
     _ERR_SYMBOL.append(sid)
+
+
+async def test_subscribers_of_a_symbol_and_interval_share_one_state_that_ends_with_them(
+    served: InProcess, live_env: LiveEnv
+) -> None:
+    sid = await new_symbol(live_env.dsn, "LIVESHR")
+    minutes = Minutes(sid, seed=5)
+    await write_bars(live_env.dsn, [minutes.bar(t) for t in session(MONDAY, 60)])
+    hub = served.app.state.services.live
+    clients = [await GqlWs.open(served.url) for _ in range(3)]
+    try:
+        sets = ([{"name": "EMA"}, {"name": "RSI"}], [{"name": "RSI"}], [{"name": "SMA"}])
+        for c, indicators in zip(clients, sets, strict=True):
+            variables = {"tickers": ["LIVESHR"], "interval": "M5", "indicators": indicators}
+            await c.subscribe("1", UPDATES, variables)
+            await next_update(c, "1", wait=60)
+        (group,) = [g for (s, _), g in hub.indicator_groups.items() if s == sid]
+        assert len(group.subscribers) == 3
+        assert {k[0]: n for k, n in group.specs.items()} == {"EMA": 1, "RSI": 2, "SMA": 1}
+        version = await write_bars(live_env.dsn, [minutes.bar(MONDAY + timedelta(minutes=60))])
+        got = [await next_update(c, "1") for c in clients]
+        assert {u["version"] for u in got} == {version}
+        rsi = [[v["value"] for v in u["values"] if v["indicator"] == "RSI"] for u in got[:2]]
+        assert rsi[0] == rsi[1]
+        await clients[0].complete("1")
+        await clients[1].complete("1")
+
+        async def only_sma() -> bool:
+            return {k[0] for k in group.specs} == {"SMA"}
+
+        assert await eventually(only_sma)
+        await clients[2].complete("1")
+
+        async def gone() -> bool:
+            return not any(s == sid for s, _ in hub.indicator_groups) and not any(
+                s == sid for s, _ in hub.groups
+            )
+
+        assert await eventually(gone)
+    finally:
+        for c in clients:
+            await c.close()
