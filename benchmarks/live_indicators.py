@@ -24,9 +24,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from graphql_api.live.indicators import _compute, _Tail  # noqa: E402
-from indicators import INDICATORS  # noqa: E402
-from loaders.buckets import NO_SPAN  # noqa: E402
+from graphql_api.live.indicators import _compute, _Tail
+from indicators import INDICATORS
+from loaders.buckets import NO_SPAN
 
 
 def _best(fn: object, repeats: int) -> float:
@@ -67,7 +67,7 @@ def main() -> None:
         data["time"] = data["time"] // 1000
         _compute(tail, [key], n - 1)  # compile
         live = _best(lambda key=key: _compute(tail, [key], n - 1), args.repeats)
-        full = _best(lambda p=params, s=spec: s.compute(data, p), args.repeats)
+        full = _best(lambda p=params, s=spec, d=data: s.compute(d, p), args.repeats)
         totals[0] += live
         totals[1] += full
         print(f"{name:<16}{live * 1e3:>10.3f}{full * 1e3:>10.3f}{full / max(live, 1e-9):>11.1f}")

@@ -37,10 +37,10 @@ import numpy as np
 from core.calendars import calendar_timezone
 from core.intervals import Interval
 from graphql_api.live.hub import Feed, LiveBar, LiveHub, _Subscriber
-from graphql_api.live.reads import base_for, touched_range
+from graphql_api.live.reads import MAX_REPLAY_ROWS, ReplayTooLong, base_for, touched_range
 from indicators import get_indicator
 from loaders.bars import bucket_end
-from loaders.buckets import NO_SPAN, Bucketing, Span, span
+from loaders.buckets import NO_SPAN, Bucketing, Span, rows_per_bucket, span
 from loaders.indicators import History, ParamsKey, read_history
 from loaders.sql import fetch
 
@@ -71,8 +71,8 @@ class IndicatorBar:
     time: datetime
     closed: bool
     version: int
-    #: True for the newest bar's values sent when the subscription starts.
-    snapshot: bool
+    #: True for values sent when the subscription starts (the newest bar's, or from `since`).
+    replayed: bool
     #: The revised bar this update was recomputed from (None: a new or forming bar).
     recomputed_from: datetime | None
     values: Mapping[SpecKey, Mapping[str, float | None]]
@@ -119,6 +119,7 @@ class _Tail:
     base: Interval | None
     rule: Bucketing | None
     span: Span
+    start: datetime | None = None  # where the values read for start (the `lo` of the read)
 
     @property
     def size(self) -> int:
@@ -197,7 +198,7 @@ class IndicatorGroup:
         self.pending: dict[datetime, LiveBar] = {}
         self.truncated = False  # a batch may have left out touched bars: re-read
         self.dropped_from: datetime | None = None  # the oldest bar of those dropped
-        self.joins: list[tuple[IndicatorSubscriber, asyncio.Future[None]]] = []
+        self.joins: list[tuple[IndicatorSubscriber, datetime | None, asyncio.Future[None]]] = []
         self.opening = 0  # subscriptions between creating or finding the group and joining it
         self.sent_version = 0  # the version every subscriber has been sent
         self.sent_newest: int | None = None  # the newest bar time sent (epoch microseconds)
@@ -225,11 +226,12 @@ class IndicatorGroup:
             self.truncated = True
         self.wake.set()
 
-    async def join(self, sub: IndicatorSubscriber) -> None:
-        """Add a subscriber once the tail serves its indicators; its first message is the
-        newest bar's values. HistoryTooLong when that needs too much history."""
+    async def join(self, sub: IndicatorSubscriber, since: datetime | None = None) -> None:
+        """Add a subscriber once the tail serves its indicators; its first messages are the
+        values of the bars from the one holding `since` on (None: the newest bar).
+        HistoryTooLong when that needs too much history, ReplayTooLong too many bars."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.joins.append((sub, future))
+        self.joins.append((sub, since, future))
         self.wake.set()
         await future
 
@@ -275,23 +277,27 @@ class IndicatorGroup:
                 # This update is lost for now: the next change reads the history again.
                 log.warning("live indicators of symbol %s failed: %r", self.symbol_id, exc)
                 self.tail = None
-        for sub, future in joins:
+        for sub, since, future in joins:
             try:
-                await self._admit(sub)
+                await self._admit(sub, since)
             except Exception as exc:
                 future.set_exception(exc)
             else:
                 future.set_result(None)
 
-    async def _admit(self, sub: IndicatorSubscriber) -> None:
+    async def _admit(self, sub: IndicatorSubscriber, since: datetime | None) -> None:
         if sub.closed:
             return
         keys = list(dict.fromkeys(sub.specs))
         every = list(dict.fromkeys([*self.specs, *keys]))
         tail = self.tail
         newest = tail.size - 1 if tail is not None else -1
-        if tail is None or any(_start_index(tail, k, max(newest, 0)) is None for k in keys):
-            tail = await self._load(every, None)
+        if (
+            since is not None
+            or tail is None
+            or any(_start_index(tail, k, max(newest, 0)) is None for k in keys)
+        ):
+            tail = await self._load(every, None, since)
             if not self.subscribers:
                 self._sent(tail)
         for key in keys:
@@ -299,12 +305,18 @@ class IndicatorGroup:
         self.subscribers.add(sub)
         if tail.size:
             at = tail.size - 1
+            if since is not None:
+                start = tail.start or tail.floor
+                at = min(at, int(np.searchsorted(tail.columns["time"], _micros(start))))
             values = await self._values(tail, keys, at)
-            sub.offer(self._bars(tail, values, at, snapshot=True, revised=None))
+            sub.offer(self._bars(tail, values, at, replayed=True, revised=None))
 
-    async def _load(self, keys: list[SpecKey], lo: datetime | None) -> _Tail:
-        """Read the history the indicators need for values from `lo` (None: the newest bar)
-        on, and make it the tail."""
+    async def _load(
+        self, keys: list[SpecKey], lo: datetime | None, since: datetime | None = None
+    ) -> _Tail:
+        """Read the history the indicators need for values from `lo` (None: the newest bar;
+        with `since`, the bar holding it) on, and make it the tail (its `floor` is then where
+        the values start)."""
         stored = await fetch(
             self.hub.engine,
             "SELECT timeframe, first_ts, last_ts FROM bar_series WHERE symbol_id = $1",
@@ -321,18 +333,19 @@ class IndicatorGroup:
         else:
             first, last = series[base]
             rule = self.feed.rule(base)
-            start = (
-                lo
-                if lo is not None
-                else touched_range(
-                    base, self.feed.interval, last, last, rule, self._span(rule, first, last)
-                )[0]
-            )
-            sp = self._span(rule, first, max(last, start))
+            at = since if since is not None else last
+            bucket = touched_range(
+                base, self.feed.interval, at, at, rule, self._span(rule, min(first, at), last)
+            )[0]
+            start = lo if lo is not None else bucket
+            sp = self._span(rule, min(first, start), max(last, start))
+            if since is not None:
+                await self._check_replay(base, start)
             history = await read_history(
                 self.hub.engine, self.symbol_id, rule, sp, self.feed.adjust, start, keys
             )
             tail = self._tail(history, base, rule, sp)
+            tail.start = start
         if any(_needs_everything(k) for k in keys) and tail.size > self._limit:
             raise HistoryTooLong(
                 f"{tail.size} {self.feed.interval.value} bars of history are needed, more "
@@ -341,6 +354,23 @@ class IndicatorGroup:
             )
         self.tail = tail
         return tail
+
+    async def _check_replay(self, base: Interval, start: datetime) -> None:
+        """ReplayTooLong when more than `live_max_replay_bars` bars lie after `start` (counted
+        in base rows, before anything is read: the history read keeps them all)."""
+        limit = self.hub.settings.live_max_replay_bars
+        rows = min((limit + 1) * rows_per_bucket(base, self.feed.interval), MAX_REPLAY_ROWS)
+        found = await fetch(
+            self.hub.engine,
+            "SELECT count(*) FROM (SELECT 1 FROM bars WHERE symbol_id = $1 AND timeframe = $2 "
+            "AND ts >= $3 LIMIT $4) r",
+            self.symbol_id,
+            base.value,
+            start,
+            rows,
+        )
+        if int(found[0][0]) >= rows:
+            raise ReplayTooLong(f"more than {limit} {self.feed.interval.value} bars after `since`")
 
     @property
     def _limit(self) -> int:
@@ -404,7 +434,7 @@ class IndicatorGroup:
         if self.sent_newest is not None and int(times[at]) < self.sent_newest:
             revised = _time(int(times[at]))
         values = await self._values(tail, keys, at)
-        batch = self._bars(tail, values, at, snapshot=False, revised=revised)
+        batch = self._bars(tail, values, at, replayed=False, revised=revised)
         for sub in list(self.subscribers):
             sub.offer(batch)
         self._sent(tail)
@@ -475,7 +505,7 @@ class IndicatorGroup:
         values: dict[SpecKey, dict[str, np.ndarray]],
         at: int,
         *,
-        snapshot: bool,
+        replayed: bool,
         revised: datetime | None,
     ) -> list[IndicatorBar]:
         times = tail.columns["time"]
@@ -498,7 +528,7 @@ class IndicatorGroup:
                     _time(int(times[i])),
                     i < newest or tail.newest_closed,
                     tail.version,
-                    snapshot,
+                    replayed,
                     revised,
                     per_bar,
                 )
@@ -507,11 +537,16 @@ class IndicatorGroup:
 
 
 async def open_indicators(
-    hub: LiveHub, symbols: dict[int, str], feeds: dict[int, Feed], specs: list[SpecKey]
+    hub: LiveHub,
+    symbols: dict[int, str],
+    feeds: dict[int, Feed],
+    specs: list[SpecKey],
+    since: datetime | None = None,
 ) -> IndicatorSubscriber:
     """Register an indicatorUpdates subscriber: once this returns, it has been sent the
-    newest values and every change committed later reaches it (HistoryTooLong when an
-    indicator needs more history than a group may keep)."""
+    values from `since` (or the newest) and every change committed later reaches it
+    (HistoryTooLong when an indicator needs more history than a group may keep,
+    ReplayTooLong when more than `live_max_replay_bars` bars follow `since`)."""
     sub = IndicatorSubscriber(symbols, feeds, specs, hub.settings.live_queue_size, hub._cut_off)
     groups = []
     for sid in symbols:
@@ -532,7 +567,7 @@ async def open_indicators(
         raise
     try:
         for group in groups:
-            await group.join(sub)
+            await group.join(sub, since)
     except BaseException:
         for group in groups:
             group.opening -= 1

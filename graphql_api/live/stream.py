@@ -131,12 +131,14 @@ async def indicator_stream(
     tickers: list[str],
     interval: Interval,
     specs: list[SpecKey],
+    since: datetime | None = None,
     choice: Buckets = DEFAULT_BUCKETS,
     adjust: Adjust | None = None,
 ) -> AsyncGenerator[tuple[IndicatorBar, str], None]:
-    """indicatorUpdates: the newest bar's values, then the values of every bar a committed
-    change forms, closes or revises (graphql_api.live.indicators)."""
+    """indicatorUpdates: the values of the bars from `since` (else of the newest bar), then of
+    every bar a committed change forms, closes or revises (graphql_api.live.indicators)."""
     check_read(context)
+    aware("since", since)
     rows = await symbol_rows(context, tickers)
     hub = hub_of(context.request)
     try:
@@ -145,9 +147,12 @@ async def indicator_stream(
             {r.id: r.ticker for r in rows},
             {r.id: feed_for(r, interval, choice, adjust) for r in rows},
             specs,
+            since,
         )
     except HistoryTooLong as exc:
         raise BadUserInput(str(exc), argument="indicators") from None
+    except ReplayTooLong as exc:
+        raise BadUserInput(f"{exc}; move `since` closer or query `Symbol.indicators`") from None
     sub.task = asyncio.current_task()
     sub.closer = lambda: close_slow(context, sub)
     try:

@@ -138,8 +138,9 @@ class Subscription:
         description="Indicator values of the given symbols at `interval`, pushed as bars form, "
         "close or are revised; the arguments are those of `barUpdates` (a client switches "
         "between the two) and the indicators and parameters those of `Symbol.indicators`. "
-        "First the newest bar's values (`snapshot`), then, for every committed change, the "
-        "values of each bar it forms or closes. Every value equals what `Symbol.indicators` "
+        "First the newest bar's values (`replayed`; with `since`, those of every stored bar "
+        "from the one holding that time on), then, for every committed change, the values of "
+        "each bar it forms or closes, with no gap. Every value equals what `Symbol.indicators` "
         "returns for the same bar over the same stored bars: the server keeps, per symbol, "
         "interval and indicator, the indicator's warm-up (`warmupBars`) before the bars it "
         "computes, and computes each value over that window as the batch does; OBV, AD, SAR, "
@@ -165,6 +166,13 @@ class Subscription:
         interval: Annotated[
             Interval, strawberry.argument(description="Interval of the bars computed on.")
         ] = Interval.M1,
+        since: Annotated[
+            datetime | None,
+            strawberry.argument(
+                description="Send the values of the stored bars from the bar holding this time "
+                "(with a UTC offset) before going live, at most `LIVE_MAX_REPLAY_BARS`."
+            ),
+        ] = None,
         session: Annotated[
             Session | None,
             strawberry.argument(
@@ -185,6 +193,7 @@ class Subscription:
             tickers,
             interval.core,
             list(dict.fromkeys(f.key for f in wanted)),
+            since,
             choice(session, alignment),
             adjust_of(adjustment, as_of),
         )

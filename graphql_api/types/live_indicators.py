@@ -84,8 +84,9 @@ class IndicatorUpdate:
         description="Data version of the stored series the values were computed from (an "
         "integer, as on `BarUpdate`)."
     )
-    snapshot: bool = strawberry.field(
-        description="True for the newest bar's values sent when the subscription starts."
+    replayed: bool = strawberry.field(
+        description="True for the values sent when the subscription starts (the newest bar's, "
+        "or with `since` every bar's from it on), false for live updates."
     )
     recomputed_from: datetime | None = strawberry.field(
         description="Set when an older bar was revised: the start of that bar. The values of "
@@ -184,7 +185,7 @@ def indicator_update(item: IndicatorBar, ticker: str, wanted: list[Followed]) ->
         time=item.time,
         closed=item.closed,
         version=float(item.version),
-        snapshot=item.snapshot,
+        replayed=item.replayed,
         recomputed_from=item.recomputed_from,
         values=values,
     )

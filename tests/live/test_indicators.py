@@ -30,9 +30,11 @@ from tests.live.support import ApiProcess, GqlWs, eventually, thread_server, wri
 from workers.upsert import upsert_bars
 
 UPDATES = """
-subscription Ind($tickers: [String!]!, $interval: Interval!, $indicators: [LiveIndicator!]!) {
-  indicatorUpdates(tickers: $tickers, interval: $interval, indicators: $indicators) {
-    ticker interval time closed version snapshot recomputedFrom
+subscription Ind($tickers: [String!]!, $interval: Interval!, $indicators: [LiveIndicator!]!,
+                 $since: DateTime) {
+  indicatorUpdates(tickers: $tickers, interval: $interval, indicators: $indicators,
+                   since: $since) {
+    ticker interval time closed version replayed recomputedFrom
     values { label indicator output value }
   }
 }
@@ -188,7 +190,10 @@ def served(live_env: LiveEnv) -> Iterator[InProcess]:
     """The API in a thread of this process, with the Redis fan-out as in production."""
     assert live_env.settings.database_url is not None
     settings = migrated_settings(
-        live_env.settings.database_url, redis_url=live_env.redis_url, live_indicator_max_bars=500
+        live_env.settings.database_url,
+        redis_url=live_env.redis_url,
+        live_indicator_max_bars=500,
+        live_max_replay_bars=500,
     )
     app = create_app(settings)
     with thread_server(app) as url:
@@ -214,7 +219,7 @@ async def test_a_replayed_session_pushes_the_batch_values_of_every_indicator(
         variables = {"tickers": ["liveind"], "interval": "M5", "indicators": every_indicator()}
         await client.subscribe("1", UPDATES, variables)
         first = await next_update(client, "1", wait=60)
-        assert first["snapshot"] is True and first["closed"] is True
+        assert first["replayed"] is True and first["closed"] is True
         assert first["time"] == (MONDAY + timedelta(minutes=385)).isoformat()
         compared = assert_matches(first, minutes.five_minute())
         forming = closing = 0
@@ -234,7 +239,7 @@ async def test_a_replayed_session_pushes_the_batch_values_of_every_indicator(
             version = await writer.write(records)
             update = await next_update(client, "1")
             assert update["version"] == version
-            assert update["snapshot"] is False and update["recomputedFrom"] is None
+            assert update["replayed"] is False and update["recomputedFrom"] is None
             assert (
                 update["time"]
                 == datetime.fromtimestamp(int(ts.timestamp()) // 300 * 300, UTC).isoformat()
@@ -304,7 +309,7 @@ async def test_a_revision_recomputes_from_the_revised_bar_and_says_so(
             "m1", UPDATES, {"tickers": ["LIVEREV"], "interval": "M1", "indicators": windowed}
         )
         for op in ("all", "m1"):
-            assert (await next_update(client, op, wait=60))["snapshot"] is True
+            assert (await next_update(client, op, wait=60))["replayed"] is True
         # A new bar: the M1 group drops what its windows no longer need.
         await writer.write([minutes.bar(TUESDAY)])
         for op in ("all", "m1"):
@@ -492,3 +497,53 @@ async def test_subscribers_of_a_symbol_and_interval_share_one_state_that_ends_wi
     finally:
         for c in clients:
             await c.close()
+
+
+async def test_since_sends_the_values_from_that_bar_then_goes_live(
+    in_process: str, live_env: LiveEnv
+) -> None:
+    sid = await new_symbol(live_env.dsn, "LIVESNC")
+    minutes = Minutes(sid, seed=11)
+    await write_bars(live_env.dsn, [minutes.bar(t) for t in session(MONDAY)])
+    client = await GqlWs.open(in_process)
+    try:
+        since = MONDAY + timedelta(hours=6, minutes=2)  # inside the 20:30 bucket
+        variables = {
+            "tickers": ["LIVESNC"],
+            "interval": "M5",
+            "indicators": every_indicator(),
+            "since": since.isoformat(),
+        }
+        await client.subscribe("1", UPDATES, variables)
+        replayed = [await next_update(client, "1", wait=60) for _ in range(6)]
+        want = [MONDAY + timedelta(hours=6, minutes=5 * k) for k in range(6)]
+        assert [u["time"] for u in replayed] == [t.isoformat() for t in want]
+        bars = minutes.five_minute()
+        for u in replayed:
+            assert u["replayed"] is True and u["recomputedFrom"] is None
+            assert_matches(u, bars)
+        version = await write_bars(live_env.dsn, [minutes.bar(TUESDAY)])
+        live = await next_update(client, "1")
+        assert live["replayed"] is False and live["version"] == version
+        assert live["time"] == TUESDAY.isoformat()
+        assert_matches(live, minutes.five_minute())
+        assert await client.quiet("1", 0.3) == []
+    finally:
+        await client.close()
+
+
+async def test_a_since_too_far_back_is_refused(in_process: str, live_env: LiveEnv) -> None:
+    await ensure_symbol(live_env)
+    client = await GqlWs.open(in_process)
+    try:
+        variables = {
+            "tickers": ["LIVEERR"],
+            "interval": "M1",
+            "indicators": [{"name": "SMA"}],
+            "since": MONDAY.isoformat(),  # 780 bars, more than LIVE_MAX_REPLAY_BARS (500)
+        }
+        (error,) = await first_errors(client, "1", variables)
+        assert error["extensions"]["code"] == "BAD_USER_INPUT", error
+        assert "more than 500 M1 bars after `since`" in error["message"], error
+    finally:
+        await client.close()
