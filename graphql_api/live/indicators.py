@@ -310,6 +310,7 @@ class IndicatorGroup:
                 at = min(at, int(np.searchsorted(tail.columns["time"], _micros(start))))
             values = await self._values(tail, keys, at)
             sub.offer(self._bars(tail, values, at, replayed=True, revised=None))
+        self._trim(tail, list(self.specs))  # a `since` read may have kept more than needed
 
     async def _load(
         self, keys: list[SpecKey], lo: datetime | None, since: datetime | None = None

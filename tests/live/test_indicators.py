@@ -148,16 +148,17 @@ class Writer:
         return max(c.id for c in changes)
 
 
-async def new_symbol(dsn: str, ticker: str) -> int:
-    """A symbol of our own on the NYSE calendar."""
+async def new_symbol(dsn: str, ticker: str, calendar: str = "XNYS") -> int:
+    """A symbol of our own (on the NYSE calendar unless told)."""
     conn = await asyncpg.connect(dsn)
     try:
         sid: int = await conn.fetchval(
             "INSERT INTO symbols (ticker, name, exchange, asset_class, currency, timezone, "
-            "calendar) VALUES ($1, $2, 'NYSE', 'equity', 'USD', 'America/New_York', 'XNYS') "
+            "calendar) VALUES ($1, $2, 'NYSE', 'equity', 'USD', 'America/New_York', $3) "
             "RETURNING id",
             ticker,
             ticker,
+            calendar,
         )
     finally:
         await conn.close()
@@ -545,5 +546,33 @@ async def test_a_since_too_far_back_is_refused(in_process: str, live_env: LiveEn
         (error,) = await first_errors(client, "1", variables)
         assert error["extensions"]["code"] == "BAD_USER_INPUT", error
         assert "more than 500 M1 bars after `since`" in error["message"], error
+    finally:
+        await client.close()
+
+
+async def test_a_whole_history_indicator_outgrowing_the_limit_ends_with_an_error(
+    in_process: str, live_env: LiveEnv
+) -> None:
+    sid = await new_symbol(live_env.dsn, "LIVEBIG", "24/7")
+    start = datetime(2024, 12, 2, tzinfo=UTC)
+    five = [start + timedelta(minutes=5 * k) for k in range(500)]
+    bars = [(sid, "M5", t, 10.0, 11.0, 9.0, 10.5, 100.0 + k) for k, t in enumerate(five)]
+    await write_bars(live_env.dsn, bars[:499])
+    client = await GqlWs.open(in_process)
+    try:
+        variables = {"tickers": ["LIVEBIG"], "interval": "M5", "indicators": [{"name": "OBV"}]}
+        await client.subscribe("1", UPDATES, variables)
+        assert (await next_update(client, "1", wait=60))["replayed"] is True
+        await write_bars(live_env.dsn, bars[499:])  # 500 bars: still within the limit
+        assert (await next_update(client, "1"))["time"] == five[499].isoformat()
+        await write_bars(
+            live_env.dsn, [(sid, "M5", five[-1] + timedelta(minutes=5), 10, 11, 9, 10, 1)]
+        )
+        message = await client.next("1")
+        assert message["type"] == "next", message
+        (error,) = message["payload"]["errors"]
+        assert error["extensions"]["code"] == "BAD_USER_INPUT", error
+        assert "LIVE_INDICATOR_MAX_BARS" in error["message"], error
+        assert (await client.next("1"))["type"] == "complete"
     finally:
         await client.close()
