@@ -300,6 +300,15 @@ class Settings(_WithProviders):
     live_max_bars_per_change: int = Field(
         default=1_000, ge=1, description="Newest bars sent for one ingest batch of one symbol."
     )
+    live_max_indicators_per_subscription: int = Field(
+        default=60, ge=1, le=1000, description="Most indicators one indicatorUpdates may ask for."
+    )
+    live_indicator_max_bars: int = Field(
+        default=50_000,
+        ge=1,
+        description="Most bars a live indicator over the whole history (or since an anchor) "
+        "keeps per symbol and interval; a subscription needing more is refused.",
+    )
     live_socket_send_buffer: int = Field(
         default=262_144,
         ge=0,

@@ -22,7 +22,7 @@ from aiodataloader import DataLoader
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.adjustments import Adjust
-from core.intervals import Interval
+from core.intervals import MAX_TS, Interval
 from indicators import get_indicator
 from loaders.bars import extra_args, grouped_sql, keys_sql
 from loaders.buckets import NO_SPAN, Bucketing, Span, rows_per_bucket, source_sql
@@ -106,10 +106,11 @@ def _sql(rule: Bucketing, adjusted: bool = False) -> str:
         "$6",
     )
     return f"""
-    SELECT k.idx, c.t, c.o, c.h, c.l, c.c, c.v
+    SELECT k.idx, c.t, c.o, c.h, c.l, c.c, c.v, w.n
     FROM {keys}
     CROSS JOIN LATERAL (
-        SELECT coalesce(min(ts), k.floor) AS start FROM ({before}) before
+        -- n: base rows found before the floor (fewer than asked: the history starts there).
+        SELECT coalesce(min(ts), k.floor) AS start, count(*) AS n FROM ({before}) before
     ) w
     CROSS JOIN LATERAL (
         -- Epoch microseconds: numpy takes integers at once, datetimes one by one. One sort
@@ -185,6 +186,81 @@ def _compute(
     return results
 
 
+@dataclass(frozen=True, slots=True)
+class History:
+    """The bars of one series at one interval that a set of indicators needs at and after
+    `lo` (read with the warm-up rule of `_warm_rows`), and the series' state before the read."""
+
+    columns: dict[str, np.ndarray]  # "time" in epoch microseconds, then OHLCV; oldest first
+    floor: datetime  # every bar from here on is in `columns`
+    complete: bool  # nothing the rule keeps is stored before the first bar read
+    version: int  # newest change id of the base series in the snapshot read (0: none)
+    newest_end: datetime | None  # end of the newest stored base bar in that snapshot
+
+
+def _history_sql(rule: Bucketing, adjusted: bool) -> str:
+    """`_sql` for one key, with the series' version and newest stored bar from the same
+    snapshot (one statement)."""
+    return f"""
+    SELECT q.*,
+           (SELECT id FROM bar_changes WHERE symbol_id = ($1::int[])[1] AND timeframe = $6
+            ORDER BY id DESC LIMIT 1),
+           (SELECT last_ts FROM bar_series WHERE symbol_id = ($1::int[])[1] AND timeframe = $6)
+    FROM ({_sql(rule, adjusted)}) q
+    """
+
+
+async def read_history(
+    engine: AsyncEngine,
+    symbol_id: int,
+    rule: Bucketing,
+    span: Span,
+    adjust: Adjust | None,
+    lo: datetime,
+    indicators: list[tuple[str, ParamsKey]],
+) -> History:
+    """Bars from the warm-up before `lo` to the newest, for every indicator listed: the read
+    `Symbol.indicators` makes for a range starting at `lo` (live indicators start from it),
+    with the data version of the snapshot it saw."""
+    warm, floor = 0, lo
+    for name, params in indicators:
+        key = IndicatorKey(symbol_id, rule.base, rule.interval, lo, MAX_TS, 0, name, params)
+        w, f = _warm_rows(key)
+        warm, floor = max(warm, w), min(floor, f)
+    rows = await fetch(
+        engine,
+        _history_sql(rule, adjust is not None),
+        [symbol_id],
+        [lo],
+        [floor],
+        [MAX_TS],
+        [warm],
+        rule.base.value,
+        *extra_args(rule, [span], adjust),
+    )
+    r = rows[0] if rows else None
+    columns = {
+        name: np.array((r[i] if r is not None else None) or [], dtype=dtype)
+        for i, (name, dtype) in enumerate(_COLUMNS, start=1)
+    }
+    found = int(r[7]) if r is not None else 0
+    version = int(r[8] or 0) if r is not None else 0
+    last_ts = r[9] if r is not None else None
+    newest_end = rule.base.bucket_end(last_ts) if last_ts is not None else None
+    return History(columns, floor, warm == ALL_HISTORY or found < warm, version, newest_end)
+
+
+#: The columns of `_sql`'s rows (after the key index) and their numpy types.
+_COLUMNS = (
+    ("time", np.int64),
+    ("open", np.float64),
+    ("high", np.float64),
+    ("low", np.float64),
+    ("close", np.float64),
+    ("volume", np.float64),
+)
+
+
 class IndicatorLoader(DataLoader[IndicatorKey, IndicatorResult]):
     """Indicators for many symbols: one statement per (base, interval), one compute batch."""
 
@@ -229,12 +305,8 @@ class IndicatorLoader(DataLoader[IndicatorKey, IndicatorResult]):
             for r in rows:
                 rk = rks[r[0] - 1]
                 bars[rk] = {
-                    "time": np.array(r[1] or [], dtype=np.int64),
-                    "open": np.array(r[2] or [], dtype=np.float64),
-                    "high": np.array(r[3] or [], dtype=np.float64),
-                    "low": np.array(r[4] or [], dtype=np.float64),
-                    "close": np.array(r[5] or [], dtype=np.float64),
-                    "volume": np.array(r[6] or [], dtype=np.float64),
+                    name: np.array(r[i] or [], dtype=dtype)
+                    for i, (name, dtype) in enumerate(_COLUMNS, start=1)
                 }
         columns = [
             bars[(k.symbol_id, k.base, k.interval, k.lo, k.hi, k.rule, k.span, k.adjust)]

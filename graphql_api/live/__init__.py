@@ -2,6 +2,7 @@
 
 - `hub`: this process's subscribers, the reads that turn a change into bars, slow consumers.
 - `fanout`: how a change gets from the writing transaction to every API process.
+- `indicators`: the state behind indicatorUpdates (bars kept per symbol and feed).
 - `reads`: the SQL (the read API's resampling, in one snapshot with the data version).
 - `ws`: the WebSocket side: authentication on `connection_init`, subscriptions only.
 """

@@ -117,6 +117,14 @@ class Fanout(Protocol):
         """Counters for tests and debugging."""
 
 
+class BarSink(Protocol):
+    """What a group offers its bars to: a barUpdates subscriber, or the state of live
+    indicators (graphql_api.live.indicators), which follows the same reads."""
+
+    def offer(self, batch: list[LiveBar]) -> None:
+        """Take a batch without waiting."""
+
+
 class _Subscriber(Generic[T]):
     """A bounded queue of batches; overflowing it marks the subscriber slow."""
 
@@ -220,7 +228,7 @@ class _Group:
         self.symbol_id = symbol_id
         self.feed = feed
         interval = self.interval = feed.interval
-        self.subscribers: set[BarSubscriber] = set()
+        self.subscribers: set[BarSink] = set()
         self.pending: list[BarChange] = []
         self.wake = asyncio.Event()
         self.emitted: OrderedDict[datetime, int] = OrderedDict()
@@ -324,6 +332,9 @@ class LiveHub:
         self.groups: dict[tuple[int, Feed], _Group] = {}
         self.intervals: dict[int, set[Feed]] = {}  # per symbol, the feeds some group serves
         self.events: set[EventSubscriber] = set()
+        #: Live indicator state per (symbol, feed) (graphql_api.live.indicators), set up
+        #: lazily by its first subscription and fed as a sink of the bars group.
+        self.indicator_groups: dict[tuple[int, Feed], Any] = {}
         self.last_seen: dict[int, int] = {}  # newest change id seen per watched symbol
         self.slow_disconnects = 0
         self._tickers: dict[int, str] = {}
@@ -341,12 +352,14 @@ class LiveHub:
         """Stop the fan-out and every group and background task."""
         await self.fanout.stop()
         tasks = [g.task for g in self.groups.values()] + list(self._background)
+        tasks += [g.task for g in self.indicator_groups.values()]
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(BaseException):
                 await task
         self.groups.clear()
+        self.indicator_groups.clear()
 
     # --- subscriptions -----------------------------------------------------------------
 
@@ -362,20 +375,11 @@ class LiveHub:
         sub = BarSubscriber(
             symbols, interval, self.settings.live_queue_size, replaying, self._cut_off, feeds
         )
-        new = [sid for sid in symbols if sid not in self.last_seen]
         for sid in symbols:
-            feed = sub.feeds[sid]
-            group = self.groups.get((sid, feed))
-            if group is None:
-                group = self.groups[(sid, feed)] = _Group(self, sid, feed)
-            group.subscribers.add(sub)
-            self.intervals.setdefault(sid, set()).add(feed)
+            self.attach(sid, sub.feeds[sid], sub)
         self._tickers.update(symbols)
         try:
-            if new:
-                for sid, newest in (await newest_change_ids(self.engine, new)).items():
-                    self.last_seen.setdefault(sid, newest)
-            await self.fanout.watch_symbols(list(symbols))
+            await self.watch(list(symbols))
         except BaseException:
             self.close_bars(sub, watched=False)
             raise
@@ -384,21 +388,41 @@ class LiveHub:
     def close_bars(self, sub: BarSubscriber, *, watched: bool = True) -> None:
         """Unregister a barUpdates subscriber (its Redis channels go with the last one)."""
         for sid in sub.symbols:
-            feed = sub.feeds[sid]
-            group = self.groups.get((sid, feed))
-            if group is None:
-                continue
-            group.subscribers.discard(sub)
-            if not group.subscribers:
-                group.task.cancel()
-                del self.groups[(sid, feed)]
-                intervals = self.intervals.get(sid, set())
-                intervals.discard(feed)
-                if not intervals:
-                    self.intervals.pop(sid, None)
-                    self.last_seen.pop(sid, None)
+            self.detach(sid, sub.feeds[sid], sub)
         if watched:
             self.fanout.unwatch_symbols(list(sub.symbols))
+
+    def attach(self, symbol_id: int, feed: Feed, sink: BarSink) -> None:
+        """Offer `sink` the bars of the group of (symbol, feed), creating the group."""
+        group = self.groups.get((symbol_id, feed))
+        if group is None:
+            group = self.groups[(symbol_id, feed)] = _Group(self, symbol_id, feed)
+        group.subscribers.add(sink)
+        self.intervals.setdefault(symbol_id, set()).add(feed)
+
+    def detach(self, symbol_id: int, feed: Feed, sink: BarSink) -> None:
+        """Stop offering `sink` bars; the group ends with its last sink."""
+        group = self.groups.get((symbol_id, feed))
+        if group is None:
+            return
+        group.subscribers.discard(sink)
+        if not group.subscribers:
+            group.task.cancel()
+            del self.groups[(symbol_id, feed)]
+            intervals = self.intervals.get(symbol_id, set())
+            intervals.discard(feed)
+            if not intervals:
+                self.intervals.pop(symbol_id, None)
+                self.last_seen.pop(symbol_id, None)
+
+    async def watch(self, symbol_ids: list[int]) -> None:
+        """Return once every change committed from now on for these symbols will arrive
+        (pair with `fanout.unwatch_symbols`)."""
+        new = [sid for sid in symbol_ids if sid not in self.last_seen]
+        if new:
+            for sid, newest in (await newest_change_ids(self.engine, new)).items():
+                self.last_seen.setdefault(sid, newest)
+        await self.fanout.watch_symbols(symbol_ids)
 
     async def open_events(self) -> EventSubscriber:
         """Register an ingestEvents subscriber."""
@@ -418,8 +442,13 @@ class LiveHub:
             self.fanout.unwatch_all()
 
     def subscriber_count(self) -> int:
-        """Local subscriptions (bar subscribers counted once per symbol and interval)."""
-        return sum(len(g.subscribers) for g in self.groups.values()) + len(self.events)
+        """Local subscriptions (bar and indicator subscribers counted once per symbol and
+        interval)."""
+        bars = sum(
+            1 for g in self.groups.values() for s in g.subscribers if isinstance(s, BarSubscriber)
+        )
+        indicators = sum(len(g.subscribers) for g in self.indicator_groups.values())
+        return bars + indicators + len(self.events)
 
     # --- changes in ------------------------------------------------------------------------
 

@@ -29,6 +29,13 @@ from graphql_api.live.hub import (
     _Subscriber,
     hub_of,
 )
+from graphql_api.live.indicators import (
+    HistoryTooLong,
+    IndicatorBar,
+    SpecKey,
+    close_indicators,
+    open_indicators,
+)
 from graphql_api.live.reads import ReplayTooLong, base_for, read_replay
 from graphql_api.validation import aware
 from loaders.rows import SymbolRow
@@ -71,21 +78,8 @@ async def bar_stream(
 ) -> AsyncGenerator[tuple[LiveBar, str], None]:
     """barUpdates: the replay after `since` (if given), then every live bar, deduplicated."""
     check_read(context)
-    settings = context.settings
-    wanted = list(dict.fromkeys(t.strip().upper() for t in tickers))
-    if not wanted:
-        raise BadUserInput("`tickers` must name at least one symbol")
-    if len(wanted) > settings.live_max_symbols_per_subscription:
-        raise BadUserInput(
-            f"at most {settings.live_max_symbols_per_subscription} tickers per "
-            f"subscription, got {len(wanted)}"
-        )
     aware("since", since)
-    found = await context.loaders.symbol_by_ticker.load_many(wanted)
-    unknown = [t for t, r in zip(wanted, found, strict=True) if r is None]
-    if unknown:
-        raise BadUserInput(f"unknown tickers: {', '.join(unknown)}")
-    rows = [r for r in found if r is not None]
+    rows = await symbol_rows(context, tickers)
     hub = hub_of(context.request)
     sub = await hub.open_bars(
         {r.id: r.ticker for r in rows},
@@ -112,6 +106,69 @@ async def bar_stream(
         await cut_off(context, sub)
     finally:
         hub.close_bars(sub)
+
+
+async def symbol_rows(context: Context, tickers: list[str]) -> list[SymbolRow]:
+    """The symbols of a subscription's `tickers` (BadUserInput: none, too many, unknown)."""
+    settings = context.settings
+    wanted = list(dict.fromkeys(t.strip().upper() for t in tickers))
+    if not wanted:
+        raise BadUserInput("`tickers` must name at least one symbol")
+    if len(wanted) > settings.live_max_symbols_per_subscription:
+        raise BadUserInput(
+            f"at most {settings.live_max_symbols_per_subscription} tickers per "
+            f"subscription, got {len(wanted)}"
+        )
+    found = await context.loaders.symbol_by_ticker.load_many(wanted)
+    unknown = [t for t, r in zip(wanted, found, strict=True) if r is None]
+    if unknown:
+        raise BadUserInput(f"unknown tickers: {', '.join(unknown)}")
+    return [r for r in found if r is not None]
+
+
+async def indicator_stream(
+    context: Context,
+    tickers: list[str],
+    interval: Interval,
+    specs: list[SpecKey],
+    since: datetime | None = None,
+    choice: Buckets = DEFAULT_BUCKETS,
+    adjust: Adjust | None = None,
+) -> AsyncGenerator[tuple[IndicatorBar, str], None]:
+    """indicatorUpdates: the values of the bars from `since` (else of the newest bar), then of
+    every bar a committed change forms, closes or revises (graphql_api.live.indicators)."""
+    check_read(context)
+    aware("since", since)
+    rows = await symbol_rows(context, tickers)
+    hub = hub_of(context.request)
+    try:
+        sub = await open_indicators(
+            hub,
+            {r.id: r.ticker for r in rows},
+            {r.id: feed_for(r, interval, choice, adjust) for r in rows},
+            specs,
+            since,
+        )
+    except HistoryTooLong as exc:
+        raise BadUserInput(str(exc), argument="indicators") from None
+    except ReplayTooLong as exc:
+        raise BadUserInput(f"{exc}; move `since` closer or query `Symbol.indicators`") from None
+    sub.task = asyncio.current_task()
+    sub.closer = lambda: close_slow(context, sub)
+    try:
+        while not sub.overflowed:
+            batch = await sub.next_batch()
+            if sub.error is not None:
+                raise BadUserInput(sub.error, argument="indicators")
+            for n, item in enumerate(batch or (), start=1):
+                if sub.overflowed:
+                    break
+                yield item, sub.symbols[item.symbol_id]
+                if n % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
+        await cut_off(context, sub)
+    finally:
+        close_indicators(hub, sub)
 
 
 async def _replay(

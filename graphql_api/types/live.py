@@ -13,7 +13,7 @@ from core.bar import BAR_FIELDS
 from core.events import BarChange
 from graphql_api.context import Info
 from graphql_api.live.hub import LiveBar
-from graphql_api.live.stream import bar_stream, event_stream
+from graphql_api.live.stream import bar_stream, event_stream, indicator_stream
 from graphql_api.types.bars import Bar
 from graphql_api.types.common import (
     Adjustment,
@@ -24,6 +24,12 @@ from graphql_api.types.common import (
     Session,
     adjust_of,
     choice,
+)
+from graphql_api.types.live_indicators import (
+    IndicatorUpdate,
+    LiveIndicator,
+    followed,
+    indicator_update,
 )
 
 
@@ -127,6 +133,75 @@ class Subscription:
         async with aclosing(stream):
             async for bar, ticker in stream:
                 yield _update(bar, ticker)
+
+    @strawberry.subscription(
+        description="Indicator values of the given symbols at `interval`, pushed as bars form, "
+        "close or are revised; the arguments are those of `barUpdates` (a client switches "
+        "between the two) and the indicators and parameters those of `Symbol.indicators`. "
+        "First the newest bar's values (`replayed`; with `since`, those of every stored bar "
+        "from the one holding that time on), then, for every committed change, the values of "
+        "each bar it forms or closes, with no gap. Every value equals what `Symbol.indicators` "
+        "returns for the same bar over the same stored bars: the server keeps, per symbol and "
+        "interval (and session, alignment, adjustment), the longest warm-up of the indicators "
+        "followed (the bars `Symbol.indicators` reads before `from`) before the newest bar, "
+        "plus 64 bars, and computes each value over its own indicator's warm-up window, as "
+        "the batch does; OBV, AD, SAR, Supertrend, cumulative VWAP and VWAP bands, and "
+        "anchored VWAP keep the whole history (or the bars since "
+        "the anchor), at most `LIVE_INDICATOR_MAX_BARS`. A revision of an older bar recomputes "
+        "from it and re-sends it and every later bar with `recomputedFrom` set. At most "
+        "`LIVE_MAX_BARS_PER_CHANGE` bars per change, as `barUpdates`. A client that falls "
+        "behind is disconnected with close code 4008."
+    )
+    async def indicator_updates(
+        self,
+        info: Info,
+        tickers: Annotated[
+            list[str], strawberry.argument(description="Tickers to watch (case-insensitive).")
+        ],
+        indicators: Annotated[
+            list[LiveIndicator],
+            strawberry.argument(
+                description="The indicators to follow, each with its parameters (at most "
+                "`LIVE_MAX_INDICATORS_PER_SUBSCRIPTION`)."
+            ),
+        ],
+        interval: Annotated[
+            Interval, strawberry.argument(description="Interval of the bars computed on.")
+        ] = Interval.M1,
+        since: Annotated[
+            datetime | None,
+            strawberry.argument(
+                description="Send the values of the stored bars from the bar holding this time "
+                "(with a UTC offset) before going live, at most `LIVE_MAX_REPLAY_BARS`."
+            ),
+        ] = None,
+        session: Annotated[
+            Session | None,
+            strawberry.argument(
+                description="Which hours count, as on `Symbol.bars` (null: the symbol's "
+                "default session)."
+            ),
+        ] = None,
+        alignment: Annotated[
+            Alignment,
+            strawberry.argument(description="Where buckets start, as on `Symbol.bars`."),
+        ] = Alignment.SESSION,
+        adjustment: AdjustmentArg = Adjustment.RAW,
+        as_of: AsOfArg = None,
+    ) -> AsyncGenerator[IndicatorUpdate, None]:
+        wanted = followed(indicators, info.context.settings.live_max_indicators_per_subscription)
+        stream = indicator_stream(
+            info.context,
+            tickers,
+            interval.core,
+            list(dict.fromkeys(f.key for f in wanted)),
+            since,
+            choice(session, alignment),
+            adjust_of(adjustment, as_of),
+        )
+        async with aclosing(stream):
+            async for item, ticker in stream:
+                yield indicator_update(item, ticker, wanted)
 
     @strawberry.subscription(
         description="Every committed ingest batch (symbol, timeframe, range, rows, version), "
