@@ -28,6 +28,8 @@ BYTES_PER_TOKEN = 400
 #: Fixed overhead of an entry (key tuple, entry object, dictionary slot).
 ENTRY_OVERHEAD = 512
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
+#: Costs remembered per document (graphql_api/limits.py), forgotten all at once past this.
+MAX_COSTS = 32
 
 
 class DocumentLimitError(Exception):
@@ -49,6 +51,8 @@ class CachedDocument:
     #: Compiled plans by operation name (graphql_api/compiled.py), None where none applies.
     #: Not counted in `size`: a plan holds references into the document and a few closures.
     plans: dict[str | None, Any] = field(default_factory=dict)
+    #: Query costs by (operation, variables as JSON), at most MAX_COSTS (a few bytes each).
+    costs: dict[tuple[int, bytes], int] = field(default_factory=dict)
 
 
 class DocumentCache:
