@@ -11,6 +11,7 @@ from strawberry.types import Info as _Info
 from core.intervals import Interval as CoreInterval
 from core.settings import Settings
 from loaders import Loaders
+from loaders.columns import Column
 
 
 class Context(BaseContext):
@@ -35,6 +36,17 @@ class Context(BaseContext):
         #: row's id(): what `Bar.sessionOpen`/`sessionClose` read (rows are shared tuples
         #: that carry no calendar of their own).
         self.bar_calendars: dict[int, tuple[str, CoreInterval]] = {}
+
+    @property
+    def column_sink(self) -> dict[tuple[Any, ...], Column] | None:
+        """Where the numpy-backed columns this request's fields return are collected, by
+        response path, for a caller in this process that wants the arrays rather than their
+        JSON (graphql_api/download.py sets it on the request's state); None: nobody does."""
+        request = self.request
+        if request is None:
+            return None
+        sink: dict[tuple[Any, ...], Column] | None = getattr(request.state, "columns", None)
+        return sink
 
 
 Info = _Info[Context, None]
