@@ -14,6 +14,20 @@ from loaders import Loaders
 from loaders.columns import Column
 
 
+class ColumnSink(dict[tuple[Any, ...], Column]):
+    """The numpy-backed columns (loaders/columns.py) a request's fields returned, by response
+    path, for a caller in this process that wants the arrays (graphql_api/download.py).
+
+    `json` says whether the result must still carry the columns' JSON: False only when no one
+    reads that JSON (no response cache stores it, no second execution is compared with it),
+    and then graphql_api/fastpath.py leaves `null` in their place and spares the encoding.
+    """
+
+    def __init__(self, json: bool = True) -> None:
+        super().__init__()
+        self.json = json
+
+
 class Context(BaseContext):
     """What every resolver can reach through `info.context`."""
 
@@ -38,14 +52,13 @@ class Context(BaseContext):
         self.bar_calendars: dict[int, tuple[str, CoreInterval]] = {}
 
     @property
-    def column_sink(self) -> dict[tuple[Any, ...], Column] | None:
-        """Where the numpy-backed columns this request's fields return are collected, by
-        response path, for a caller in this process that wants the arrays rather than their
-        JSON (graphql_api/download.py sets it on the request's state); None: nobody does."""
+    def column_sink(self) -> ColumnSink | None:
+        """Where this request's numpy-backed columns are collected (graphql_api/download.py
+        sets one on the request's state); None: nobody wants them."""
         request = self.request
         if request is None:
             return None
-        sink: dict[tuple[Any, ...], Column] | None = getattr(request.state, "columns", None)
+        sink: ColumnSink | None = getattr(request.state, "columns", None)
         return sink
 
 

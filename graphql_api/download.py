@@ -36,6 +36,7 @@ from fastapi.responses import Response, StreamingResponse
 from core.bar import BAR_FIELDS
 from core.intervals import Interval
 from core.reqstats import note_outcome
+from graphql_api.context import ColumnSink
 from graphql_api.cost import query_cost
 from graphql_api.http import GraphQLEndpoint, Params, RequestError
 from graphql_api.limits import LimitError
@@ -315,7 +316,9 @@ async def run_group(
 ) -> tuple[list[SymbolColumns], dict[str, str]]:
     """The series of `tickers` (known ones, in request order), run as a GraphQL request of
     this caller; and the rate limit's headers."""
-    sink: dict[tuple[Any, ...], Column] = {}
+    services = request.app.state.services
+    # The columns' JSON is needed only by a response cache and by the fast path's check.
+    sink = ColumnSink(json=services.cache is not None or services.settings.verify_fast_path)
     request.state.columns = sink
     try:
         data, headers = await _execute(

@@ -121,6 +121,8 @@ def _leaf_list(item_type: GraphQLOutputType, values: list[Any]) -> list[Any] | N
     return None
 
 
+_NULL = orjson.Fragment(b"null")
+
 #: The GraphQL leaf type each numpy kind of a Column stands for.
 _COLUMN_TYPES = {"f": "Float", "M": "DateTime", "b": "Boolean"}
 
@@ -269,6 +271,8 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             sink = getattr(self.context_value, "column_sink", None)
             if sink is not None:
                 sink[tuple(path.as_list())] = result
+                if not sink.json:
+                    return _NULL
             fragment = _column_json(return_type.of_type, result)
             if fragment is not None:
                 return fragment

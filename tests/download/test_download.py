@@ -298,3 +298,26 @@ def test_stream_holds_one_batch_per_symbol(api: TestClient) -> None:
     assert len(batches) == 2
     assert [b.column(0).dictionary.to_pylist() for b in batches] == [["ACME"], ["GLOBX"]]
     assert all(np.all(np.diff(b.column(2).to_numpy().astype("int64")) > 0) for b in batches)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        # Nothing reads the columns' JSON: the execution leaves it out (graphql_api/fastpath.py).
+        {"cache_enabled": False, "verify_fast_path": False},
+        # A response cache: the second download is answered from the cached JSON.
+        {"cache_enabled": True, "verify_fast_path": False},
+    ],
+    ids=["without JSON", "response cache"],
+)
+def test_arrow_equals_series_whatever_the_execution_keeps(
+    database_url: str, settings: dict[str, Any]
+) -> None:
+    params = {"interval": "M15", "session": "ALL"}
+    with unlimited_client(database_url, **settings) as client:
+        for _ in range(2):
+            response = download(client, tickers="UMBRL,ACME", **params)
+            assert response.status_code == 200, response.text
+            frame = read_arrow(response.content).to_pandas()
+            for ticker in ("UMBRL", "ACME"):
+                assert_frame_matches(frame, ticker, graphql_series(client, ticker, params))
