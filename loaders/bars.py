@@ -429,6 +429,9 @@ class SeriesKey:
     bucketing: Bucketing | None = None
     span: Span = NO_SPAN
     adjust: Adjust | None = None  # None: raw bars
+    #: Most buckets to read (the oldest), 0 for all: a series read to learn whether it holds
+    #: more than `maxPoints` (graphql_api/bar_queries.py `plan_series`) stops one past it.
+    cap: int = 0
 
     @property
     def rule(self) -> Bucketing:
@@ -466,6 +469,7 @@ class SeriesLoader(DataLoader[SeriesKey, SeriesColumns]):
                 _us(k.hi),
                 *((rule_tag(k.rule),) if k.rule.needs_calendar else ()),
                 *_adjust_part(k.adjust),
+                *((f"cap{k.cap}",) if k.cap else ()),
             )
             for k in keys
         ]
@@ -480,11 +484,11 @@ class SeriesLoader(DataLoader[SeriesKey, SeriesColumns]):
         )
 
     async def _load_all(self, keys: list[SeriesKey]) -> list[SeriesColumns]:
-        groups: dict[tuple[Bucketing, Adjust | None], list[int]] = defaultdict(list)
+        groups: dict[tuple[Bucketing, Adjust | None, int], list[int]] = defaultdict(list)
         for i, key in enumerate(keys):
-            groups[(key.rule, key.adjust)].append(i)
+            groups[(key.rule, key.adjust, key.cap)].append(i)
         out: list[SeriesColumns | None] = [None] * len(keys)
-        for (rule, adjust), idxs in groups.items():
+        for (rule, adjust, _), idxs in groups.items():
             group = [keys[i] for i in idxs]
             loaded = await self._read_columns(rule, adjust, group)
             if loaded is None:
@@ -499,6 +503,10 @@ class SeriesLoader(DataLoader[SeriesKey, SeriesColumns]):
         """The inner SELECT, the keys' FROM clause and the parameters of a group's statement."""
         adjusted = adjust is not None
         inner = grouped_sql(rule, " AND ts >= k.lo AND ts < k.hi", adjusted=adjusted)
+        inner += " ORDER BY bucket"
+        cap = group[0].cap  # one per group (`_load_all`); an int of ours, never client text
+        if cap:
+            inner += f" LIMIT {int(cap)}"
         keys_from = keys_sql(
             "sid, lo, hi", "$1::int[], $2::timestamptz[], $3::timestamptz[]", rule, 5, adjusted
         )
@@ -523,7 +531,7 @@ class SeriesLoader(DataLoader[SeriesKey, SeriesColumns]):
         sql = f"""
             SELECT k.idx::int8, c.bucket::timestamptz, {values}
             FROM {keys_from}
-            CROSS JOIN LATERAL ({inner} ORDER BY bucket) c
+            CROSS JOIN LATERAL ({inner}) c
             """
         columns = await fetch_columns(self.engine, sql, *args, kinds="it" + "f" * _N)
         if columns is None:
@@ -584,14 +592,15 @@ def series_sql(
     keys: str = "unnest($1::int[], $2::timestamptz[], $3::timestamptz[])\n"
     "                 WITH ORDINALITY AS k(sid, lo, hi, idx)",
 ) -> str:
-    """Chart series of the rows `inner` selects (bucket and value columns), one array each."""
+    """Chart series of the rows `inner` selects (bucket and value columns, in bucket order),
+    one array each."""
     arrays = ", ".join(f"array_agg({f.name}) AS {f.name}" for f in fields)
     return f"""
             SELECT k.idx, c.t, {columns_sql("c.", fields)}
             FROM {keys}
             CROSS JOIN LATERAL (
                 SELECT array_agg(bucket) AS t, {arrays}
-                FROM ({inner} ORDER BY bucket) q
+                FROM ({inner}) q
             ) c
             """
 

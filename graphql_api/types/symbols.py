@@ -384,6 +384,7 @@ class Symbol(Node):
             choice(session, alignment),
             fill.core != CoreFill.NONE,
             adjust,
+            info.context.loaders.series.load,
         )
         if planned is None:
             return BarSeries(

@@ -150,3 +150,25 @@ def test_binary_copy_layout_is_checked() -> None:
     null = header + b"\x00\x02" + b"\x00\x00\x00\x08" + (7).to_bytes(8, "big") + b"\xff\xff\xff\xff"
     assert parse_binary_copy(null + b"\xff\xff", "if") is None  # a NULL: not this layout
     assert parse_binary_copy(b"not a copy", "if") is None
+
+
+def test_a_stored_series_that_fits_is_read_once_without_a_count(database_url: str) -> None:
+    """At a stored interval the capped series read decides whether `maxPoints` fits (no
+    bucket count); one past it, the answer moves up the ladder as before."""
+    from tests.api.helpers import count_statements
+
+    with app_client(database_url, cache_enabled=False) as client:
+        everything = post(client, SERIES, {"t": "ACME", "i": "M1", "n": 200_000})["data"]
+        n = len(everything["symbol"]["series"]["time"])
+        assert n > 1000
+        with count_statements(client) as statements:
+            exact = post(client, SERIES, {"t": "ACME", "i": "M1", "n": n})["data"]
+        assert exact == everything
+        assert not [s for s in statements if "count(" in s], statements
+        fewer = post(client, SERIES, {"t": "ACME", "i": "M1", "n": n - 1})["data"]
+        series = fewer["symbol"]["series"]
+        assert series["interval"] != "M1" and series["requestedInterval"] == "M1"
+        assert 0 < len(series["time"]) <= n - 1
+        # The coarser interval equals what asking for it directly answers.
+        direct = post(client, SERIES, {"t": "ACME", "i": series["interval"], "n": n - 1})
+        assert direct["data"]["symbol"]["series"]["time"] == series["time"]
