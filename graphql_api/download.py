@@ -37,7 +37,6 @@ from core.bar import BAR_FIELDS
 from core.intervals import Interval
 from core.reqstats import note_outcome
 from graphql_api.context import ColumnSink
-from graphql_api.cost import query_cost
 from graphql_api.http import GraphQLEndpoint, Params, RequestError
 from graphql_api.limits import LimitError
 from graphql_api.telemetry import observe_request
@@ -464,16 +463,10 @@ router = APIRouter()
 def group_size(endpoint: GraphQLEndpoint, variables: dict[str, Any], tickers: int) -> int:
     """Symbols per document: as many as fit the cost limit (at least one; a single symbol
     over the limit is refused by it, as on /graphql)."""
-    entry = endpoint.limits.parse(DOCUMENT)
-    operation = entry.document.definitions[0]
-    one = query_cost(
-        entry.document,
-        operation,  # type: ignore[arg-type]
-        {**variables, "tickers": ["X"], "first": 1},
-        endpoint.limits.cost_rules,
+    share = endpoint.limits.share_of_cost_limit(
+        DOCUMENT, {**variables, "tickers": ["X"], "first": 1}
     )
-    limit = endpoint.settings.max_query_cost
-    return max(1, min(tickers, math.floor(limit / max(one, 1))))
+    return max(1, min(tickers, math.floor(1 / share) if share > 0 else tickers))
 
 
 def _error_response(exc: DownloadError) -> Response:
