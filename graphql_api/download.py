@@ -118,6 +118,14 @@ class DownloadError(Exception):
         return {"errors": [{"message": self.message, "extensions": extensions}]}
 
 
+class NotModified(Exception):
+    """The client's copy is current: answered 304 without a body."""
+
+    def __init__(self, headers: dict[str, str]) -> None:
+        super().__init__("not modified")
+        self.headers = headers
+
+
 # --- arguments ---------------------------------------------------------------------------
 
 
@@ -182,7 +190,7 @@ def _choice(request: Request, name: str, allowed: tuple[str, ...]) -> str | None
     return value.upper()
 
 
-def _instant(request: Request, name: str) -> str | None:
+def _instant(request: Request, name: str) -> datetime | None:
     value = request.query_params.get(name)
     if value is None or value == "":
         return None
@@ -194,7 +202,7 @@ def _instant(request: Request, name: str) -> str | None:
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)  # as the GraphQL DateTime scalar reads it
-    return parsed.isoformat()
+    return parsed
 
 
 def parse_args(request: Request, max_tickers: int, max_series_points: int) -> DownloadArgs:
@@ -250,8 +258,8 @@ def parse_args(request: Request, max_tickers: int, max_series_points: int) -> Do
             ) from None
     variables: dict[str, Any] = {
         "interval": interval.upper(),
-        "from": start,
-        "to": end,
+        "from": None if start is None else start.isoformat(),
+        "to": None if end is None else end.isoformat(),
         "maxPoints": max_points,
         "session": _choice(request, "session", SESSIONS),
         "alignment": _choice(request, "alignment", ALIGNMENTS) or "SESSION",
@@ -289,9 +297,11 @@ async def _execute(
     except LimitError as exc:
         raise DownloadError(exc.status, exc.message, exc.code) from None
     headers = {k: v for k, v in outcome.headers.items() if k.startswith("ratelimit-")}
+    if outcome.status == 304:
+        # The response cache matched the client's If-None-Match (graphql_api/http.py).
+        raise NotModified(headers)
     body = outcome.body if outcome.raw is None else orjson.loads(outcome.raw)
-    if body is None:
-        raise DownloadError(500, "the query answered nothing", "INTERNAL_SERVER_ERROR")
+    assert body is not None
     errors = body.get("errors") or []
     if errors:
         first = errors[0]
@@ -485,6 +495,9 @@ async def download_bars(request: Request) -> Response:
             return await _download(request)
         except DownloadError as exc:
             return _error_response(exc)
+        except NotModified as exc:
+            note_outcome(304, None)
+            return Response(status_code=304, headers=exc.headers)
 
     return await observe_request(request, run)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
@@ -321,3 +321,17 @@ def test_arrow_equals_series_whatever_the_execution_keeps(
             frame = read_arrow(response.content).to_pandas()
             for ticker in ("UMBRL", "ACME"):
                 assert_frame_matches(frame, ticker, graphql_series(client, ticker, params))
+
+
+def test_from_and_to_compare_as_instants(api: TestClient) -> None:
+    """An hour written at +05:00 and its end in UTC: a valid range, however the texts compare
+    (the +05:00 text sorts after the UTC one)."""
+    first = datetime.fromisoformat(graphql_series(api, "ACME", {"interval": "H1"})["time"][1])
+    start = first.astimezone(timezone(timedelta(hours=5)))
+    end = (first + timedelta(hours=1)).astimezone(UTC)
+    assert start.isoformat() > end.isoformat()
+    params = {"interval": "M1", "from": start.isoformat(), "to": end.isoformat()}
+    response = download(api, tickers="ACME", **params)
+    assert response.status_code == 200, response.text
+    frame = read_arrow(response.content).to_pandas()
+    assert_frame_matches(frame, "ACME", graphql_series(api, "ACME", params))
