@@ -142,7 +142,7 @@ def media_type(request: Request) -> str:
     accept = request.headers.get("accept")
     if not accept:
         return JSON
-    best: tuple[float, int, str] | None = None
+    best: tuple[float, int, int, str] | None = None
     for order, part in enumerate(accept.split(",")):
         kind, *params = (p.strip() for p in part.split(";"))
         q = 1.0
@@ -160,14 +160,15 @@ def media_type(request: Request) -> str:
         elif kind == "text/*":
             candidates = [CSV]
         for candidate in candidates:
-            # Ties go to the earlier entry of the header.
-            if q > 0 and (best is None or q > best[0]):
-                best = (q, order, candidate)
+            # At equal weight a type named outright beats a wildcard, then the earlier entry.
+            rank = (q, int(kind == candidate), -order, candidate)
+            if q > 0 and (best is None or rank[:3] > best[:3]):
+                best = rank
     if best is None:
         raise DownloadError(
             406, f"accept one of {ARROW}, {CSV} or {JSON} (or pass `format`)", "NOT_ACCEPTABLE"
         )
-    return best[2]
+    return best[3]
 
 
 @dataclass(frozen=True)

@@ -177,6 +177,8 @@ def test_format_parameter_overrides_accept_and_json_is_the_default(api: TestClie
     assert orjson.loads(default.content)["series"][0]["ticker"] == "ACME"
     weighted = download(api, accept=f"application/json;q=0.5, {ARROW}", tickers="ACME")
     assert weighted.headers["content-type"] == ARROW
+    named = download(api, accept="*/*, text/csv", tickers="ACME")
+    assert named.headers["content-type"].startswith("text/csv")
 
 
 def test_unacceptable_media_type_is_406(api: TestClient) -> None:
