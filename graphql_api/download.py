@@ -218,6 +218,7 @@ def parse_args(request: Request, max_tickers: int, max_series_points: int) -> Do
             parameter=unknown[0],
         )  # fmt: skip
     raw = ",".join(query.getlist("tickers"))
+    # Matched exactly, as `symbols(filter: {tickers})` matches them; repeats count once.
     tickers = list(dict.fromkeys(t.strip() for t in raw.split(",") if t.strip()))
     if not tickers:
         raise DownloadError(400, "`tickers` is required (comma-separated)", parameter="tickers")
