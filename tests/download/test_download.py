@@ -337,3 +337,14 @@ def test_from_and_to_compare_as_instants(api: TestClient) -> None:
     assert response.status_code == 200, response.text
     frame = read_arrow(response.content).to_pandas()
     assert_frame_matches(frame, "ACME", graphql_series(api, "ACME", params))
+
+
+def test_a_group_refused_mid_stream_ends_the_body_without_its_end(database_url: str) -> None:
+    """The rate budget holds the first group, not the second: the response has started, so
+    it is cut short (no end-of-stream), never completed as a shorter valid stream."""
+    from graphql_api.download import DownloadError
+
+    limits = {"max_query_cost": 20_000, "rate_limit_cost_per_minute": 25_000}
+    with app_client(database_url, **limits) as client, pytest.raises(DownloadError) as cut:
+        download(client, tickers="ACME,GLOBX", interval="M5", maxPoints=2000)
+    assert cut.value.status == 429
