@@ -309,8 +309,10 @@ def test_stream_holds_one_batch_per_symbol(api: TestClient) -> None:
         {"cache_enabled": False, "verify_fast_path": False},
         # A response cache: the second download is answered from the cached JSON.
         {"cache_enabled": True, "verify_fast_path": False},
+        # No fast path: the columns reach the route as lists in the result.
+        {"fast_path": False, "verify_fast_path": False, "cache_enabled": False},
     ],
-    ids=["without JSON", "response cache"],
+    ids=["without JSON", "response cache", "no fast path"],
 )
 def test_arrow_equals_series_whatever_the_execution_keeps(
     database_url: str, settings: dict[str, Any]
