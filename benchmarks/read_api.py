@@ -26,6 +26,13 @@ What it does:
    alternating rounds, so that load from elsewhere on a shared machine falls on both alike.
 5. Prints the table (service, floor, ratio of p50s), and a section on response size with and
    without gzip (p50 at concurrency 1 both ways).
+6. Beside case (f), in the same alternating rounds, the same 100,000 bars as an Apache Arrow
+   IPC stream from `GET /download/bars` (`Accept: application/vnd.apache.arrow.stream`; the
+   first response is read with pyarrow and its rows counted): row `f-arrow`, its ratio taken
+   to the same floor (`--no-arrow` leaves it out).
+
+`--cases f` runs only the named cases (comma-separated); with only (f), the 500 symbols are
+not loaded.
 
 The client runs on the same (2-core) machine as the service and PostgreSQL: its CPU time
 (HTTP, gzip decoding) competes with theirs, as it would on a shared host.
@@ -77,6 +84,7 @@ ONE_TICKER = "S0042"  # the symbol of the one-symbol cases
 DEEP = 1_800  # how deep the cursor of case (d) lies
 HEADERS_GZIP = {"content-type": "application/json", "accept-encoding": "gzip, deflate"}
 HEADERS_PLAIN = {"content-type": "application/json", "accept-encoding": "identity"}
+ARROW = "application/vnd.apache.arrow.stream"
 #: The service's environment besides DATABASE_URL: uncached, no rate limit (one client hammers
 #: it), no Redis. `--service-env KEY=VALUE` adds or overrides (e.g. CACHE_ENABLED=true).
 SERVICE_ENV = {"REDIS_URL": "", "CACHE_ENABLED": "false", "RATE_LIMIT_COST_PER_MINUTE": "0"}
@@ -231,6 +239,8 @@ class Case:
     expected: int
     count: Callable[[dict[str, Any]], int]
     floor: Callable[[asyncpg.Pool], Awaitable[bytes]] | None = None
+    #: The same rows from /download/bars as Arrow IPC (its query string), timed beside.
+    arrow: dict[str, str] | None = None
 
     @property
     def body(self) -> bytes:
@@ -540,6 +550,45 @@ class Service:
             "content_encoding": r.headers.get("content-encoding", "identity"),
         }
 
+    async def download(self, params: dict[str, str]) -> httpx.Response:
+        """GET /download/bars as Arrow IPC (asking for gzip like the other cases: the
+        service does not gzip Arrow)."""
+        headers = {"accept": ARROW, "accept-encoding": "gzip, deflate"}
+        try:
+            return await self.client.get("/download/bars", params=params, headers=headers)
+        except (httpx.ReadError, httpx.RemoteProtocolError):
+            self.retries += 1
+            return await self.client.get("/download/bars", params=params, headers=headers)
+
+    async def check_arrow(self, case: Case) -> dict[str, Any]:
+        """One Arrow download, read with pyarrow and checked against the case's count."""
+        import pyarrow as pa
+
+        assert case.arrow is not None
+        r = await self.download(case.arrow)
+        if r.status_code != 200 or r.headers.get("content-type") != ARROW:
+            raise RuntimeError(f"case {case.key} (Arrow): {r.status_code}: {r.text[:500]}")
+        rows = pa.ipc.open_stream(r.content).read_all().num_rows
+        if rows != case.expected:
+            raise RuntimeError(f"case {case.key} (Arrow): {rows} rows, expected {case.expected}")
+        return {
+            "body_bytes": len(r.content),
+            "wire_bytes": r.num_bytes_downloaded,
+            "content_encoding": r.headers.get("content-encoding", "identity"),
+        }
+
+    def arrow_caller(self, case: Case) -> Callable[[], Awaitable[None]]:
+        assert case.arrow is not None
+        params = case.arrow
+
+        async def call() -> None:
+            r = await self.download(params)
+            # The whole body has arrived; a cheap check (the first call was read in full).
+            if r.status_code != 200 or not r.content.startswith(b"\xff\xff\xff\xff"):
+                self.failures.append(f"case {case.key} (Arrow): {r.status_code} {r.text[:300]}")
+
+        return call
+
     def caller(self, case: Case, headers: dict[str, str]) -> Callable[[], Awaitable[None]]:
         body = case.body
 
@@ -641,6 +690,7 @@ def build_cases(n_bars: int, n_long: int, deep_cursor: str) -> list[Case]:
             n_long,
             _count_e,
             functools.partial(floor_e, ticker=LONG_TICKER),
+            {"tickers": LONG_TICKER, "interval": "M1", "maxPoints": str(n_long)},
         ),
     ]
 
@@ -692,8 +742,17 @@ async def bench(args: argparse.Namespace, dsn: str, sa_url: str, results: Result
         if args.sessions:
             cases = build_session_cases(args.bars)
         else:
-            cases = build_cases(args.bars, args.long, await deep_cursor(service))
+            needs_cursor = args.cases is None or "d" in args.cases
+            cursor = await deep_cursor(service) if needs_cursor else ""
+            cases = build_cases(args.bars, args.long, cursor)
+        if args.cases is not None:
+            cases = [c for c in cases if c.key.split("-")[0] in args.cases]
         for case in cases:
+            if case.arrow is not None and not args.no_arrow:
+                results.sizes[f"{case.key}-arrow"] = {
+                    "plain": await service.check_arrow(case),
+                    "gzip": await service.check_arrow(case),
+                }
             results.sizes[case.key] = {
                 "gzip": await service.check(case, HEADERS_GZIP),
                 "plain": await service.check(case, HEADERS_PLAIN),
@@ -739,9 +798,20 @@ async def bench(args: argparse.Namespace, dsn: str, sa_url: str, results: Result
                 if concurrency == 1:
                     # The same without gzip, for the size section.
                     calls.append((service.caller(case, HEADERS_PLAIN), max(5, n // 2)))
+                arrow = case.arrow is not None and not args.no_arrow
+                if arrow:
+                    # The same rows as Arrow IPC from /download/bars, in the same rounds.
+                    calls.append((service.arrow_caller(case), n))
                 for c, _ in calls:
                     await timed(c, warmup, concurrency)
                 timings = await interleaved(calls, concurrency)
+                if arrow:
+                    a = timings.pop()
+                    results.rows.append(Row(f"{case.key}-arrow", concurrency, a, timings[1]))
+                    report(
+                        f"({case.key}, Arrow) c={concurrency}: {a.rps:.1f} req/s "
+                        f"p50 {a.p50_ms:.1f} ms | x{a.p50_ms / timings[1].p50_ms:.2f}"
+                    )
                 s, f = timings[:2]
                 if twin is not None:
                     results.rows.append(Row(twin.key, concurrency, timings[2], f))
@@ -815,10 +885,16 @@ def render(results: Results, titles: dict[str, str]) -> str:
         out.append(
             f"| ({key}) | {size['plain']['body_bytes']:,} | {size['gzip']['wire_bytes']:,} | "
             f"{size['gzip']['content_encoding']} | {gz_p50.get(key, float('nan')):.1f} | "
-            f"{plain_c1:.1f} | {size.get('floor_bytes', 0):,}"
-            f"{' (data differs!)' if size.get('floor_differs') else ' (same data)'} |"
+            f"{plain_c1:.1f} | {_floor_size(size)} |"
         )
     return "\n".join(out)
+
+
+def _floor_size(size: dict[str, Any]) -> str:
+    if "floor_bytes" not in size:
+        return "-"  # the Arrow download: its rows were counted against the case instead
+    same = " (data differs!)" if size.get("floor_differs") else " (same data)"
+    return f"{size['floor_bytes']:,}{same}"
 
 
 def render_session_ratios(results: Results) -> str:
@@ -916,6 +992,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "against `alignment: UTC, session: ALL` over the same bars, with their ratio",
     )
     p.add_argument(
+        "--cases",
+        default=None,
+        help="comma-separated case keys to run (a-f; default all), e.g. `--cases f`; with "
+        "only (f) the 500 symbols are not loaded",
+    )
+    p.add_argument(
+        "--no-arrow",
+        action="store_true",
+        help="skip the Arrow download (/download/bars) timed beside case (f)",
+    )
+    p.add_argument(
         "--service-env",
         action="append",
         default=[],
@@ -926,7 +1013,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for item in args.service_env:
         if "=" not in item:
             p.error(f"--service-env wants KEY=VALUE, got {item!r}")
+    if args.cases is not None:
+        args.cases = {c.strip() for c in args.cases.split(",") if c.strip()}
+        if not args.cases or not args.cases <= set("abcdef"):
+            p.error("--cases takes keys among a, b, c, d, e, f")
     args.symbols = 100 if args.quick else 500
+    if args.cases is not None and args.cases <= {"f"} and not args.sessions:
+        args.symbols = 0  # (f) reads only the long series
     args.bars = 2_000
     args.long = 10_000 if args.quick else LONG_BARS
     if args.requests is not None and args.requests < 1:
@@ -965,6 +1058,7 @@ def main(argv: list[str] | None = None) -> int:
         build_session_cases(args.bars) if args.sessions else build_cases(args.bars, args.long, "")
     )
     titles = {c.key: c.title for c in cases}
+    titles.update({f"{c.key}-arrow": f"{c.title}, Arrow IPC from /download/bars" for c in cases})
     titles["healthz"] = "GET /healthz (HTTP round trip)"
     print(render(results, titles))
     if args.sessions:

@@ -33,6 +33,7 @@ from graphql_api.compression import SizedGZipMiddleware
 from graphql_api.context import Context
 from graphql_api.documents import DocumentCacheExtension
 from graphql_api.documents import cache as document_cache
+from graphql_api.download import router as download_router
 from graphql_api.graphiql import EXAMPLE_QUERY, graphiql_html, mount_static
 from graphql_api.http import GraphQLEndpoint
 from graphql_api.live import LiveHub, create_hub
@@ -379,6 +380,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(ConnectionLimitMiddleware, limit=settings.live_max_connections_per_ip)
     app.include_router(routes)
     app.include_router(udf_router)
+    app.include_router(download_router)
     router = MarketRouter(
         schemas.served,
         context_getter=_ws_context,

@@ -25,7 +25,7 @@ from graphql_api.relay import PageArgs
 from graphql_api.validation import time_range
 from loaders.bars import BarKey, BarWindow, BucketCountKey, CountKey, SeriesKey
 from loaders.buckets import NO_SPAN, Bucketing, Span, bucketing, span
-from loaders.rows import StoredSeries, SymbolRow
+from loaders.rows import SeriesColumns, StoredSeries, SymbolRow
 
 
 @dataclass(frozen=True)
@@ -219,12 +219,16 @@ async def plan_series(
     choice: Buckets = DEFAULT_BUCKETS,
     filled: bool = False,
     adjust: Adjust | None = None,
+    load: Callable[[SeriesKey], Awaitable[SeriesColumns]] | None = None,
 ) -> tuple[SeriesKey, Rule] | None:
     """The loader key for one symbol's series at the finest interval giving <= max_points.
 
     The calendar span bounds the number of buckets from above (it counts nights, weekends
     and gaps too); only where that bound is too large are the buckets counted in SQL, with
-    the count capped at max_points + 1 so the scan stops early.
+    the count capped at max_points + 1 so the scan stops early. At a stored interval, with
+    `load` (the series loader's), the series itself is read instead, capped at max_points + 1
+    buckets: when it fits, that read is the answer (the caller's `load` of the returned key
+    is served by the loader's memo), so a series that fits costs one scan, not two.
     """
     time_range(start, end)
     if max_points < 1 or max_points > settings.max_series_points:
@@ -267,6 +271,24 @@ async def plan_series(
             chosen = candidate
             break
         lo, hi = rule.bounds(start, end)
+        if load is not None and candidate == base.timeframe:
+            # Stored bars: each row is a bucket, so reading one past max_points tells.
+            capped = SeriesKey(
+                symbol.id,
+                base.timeframe,
+                candidate,
+                lo,
+                hi,
+                newest_end,
+                base.version,
+                rule.bucketing,
+                rule.span,
+                adjust,
+                cap=max_points + 1,
+            )
+            if len((await load(capped)).ts) <= max_points:
+                return capped, rule
+            continue
         key = BucketCountKey(
             symbol.id,
             base.timeframe,

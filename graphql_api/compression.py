@@ -13,16 +13,25 @@ from its first body chunk, before the compressor exists.
 from __future__ import annotations
 
 from starlette.datastructures import Headers
-from starlette.middleware.gzip import GZipMiddleware, GZipResponder, IdentityResponder
+from starlette.middleware.gzip import (
+    DEFAULT_EXCLUDED_CONTENT_TYPES,
+    GZipMiddleware,
+    GZipResponder,
+    IdentityResponder,
+)
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 #: Bodies from this size on are compressed at the large level.
 LARGE_BODY = 1024 * 1024
 
+#: Never gzipped: Arrow IPC streams (graphql_api/download.py) are binary columns that gzip
+#: shrinks little at a cost comparable to producing them; clients read them as they come.
+EXCLUDED = (*DEFAULT_EXCLUDED_CONTENT_TYPES, "application/vnd.apache.arrow.stream")
+
 
 class _SizedGZipResponder(GZipResponder):
     def __init__(self, app: ASGIApp, minimum_size: int, level: int, large_level: int) -> None:
-        super().__init__(app, minimum_size, compresslevel=level)
+        super().__init__(app, minimum_size, compresslevel=level, exclude_content_types=EXCLUDED)
         self.large_level = large_level
 
     async def apply_compression(self, body: bytes, *, more_body: bool) -> bytes:
@@ -50,5 +59,7 @@ class SizedGZipMiddleware(GZipMiddleware):
                 self.app, self.minimum_size, self.compresslevel, self.large_level
             )
         else:
-            responder = IdentityResponder(self.app, self.minimum_size)
+            responder = IdentityResponder(
+                self.app, self.minimum_size, exclude_content_types=EXCLUDED
+            )
         await responder(scope, receive, send)

@@ -148,6 +148,17 @@ class Limits:
             entry.costs[key] = cost
         return cost
 
+    def share_of_cost_limit(self, query: str, variables: dict[str, Any] | None) -> float:
+        """The cost of the first operation of `query` (a document of this service's own) as
+        a share of the cost limit: how many of it fit in one request (graphql_api/download.py
+        sizes its groups of symbols with it)."""
+        entry = self.parse(query)
+        operation = next(
+            d for d in entry.document.definitions if isinstance(d, OperationDefinitionNode)
+        )
+        cost = query_cost(entry.document, operation, variables, self.cost_rules)
+        return cost / self.settings.max_query_cost
+
     def _introspection_refused(self, principal: Principal) -> bool:
         mode = self.settings.introspection
         return mode == "off" or (mode == "admin" and not principal.has(Scope.ADMIN))

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import numpy as np
 import orjson
 
 from core.bar import BAR_FIELDS
 from core.intervals import Interval
+from loaders.columns import Column
 from loaders.rows import BarPage, BarRow, SeriesColumns
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -38,21 +41,30 @@ def decode_page(data: bytes) -> BarPage:
 
 
 def encode_series(cols: SeriesColumns) -> bytes:
-    """A columnar series as bytes."""
+    """A columnar series as bytes (times as Unix microseconds)."""
     return orjson.dumps(
         [
             cols.interval.value,
-            [_us(t) for t in cols.ts],
-            *(getattr(cols, f.name) for f in BAR_FIELDS),
-            cols.closed,
-        ]
+            _column(Column.of(cols.ts, "M")).view(np.int64),
+            *(_column(getattr(cols, f.name)) for f in BAR_FIELDS),
+            _column(cols.closed),
+        ],
+        option=orjson.OPT_SERIALIZE_NUMPY,
     )
 
 
+def _column(values: Any) -> Any:
+    return values.array if isinstance(values, Column) else values
+
+
 def decode_series(data: bytes) -> SeriesColumns:
-    """The series `encode_series` encoded."""
+    """The series `encode_series` encoded, as numpy columns (loaders.columns)."""
     interval, ts, *values, closed = orjson.loads(data)
+    times = Column(np.array(ts, dtype=np.int64).view("datetime64[us]"))
     # SeriesColumns' value fields follow core.bar's order (tests/foundation/test_bar.py checks).
     return SeriesColumns(  # type: ignore[call-arg]
-        Interval(interval), [_ts(t) for t in ts], *values, closed
+        Interval(interval),
+        times,
+        *(Column(np.array(v, dtype=np.float64)) for v in values),
+        Column(np.array(closed, dtype=np.bool_)),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import NamedTuple
@@ -101,16 +102,17 @@ class BarPage:
 
 @dataclass(frozen=True, slots=True)
 class SeriesColumns:
-    """Bars as columns, for charts."""
+    """Bars as columns, for charts: lists, or numpy-backed `loaders.columns.Column`s as the
+    series loader reads them (both read as sequences of Python values)."""
 
     interval: Interval
-    ts: list[datetime]
-    open: list[float]
-    high: list[float]
-    low: list[float]
-    close: list[float]
-    volume: list[float]
-    closed: list[bool]
+    ts: Sequence[datetime]
+    open: Sequence[float]
+    high: Sequence[float]
+    low: Sequence[float]
+    close: Sequence[float]
+    volume: Sequence[float]
+    closed: Sequence[bool]
 
 
 @dataclass(frozen=True, slots=True)

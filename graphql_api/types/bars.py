@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from typing import cast
 
 import strawberry
 
@@ -37,12 +38,14 @@ class SeriesPrices:
     close: list[float | None] = strawberry.field(description="Close prices, aligned with `time`.")
 
 
-def series_prices(cols: SeriesColumns, null_where: list[bool] | None) -> SeriesPrices:
+def series_prices(cols: SeriesColumns, null_where: Sequence[bool] | None) -> SeriesPrices:
     """The nullable price columns of a series: None where `null_where` is true."""
 
-    def column(values: list[float]) -> list[float | None]:
+    def column(values: Sequence[float]) -> list[float | None]:
         if null_where is None:
-            return list(values)
+            # A list or a loaders.columns.Column (read as a list by GraphQL): shared, not
+            # copied, since nothing changes either afterwards.
+            return cast(list[float | None], values)
         return [None if gap else v for v, gap in zip(values, null_where, strict=True)]
 
     return SeriesPrices(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Annotated, cast
 
+import numpy as np
 import strawberry
 
 from core.adjustments import Adjust
@@ -56,6 +57,7 @@ from graphql_api.types.indicators import SIGNIFICANT_DIGITS, IndicatorSet
 from graphql_api.types.sessions import TradingSession, trading_sessions
 from loaders.actions import MAX_DATE, MIN_DATE, ActionsKey
 from loaders.bars import BarKey, BarWindow
+from loaders.columns import Column
 from loaders.rows import StoredSeries, SymbolRow
 
 _TINY = timedelta(microseconds=1)
@@ -382,6 +384,7 @@ class Symbol(Node):
             choice(session, alignment),
             fill.core != CoreFill.NONE,
             adjust,
+            info.context.loaders.series.load,
         )
         if planned is None:
             return BarSeries(
@@ -395,7 +398,7 @@ class Symbol(Node):
             )
         key, rule = planned
         cols = await info.context.loaders.series.load(key)
-        filled = [False] * len(cols.ts)
+        filled: Sequence[bool] = Column(np.zeros(len(cols.ts), dtype=np.bool_))
         if fill.core != CoreFill.NONE:
             base = self.row.base_for(key.base)
             assert base is not None  # plan_series found it
@@ -403,13 +406,15 @@ class Symbol(Node):
             cols, filled = await fill_series(
                 cols, window, rule, _prev_close(info, self.row, base, rule, adjust)
             )
+        # Columns may be numpy-backed (loaders.columns.Column): graphql_api/fastpath.py writes
+        # them as JSON in one call; the normal path reads them as lists.
         return BarSeries(
             interval=Interval.of(cols.interval),
             requested_interval=interval,
-            time=cols.ts,
+            time=cast(list[datetime], cols.ts),
             **{f.graphql: getattr(cols, f.name) for f in BAR_FIELDS},
-            closed=cols.closed,
-            filled=filled,
+            closed=cast(list[bool], cols.closed),
+            filled=cast(list[bool], filled),
             prices=series_prices(cols, filled if fill.core == CoreFill.NULL else None),
         )
 
