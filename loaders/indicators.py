@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from aiodataloader import DataLoader
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -26,9 +25,12 @@ from core.intervals import Interval
 from indicators import get_indicator
 from loaders.bars import extra_args, grouped_sql, keys_sql
 from loaders.buckets import NO_SPAN, Bucketing, Span, rows_per_bucket, source_sql
+from loaders.columns import TimeColumn, float_column
 from loaders.sql import fetch
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: PostgreSQL's timestamp epoch (2000-01-01 UTC) in Unix microseconds.
+_PG_EPOCH_US = 946_684_800_000_000
 
 #: Above this many input points in one batch, compute off the event loop.
 THREAD_THRESHOLD = 20_000
@@ -93,6 +95,20 @@ def _warm_rows(key: IndicatorKey) -> tuple[int, datetime]:
     return (bars + 1) * rows_per_bucket(key.base, key.interval), key.lo
 
 
+def _binary(column: str, alias: str) -> str:
+    return f"string_agg(float8send(coalesce({column}, 'NaN')), ''::bytea) AS {alias}"
+
+
+def _times(raw: bytes | None) -> np.ndarray:
+    """Epoch microseconds from a column of timestamptz_send values."""
+    return np.frombuffer(raw or b"", dtype=">i8").astype(np.int64) + _PG_EPOCH_US
+
+
+def _floats(raw: bytes | None) -> np.ndarray:
+    """A float64 array (native order, writable) from a column of float8send values."""
+    return np.frombuffer(raw or b"", dtype=">f8").astype(np.float64)
+
+
 def _sql(rule: Bucketing, adjusted: bool = False) -> str:
     inner = grouped_sql(rule, " AND ts >= w.start AND ts < k.hi", timeframe="$6", adjusted=adjusted)
     # The warm-up counts the rows the rule keeps (a session filter drops the others).
@@ -112,23 +128,19 @@ def _sql(rule: Bucketing, adjusted: bool = False) -> str:
         SELECT coalesce(min(ts), k.floor) AS start FROM ({before}) before
     ) w
     CROSS JOIN LATERAL (
-        -- Epoch microseconds: numpy takes integers at once, datetimes one by one. One sort
-        -- feeding plain aggregates, which keep their input order (as loaders/bars.py's
-        -- series_sql): `array_agg(x ORDER BY bucket)` sorted each of the six columns again.
-        SELECT array_agg((extract(epoch FROM bucket) * 1000000)::bigint) AS t,
-               array_agg(open) AS o, array_agg(high) AS h, array_agg(low) AS l,
-               array_agg(close) AS c, array_agg(volume) AS v
+        -- Each column as one bytea of big-endian binary values (numpy reads it at once:
+        -- float8[] arrays became a Python float per value in the driver, then numpy
+        -- arrays), the times as PostgreSQL's own microseconds since 2000-01-01 (`extract(epoch
+        -- ...)` is a numeric and cost ~5 ms for 8,000 bars). One sort feeding plain
+        -- aggregates, which keep their input order (as loaders/bars.py's series_sql):
+        -- `agg(x ORDER BY bucket)` sorts each of the six columns again. string_agg skips
+        -- NULLs, hence NaN for a missing value (what numpy made of a NULL in the array).
+        SELECT string_agg(timestamptz_send(bucket), ''::bytea) AS t,
+               {_binary("open", "o")}, {_binary("high", "h")}, {_binary("low", "l")},
+               {_binary("close", "c")}, {_binary("volume", "v")}
         FROM ({inner} ORDER BY bucket) q
     ) c
     """
-
-
-def _nullable(values: np.ndarray) -> list[float | None]:
-    """The values as a list with None for NaN (patched in place: most values are numbers)."""
-    out: list[float | None] = values.tolist()
-    for i in np.flatnonzero(np.isnan(values)).tolist():
-        out[i] = None
-    return out
 
 
 def round_significant(values: np.ndarray, digits: int) -> np.ndarray:
@@ -145,9 +157,9 @@ def round_significant(values: np.ndarray, digits: int) -> np.ndarray:
 
 
 def _datetimes(micros: np.ndarray) -> list[datetime]:
-    """Aware UTC datetimes from epoch microseconds (pandas converts in C, exactly)."""
-    times: list[datetime] = pd.to_datetime(micros, unit="us", utc=True).to_pydatetime().tolist()
-    return times
+    """Aware UTC datetimes from epoch microseconds, exactly: numpy makes the timedeltas in C
+    and one addition each makes the datetimes (~4x faster than pandas' to_pydatetime)."""
+    return TimeColumn(map(_EPOCH.__add__, micros.astype("m8[us]").tolist()))
 
 
 def _compute(
@@ -171,7 +183,7 @@ def _compute(
         outputs = spec.compute(data, dict(key.params)) if len(micros) else {}
         if key.digits is not None:
             outputs = {name: round_significant(arr, key.digits) for name, arr in outputs.items()}
-        trimmed = {name: _nullable(arr[start:]) for name, arr in outputs.items()}
+        trimmed = {name: float_column(arr[start:]) for name, arr in outputs.items()}
         first_valid = None
         if trimmed:
             defined = np.ones(len(kept_times), dtype=bool)
@@ -225,16 +237,17 @@ class IndicatorLoader(DataLoader[IndicatorKey, IndicatorResult]):
                 [reads[rk][0] for rk in rks],
                 rule.base.value,
                 *spans,
+                generic_plan=True,
             )
             for r in rows:
                 rk = rks[r[0] - 1]
                 bars[rk] = {
-                    "time": np.array(r[1] or [], dtype=np.int64),
-                    "open": np.array(r[2] or [], dtype=np.float64),
-                    "high": np.array(r[3] or [], dtype=np.float64),
-                    "low": np.array(r[4] or [], dtype=np.float64),
-                    "close": np.array(r[5] or [], dtype=np.float64),
-                    "volume": np.array(r[6] or [], dtype=np.float64),
+                    "time": _times(r[1]),
+                    "open": _floats(r[2]),
+                    "high": _floats(r[3]),
+                    "low": _floats(r[4]),
+                    "close": _floats(r[5]),
+                    "volume": _floats(r[6]),
                 }
         columns = [
             bars[(k.symbol_id, k.base, k.interval, k.lo, k.hi, k.rule, k.span, k.adjust)]
