@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +22,7 @@ from aiodataloader import DataLoader
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.adjustments import Adjust
+from core.bar import BAR_FIELDS, BarField, bar_field
 from core.intervals import Interval
 from indicators import get_indicator
 from loaders.bars import extra_args, grouped_sql, keys_sql
@@ -95,8 +97,18 @@ def _warm_rows(key: IndicatorKey) -> tuple[int, datetime]:
     return (bars + 1) * rows_per_bucket(key.base, key.interval), key.lo
 
 
-def _binary(column: str, alias: str) -> str:
-    return f"string_agg(float8send(coalesce({column}, 'NaN')), ''::bytea) AS {alias}"
+def _binary(field: BarField) -> str:
+    return f"string_agg(float8send(coalesce({field.name}, 'NaN')), ''::bytea) AS v_{field.name}"
+
+
+def _fields(keys: Iterable[IndicatorKey]) -> tuple[BarField, ...]:
+    """The value columns the keys' indicators read, in table order (close for times alone:
+    a statement reads at least one)."""
+    names: set[str] = set()
+    for key in keys:
+        if key.name != TIME_ONLY:
+            names.update(get_indicator(key.name).inputs)
+    return tuple(f for f in BAR_FIELDS if f.name in names) or (bar_field("close"),)
 
 
 def _times(raw: bytes | None) -> np.ndarray:
@@ -109,8 +121,10 @@ def _floats(raw: bytes | None) -> np.ndarray:
     return np.frombuffer(raw or b"", dtype=">f8").astype(np.float64)
 
 
-def _sql(rule: Bucketing, adjusted: bool = False) -> str:
-    inner = grouped_sql(rule, " AND ts >= w.start AND ts < k.hi", timeframe="$6", adjusted=adjusted)
+def _sql(rule: Bucketing, adjusted: bool = False, fields: tuple[BarField, ...] = BAR_FIELDS) -> str:
+    """Per key: its index, then the times and each of `fields` (one bytea each)."""
+    bounds = " AND ts >= w.start AND ts < k.hi"
+    inner = grouped_sql(rule, bounds, fields, timeframe="$6", adjusted=adjusted)
     # The warm-up counts the rows the rule keeps (a session filter drops the others).
     before = source_sql(rule, " AND ts < k.floor", "DESC", "k.warm", timeframe="$6")
     keys = keys_sql(
@@ -122,7 +136,7 @@ def _sql(rule: Bucketing, adjusted: bool = False) -> str:
         "$6",
     )
     return f"""
-    SELECT k.idx, c.t, c.o, c.h, c.l, c.c, c.v
+    SELECT k.idx, c.*
     FROM {keys}
     CROSS JOIN LATERAL (
         SELECT coalesce(min(ts), k.floor) AS start FROM ({before}) before
@@ -135,9 +149,9 @@ def _sql(rule: Bucketing, adjusted: bool = False) -> str:
         -- aggregates, which keep their input order (as loaders/bars.py's series_sql):
         -- `agg(x ORDER BY bucket)` sorts each of the six columns again. string_agg skips
         -- NULLs, hence NaN for a missing value (what numpy made of a NULL in the array).
+        -- Only the columns the batch's indicators read.
         SELECT string_agg(timestamptz_send(bucket), ''::bytea) AS t,
-               {_binary("open", "o")}, {_binary("high", "h")}, {_binary("low", "l")},
-               {_binary("close", "c")}, {_binary("volume", "v")}
+               {", ".join(_binary(f) for f in fields)}
         FROM ({inner} ORDER BY bucket) q
     ) c
     """
@@ -227,9 +241,10 @@ class IndicatorLoader(DataLoader[IndicatorKey, IndicatorResult]):
         bars: dict[tuple[Any, ...], dict[str, np.ndarray]] = {}
         for (rule, adjust), rks in groups.items():
             spans = extra_args(rule, [rk[6] for rk in rks], adjust)
+            fields = _fields(k for k in keys if (k.rule, k.adjust) == (rule, adjust))
             rows = await fetch(
                 self.engine,
-                _sql(rule, adjust is not None),
+                _sql(rule, adjust is not None, fields),
                 [rk[0] for rk in rks],
                 [rk[3] for rk in rks],
                 [reads[rk][1] for rk in rks],
@@ -241,14 +256,9 @@ class IndicatorLoader(DataLoader[IndicatorKey, IndicatorResult]):
             )
             for r in rows:
                 rk = rks[r[0] - 1]
-                bars[rk] = {
-                    "time": _times(r[1]),
-                    "open": _floats(r[2]),
-                    "high": _floats(r[3]),
-                    "low": _floats(r[4]),
-                    "close": _floats(r[5]),
-                    "volume": _floats(r[6]),
-                }
+                bars[rk] = {"time": _times(r[1])}
+                for field, raw in zip(fields, r[2:], strict=True):
+                    bars[rk][field.name] = _floats(raw)
         columns = [
             bars[(k.symbol_id, k.base, k.interval, k.lo, k.hi, k.rule, k.span, k.adjust)]
             for k in keys

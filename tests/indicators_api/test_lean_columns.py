@@ -12,10 +12,12 @@ import asyncpg
 import numpy as np
 import orjson
 import pytest
+from fastapi.testclient import TestClient
 from graphql import GraphQLFloat, GraphQLNonNull, GraphQLScalarType
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from sqlalchemy import event
 
 from core.db import create_engine
 from core.settings import Settings
@@ -158,3 +160,40 @@ def test_generic_plan_is_set_for_its_statement_only(settings: Settings) -> None:
             await engine.dispose()
 
     assert asyncio.run(run()) == ["force_generic_plan", "auto", "auto", "auto"]
+
+
+def _indicator_statements(client: TestClient, fields: str) -> list[str]:
+    seen: list[str] = []
+
+    def keep(*args: Any, **kw: Any) -> None:
+        if "timestamptz_send" in args[2]:
+            seen.append(args[2])
+
+    engine = client.app.state.services.engine.sync_engine  # type: ignore[attr-defined]
+    event.listen(engine, "before_cursor_execute", keep)
+    try:
+        query = '{ symbol(ticker: "MSFT") { indicators(interval: D1) { ' + fields + " } } }"
+        response = client.post("/graphql", json={"query": query})
+        assert "errors" not in response.json(), response.json()
+    finally:
+        event.remove(engine, "before_cursor_execute", keep)
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("fields", "read"),
+    [
+        ("rsi { value }", {"close"}),
+        ("time", {"close"}),
+        ("time rsi { value } atr { value }", {"high", "low", "close"}),
+        ("rsi { value } bop { value } obv { value }", {"open", "high", "low", "close", "volume"}),
+    ],
+)
+def test_the_statement_reads_only_the_columns_its_indicators_need(
+    client: TestClient, fields: str, read: set[str]
+) -> None:
+    statements = _indicator_statements(client, fields)
+    assert statements
+    for sql in statements:
+        reads = {c for c in ("open", "high", "low", "close", "volume") if f"v_{c}" in sql}
+        assert reads == read, fields
