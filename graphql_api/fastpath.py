@@ -39,7 +39,7 @@ from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.field import StrawberryField
 
-from loaders.columns import Column
+from loaders.columns import Column, FloatColumn, TimeColumn
 
 ItemPlan = Callable[[Any], Any]
 
@@ -91,6 +91,17 @@ def _leaf_list(item_type: GraphQLOutputType, values: list[Any]) -> list[Any] | N
     """Columns of floats (chart series, indicators) completed in one pass; None: normal path."""
     nullable = not isinstance(item_type, GraphQLNonNull)
     inner = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
+    # Columns a loader built and checked in numpy (loaders/columns.py): as they are.
+    if values.__class__ is FloatColumn and inner is GraphQLFloat:
+        if nullable or not values.has_null:
+            return values
+        return None
+    if (
+        values.__class__ is TimeColumn
+        and isinstance(inner, GraphQLScalarType)
+        and inner.name == "DateTime"
+    ):
+        return values
     if inner is GraphQLFloat:
         # Bulk checks in C first (100,000 points: ~1 ms against ~50 ms item by item): all
         # floats, and a finite sum, which a NaN or an infinity anywhere would spoil.

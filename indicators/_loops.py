@@ -454,83 +454,6 @@ def kaufman(x: FloatArray, n: int, fast: float, slow: float, out: FloatArray) ->
 
 
 @njit(cache=True, nogil=True)
-def high_low_window(high: FloatArray, low: FloatArray, n: int, mode: int, out: FloatArray) -> None:
-    """(highest high + lowest low) / 2 over each window of n bars ending at bar k + n - 1
-    (mode 0; MIDPOINT and MIDPRICE), or the highest high (mode 1) or lowest low (mode 2),
-    kept as TA-Lib keeps them (the extreme's index, rescanned when it leaves the window)."""
-    m = len(high) - n + 1
-    hi_idx = -1
-    lo_idx = -1
-    hi = 0.0
-    lo = 0.0
-    for k in range(m):
-        end = k + n - 1
-        if hi_idx < k:
-            hi_idx = k
-            hi = high[k]
-            for j in range(k + 1, end + 1):
-                if high[j] >= hi:
-                    hi_idx = j
-                    hi = high[j]
-        elif high[end] >= hi:
-            hi_idx = end
-            hi = high[end]
-        if lo_idx < k:
-            lo_idx = k
-            lo = low[k]
-            for j in range(k + 1, end + 1):
-                if low[j] <= lo:
-                    lo_idx = j
-                    lo = low[j]
-        elif low[end] <= lo:
-            lo_idx = end
-            lo = low[end]
-        if mode == 0:
-            out[k] = (hi + lo) / 2.0
-        elif mode == 1:
-            out[k] = hi
-        else:
-            out[k] = lo
-
-
-@njit(cache=True, nogil=True)
-def williams_r(
-    high: FloatArray, low: FloatArray, close: FloatArray, n: int, out: FloatArray
-) -> None:
-    """TA-Lib's WILLR for each window of n bars ending at bar k + n - 1:
-    (highest - close) / ((highest - lowest) / -100), 0 when the window is flat."""
-    m = len(high) - n + 1
-    hi_idx = -1
-    lo_idx = -1
-    hi = 0.0
-    lo = 0.0
-    for k in range(m):
-        end = k + n - 1
-        if hi_idx < k:
-            hi_idx = k
-            hi = high[k]
-            for j in range(k + 1, end + 1):
-                if high[j] >= hi:
-                    hi_idx = j
-                    hi = high[j]
-        elif high[end] >= hi:
-            hi_idx = end
-            hi = high[end]
-        if lo_idx < k:
-            lo_idx = k
-            lo = low[k]
-            for j in range(k + 1, end + 1):
-                if low[j] <= lo:
-                    lo_idx = j
-                    lo = low[j]
-        elif low[end] <= lo:
-            lo_idx = end
-            lo = low[end]
-        span = (hi - lo) / -100.0
-        out[k] = (hi - close[end]) / span if span != 0.0 else 0.0
-
-
-@njit(cache=True, nogil=True)
 def rolling_variance(x: FloatArray, n: int, out: FloatArray) -> None:
     """Population variance of each window of n values, from running sums of x - r and
     (x - r)^2 (r: the window's first value at the last resynchronisation, every RESYNC
@@ -569,44 +492,56 @@ def rolling_variance(x: FloatArray, n: int, out: FloatArray) -> None:
         out[k] = v if v > 0.0 else 0.0
 
 
-#: Windows up to this long are rescanned in full for every bar: a branch-free max/min over
-#: blocks of consecutive windows (vectorised across the windows; inputs are finite, so fastmath
-#: changes nothing but the instruction choice) beats tracking the extreme's index, whose
-#: data-dependent branches mispredict on prices.
-SCAN = 32
-
-
-@njit(cache=True, nogil=True, fastmath=True)
-def scan_high_low(
+@njit(cache=True, nogil=True)
+def window_high_low(
     high: FloatArray, low: FloatArray, close: FloatArray, n: int, mode: int, out: FloatArray
 ) -> None:
     """For each window of n bars ending at bar k + n - 1 (H highest high, L lowest low):
-    mode 0: (H + L) / 2; mode 1: Williams' %R as TA-Lib computes it (0 on a flat window)."""
+    mode 0: (H + L) / 2 (MIDPOINT, MIDPRICE); mode 1: Williams' %R as TA-Lib computes it
+    (0 on a flat window).
+
+    Van Herk / Gil-Werman: the bars are cut into blocks of n; a window starting inside block
+    b covers a suffix of b and a prefix of b + 1, so its extremes are those of the two
+    running extremes. One backward pass over each block (the suffixes, kept in a buffer of n)
+    and one forward pass over the next (the prefixes, combined as they are made): about three
+    comparisons a bar whatever n, where rescanning every window costs n and tracking the
+    extreme's index (TA-Lib) branches unpredictably on prices. Max and min are exact, so the
+    values are TA-Lib's whatever the order of the comparisons."""
     m = len(high) - n + 1
-    block = 1024
-    hi = np.empty(block)
-    lo = np.empty(block)
-    for start in range(0, m, block):
-        w = min(block, m - start)
-        hv = high[start : start + w + n - 1]
-        lv = low[start : start + w + n - 1]
-        for i in range(w):
-            hi[i] = hv[i]
-            lo[i] = lv[i]
-        for j in range(1, n):
-            for i in range(w):
-                a = hv[i + j]
-                b = lv[i + j]
-                hi[i] = a if a > hi[i] else hi[i]
-                lo[i] = b if b < lo[i] else lo[i]
-        if mode == 0:
-            for i in range(w):
-                out[start + i] = (hi[i] + lo[i]) * 0.5
-        else:
-            for i in range(w):
-                span = (hi[i] - lo[i]) / -100.0
-                c = close[start + i + n - 1]
-                out[start + i] = (hi[i] - c) / span if span != 0.0 else 0.0
+    suffix_high = np.empty(n)
+    suffix_low = np.empty(n)
+    for b in range(0, m, n):
+        end = b + n - 1  # the block's last bar, inside the input as b < m
+        hi = high[end]
+        lo = low[end]
+        suffix_high[n - 1] = hi
+        suffix_low[n - 1] = lo
+        for j in range(n - 2, -1, -1):
+            hi = max(hi, high[b + j])
+            lo = min(lo, low[b + j])
+            suffix_high[j] = hi
+            suffix_low[j] = lo
+        # The window starting at b is the block itself; window b + j (j >= 1) ends at end + j,
+        # so it is the suffix from b + j and the prefix of the next block up to end + j.
+        _high_low_out(hi, lo, close[end], mode, out, b)
+        if m - b > 1:
+            prefix_high = high[end + 1]
+            prefix_low = low[end + 1]
+            for j in range(1, min(n, m - b)):
+                prefix_high = max(prefix_high, high[end + j])
+                prefix_low = min(prefix_low, low[end + j])
+                hi = max(suffix_high[j], prefix_high)
+                lo = min(suffix_low[j], prefix_low)
+                _high_low_out(hi, lo, close[end + j], mode, out, b + j)
+
+
+@njit(inline="always")
+def _high_low_out(hi: float, lo: float, close: float, mode: int, out: FloatArray, k: int) -> None:
+    if mode == 0:
+        out[k] = (hi + lo) / 2.0
+    else:
+        span = (hi - lo) / -100.0
+        out[k] = (hi - close) / span if span != 0.0 else 0.0
 
 
 @njit(cache=True, nogil=True)

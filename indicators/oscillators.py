@@ -20,14 +20,12 @@ from indicators._common import (
 )
 from indicators._kernels import CHUNK, window_extreme, window_sum
 from indicators._loops import (
-    SCAN,
     balance_of_power,
     chande,
     ema_chain,
     extreme_age,
-    scan_high_low,
     ultimate,
-    williams_r,
+    window_high_low,
 )
 from indicators.averages import check_matype, ma_lookback, moving_average
 from indicators.momentum import _rsi_core
@@ -153,10 +151,7 @@ def willr_core(high: FloatArray, low: FloatArray, close: FloatArray, n: int) -> 
     m = len(close)
     out = nans(m)
     if m >= n:
-        if n <= SCAN:
-            scan_high_low(high, low, close, n, 1, out[n - 1 :])
-        else:
-            williams_r(high, low, close, n, out[n - 1 :])
+        window_high_low(high, low, close, n, 1, out[n - 1 :])
     return (out,)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from numpy.typing import ArrayLike
 
 from indicators._common import FloatArray, apply, as_series, check_int, nans
-from indicators._loops import SCAN, high_low_window, linear_fit, scan_high_low
+from indicators._loops import linear_fit, window_high_low
 
 
 def linearreg_core(x: FloatArray, n: int) -> tuple[FloatArray]:
@@ -29,24 +29,17 @@ def linearreg_slope_core(x: FloatArray, n: int) -> tuple[FloatArray]:
     return (out,)
 
 
-def _midrange(high: FloatArray, low: FloatArray, n: int, out: FloatArray) -> None:
-    if n <= SCAN:
-        scan_high_low(high, low, high, n, 0, out)
-    else:
-        high_low_window(high, low, n, 0, out)
-
-
 def midpoint_core(x: FloatArray, n: int) -> tuple[FloatArray]:
     out = nans(len(x))
     if len(x) >= n:
-        _midrange(x, x, n, out[n - 1 :])
+        window_high_low(x, x, x, n, 0, out[n - 1 :])
     return (out,)
 
 
 def midprice_core(high: FloatArray, low: FloatArray, n: int) -> tuple[FloatArray]:
     out = nans(len(high))
     if len(high) >= n:
-        _midrange(high, low, n, out[n - 1 :])
+        window_high_low(high, low, high, n, 0, out[n - 1 :])
     return (out,)
 
 

@@ -12,23 +12,27 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from aiodataloader import DataLoader
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.adjustments import Adjust
+from core.bar import BAR_FIELDS, BarField, bar_field
 from core.intervals import MAX_TS, Interval
 from indicators import get_indicator
 from loaders.bars import extra_args, grouped_sql, keys_sql
 from loaders.buckets import NO_SPAN, Bucketing, Span, rows_per_bucket, source_sql
+from loaders.columns import TimeColumn, float_column
 from loaders.sql import fetch
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: PostgreSQL's timestamp epoch (2000-01-01 UTC) in Unix microseconds.
+_PG_EPOCH_US = 946_684_800_000_000
 
 #: Above this many input points in one batch, compute off the event loop.
 THREAD_THRESHOLD = 20_000
@@ -93,8 +97,35 @@ def _warm_rows(key: IndicatorKey) -> tuple[int, datetime]:
     return (bars + 1) * rows_per_bucket(key.base, key.interval), key.lo
 
 
-def _sql(rule: Bucketing, adjusted: bool = False) -> str:
-    inner = grouped_sql(rule, " AND ts >= w.start AND ts < k.hi", timeframe="$6", adjusted=adjusted)
+def _binary(field: BarField) -> str:
+    return f"string_agg(float8send(coalesce({field.name}, 'NaN')), ''::bytea) AS v_{field.name}"
+
+
+def _fields(keys: Iterable[IndicatorKey]) -> tuple[BarField, ...]:
+    """The value columns the keys' indicators read, in table order (close for times alone:
+    a statement reads at least one)."""
+    names: set[str] = set()
+    for key in keys:
+        if key.name != TIME_ONLY:
+            names.update(get_indicator(key.name).inputs)
+    return tuple(f for f in BAR_FIELDS if f.name in names) or (bar_field("close"),)
+
+
+def _times(raw: bytes | None) -> np.ndarray:
+    """Epoch microseconds from a column of timestamptz_send values."""
+    return np.frombuffer(raw or b"", dtype=">i8").astype(np.int64) + _PG_EPOCH_US
+
+
+def _floats(raw: bytes | None) -> np.ndarray:
+    """A float64 array (native order, writable) from a column of float8send values."""
+    return np.frombuffer(raw or b"", dtype=">f8").astype(np.float64)
+
+
+def _sql(rule: Bucketing, adjusted: bool = False, fields: tuple[BarField, ...] = BAR_FIELDS) -> str:
+    """Per key: its index, the warm-up rows found, then the times and each of `fields` (one
+    bytea each)."""
+    bounds = " AND ts >= w.start AND ts < k.hi"
+    inner = grouped_sql(rule, bounds, fields, timeframe="$6", adjusted=adjusted)
     # The warm-up counts the rows the rule keeps (a session filter drops the others).
     before = source_sql(rule, " AND ts < k.floor", "DESC", "k.warm", timeframe="$6")
     keys = keys_sql(
@@ -106,30 +137,26 @@ def _sql(rule: Bucketing, adjusted: bool = False) -> str:
         "$6",
     )
     return f"""
-    SELECT k.idx, c.t, c.o, c.h, c.l, c.c, c.v, w.n
+    SELECT k.idx, w.n, c.*
     FROM {keys}
     CROSS JOIN LATERAL (
         -- n: base rows found before the floor (fewer than asked: the history starts there).
         SELECT coalesce(min(ts), k.floor) AS start, count(*) AS n FROM ({before}) before
     ) w
     CROSS JOIN LATERAL (
-        -- Epoch microseconds: numpy takes integers at once, datetimes one by one. One sort
-        -- feeding plain aggregates, which keep their input order (as loaders/bars.py's
-        -- series_sql): `array_agg(x ORDER BY bucket)` sorted each of the six columns again.
-        SELECT array_agg((extract(epoch FROM bucket) * 1000000)::bigint) AS t,
-               array_agg(open) AS o, array_agg(high) AS h, array_agg(low) AS l,
-               array_agg(close) AS c, array_agg(volume) AS v
+        -- Each column as one bytea of big-endian binary values (numpy reads it at once:
+        -- float8[] arrays became a Python float per value in the driver, then numpy
+        -- arrays), the times as PostgreSQL's own microseconds since 2000-01-01 (`extract(epoch
+        -- ...)` is a numeric and cost ~5 ms for 8,000 bars). One sort feeding plain
+        -- aggregates, which keep their input order (as loaders/bars.py's series_sql):
+        -- `agg(x ORDER BY bucket)` sorts each of the six columns again. string_agg skips
+        -- NULLs, hence NaN for a missing value (what numpy made of a NULL in the array).
+        -- Only the columns the batch's indicators read.
+        SELECT string_agg(timestamptz_send(bucket), ''::bytea) AS t,
+               {", ".join(_binary(f) for f in fields)}
         FROM ({inner} ORDER BY bucket) q
     ) c
     """
-
-
-def _nullable(values: np.ndarray) -> list[float | None]:
-    """The values as a list with None for NaN (patched in place: most values are numbers)."""
-    out: list[float | None] = values.tolist()
-    for i in np.flatnonzero(np.isnan(values)).tolist():
-        out[i] = None
-    return out
 
 
 def round_significant(values: np.ndarray, digits: int) -> np.ndarray:
@@ -146,9 +173,9 @@ def round_significant(values: np.ndarray, digits: int) -> np.ndarray:
 
 
 def _datetimes(micros: np.ndarray) -> list[datetime]:
-    """Aware UTC datetimes from epoch microseconds (pandas converts in C, exactly)."""
-    times: list[datetime] = pd.to_datetime(micros, unit="us", utc=True).to_pydatetime().tolist()
-    return times
+    """Aware UTC datetimes from epoch microseconds, exactly: numpy makes the timedeltas in C
+    and one addition each makes the datetimes (~4x faster than pandas' to_pydatetime)."""
+    return TimeColumn(map(_EPOCH.__add__, micros.astype("m8[us]").tolist()))
 
 
 def _compute(
@@ -172,7 +199,7 @@ def _compute(
         outputs = spec.compute(data, dict(key.params)) if len(micros) else {}
         if key.digits is not None:
             outputs = {name: round_significant(arr, key.digits) for name, arr in outputs.items()}
-        trimmed = {name: _nullable(arr[start:]) for name, arr in outputs.items()}
+        trimmed = {name: float_column(arr[start:]) for name, arr in outputs.items()}
         first_valid = None
         if trimmed:
             defined = np.ones(len(kept_times), dtype=bool)
@@ -239,26 +266,14 @@ async def read_history(
         *extra_args(rule, [span], adjust),
     )
     r = rows[0] if rows else None
-    columns = {
-        name: np.array((r[i] if r is not None else None) or [], dtype=dtype)
-        for i, (name, dtype) in enumerate(_COLUMNS, start=1)
-    }
-    found = int(r[7]) if r is not None else 0
-    version = int(r[8] or 0) if r is not None else 0
-    last_ts = r[9] if r is not None else None
+    columns = {"time": _times(r[2] if r is not None else None)}
+    for i, field in enumerate(BAR_FIELDS, start=3):
+        columns[field.name] = _floats(r[i] if r is not None else None)
+    found = int(r[1]) if r is not None else 0
+    version = int(r[3 + len(BAR_FIELDS)] or 0) if r is not None else 0
+    last_ts = r[4 + len(BAR_FIELDS)] if r is not None else None
     newest_end = rule.base.bucket_end(last_ts) if last_ts is not None else None
     return History(columns, floor, warm == ALL_HISTORY or found < warm, version, newest_end)
-
-
-#: The columns of `_sql`'s rows (after the key index) and their numpy types.
-_COLUMNS = (
-    ("time", np.int64),
-    ("open", np.float64),
-    ("high", np.float64),
-    ("low", np.float64),
-    ("close", np.float64),
-    ("volume", np.float64),
-)
 
 
 class IndicatorLoader(DataLoader[IndicatorKey, IndicatorResult]):
@@ -291,9 +306,10 @@ class IndicatorLoader(DataLoader[IndicatorKey, IndicatorResult]):
         bars: dict[tuple[Any, ...], dict[str, np.ndarray]] = {}
         for (rule, adjust), rks in groups.items():
             spans = extra_args(rule, [rk[6] for rk in rks], adjust)
+            fields = _fields(k for k in keys if (k.rule, k.adjust) == (rule, adjust))
             rows = await fetch(
                 self.engine,
-                _sql(rule, adjust is not None),
+                _sql(rule, adjust is not None, fields),
                 [rk[0] for rk in rks],
                 [rk[3] for rk in rks],
                 [reads[rk][1] for rk in rks],
@@ -304,10 +320,9 @@ class IndicatorLoader(DataLoader[IndicatorKey, IndicatorResult]):
             )
             for r in rows:
                 rk = rks[r[0] - 1]
-                bars[rk] = {
-                    name: np.array(r[i] or [], dtype=dtype)
-                    for i, (name, dtype) in enumerate(_COLUMNS, start=1)
-                }
+                bars[rk] = {"time": _times(r[2])}
+                for field, raw in zip(fields, r[3:], strict=True):
+                    bars[rk][field.name] = _floats(raw)
         columns = [
             bars[(k.symbol_id, k.base, k.interval, k.lo, k.hi, k.rule, k.span, k.adjust)]
             for k in keys

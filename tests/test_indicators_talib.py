@@ -110,6 +110,15 @@ def talib_reference(name: str, d: Arrays, p: dict[str, Any]) -> tuple[np.ndarray
     raise AssertionError(name)
 
 
+def talib_inputs(name: str, d: Arrays) -> tuple[np.ndarray, ...]:
+    """TA-Lib's positional inputs of MIDPOINT, MIDPRICE and WILLR."""
+    if name == "MIDPOINT":
+        return (d["close"],)
+    if name == "MIDPRICE":
+        return (d["high"], d["low"])
+    return (d["high"], d["low"], d["close"])
+
+
 def ours(name: str, d: Arrays, p: dict[str, Any]) -> tuple[np.ndarray, ...]:
     """Our outputs through the registry, in output order."""
     spec = get_indicator(name)
@@ -359,6 +368,34 @@ def test_random_walks_agree_with_talib(
         assert ours(name, bars, p)[0].shape == (0,)
         return
     assert_all_close(ours(name, bars, p), talib_reference(name, bars, p), name)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    name=st.sampled_from(("MIDPOINT", "MIDPRICE", "WILLR")),
+    n=st.integers(0, 400),
+    seed=st.integers(0, 2**32 - 1),
+    period=st.integers(2, 300),
+    shape=st.sampled_from(["walk", "ticks", "up", "down"]),
+)
+def test_window_extremes_agree_with_talib(
+    name: str, n: int, seed: int, period: int, shape: str
+) -> None:
+    """The block-wise extremes (indicators/_loops.py `window_high_low`) at any period, with
+    ties (prices on a coarse tick) and monotone series (the extreme always at one end)."""
+    bars = random_walk(max(n, 1), seed)
+    bars = {k: v[:n] for k, v in bars.items()}
+    if shape == "ticks":
+        bars = {**bars, **{k: np.round(bars[k], 0) for k in ("high", "low", "close")}}
+    elif shape in ("up", "down"):
+        step = np.arange(n, dtype=np.float64) * (1.0 if shape == "up" else -1.0)
+        bars = {**bars, "close": 500.0 + step, "high": 501.0 + step, "low": 499.0 + step}
+    p = {"timeperiod": period}
+    got, ref = ours(name, bars, p), (getattr(talib, name)(*talib_inputs(name, bars), period),)
+    if name == "WILLR":
+        assert_all_close(got, ref, name)
+    else:  # max and min are exact: the same doubles as TA-Lib's
+        assert np.array_equal(got[0], ref[0], equal_nan=True), name
 
 
 @settings(max_examples=120, deadline=None)
