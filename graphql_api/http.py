@@ -51,7 +51,7 @@ from graphql_api.persisted import PersistedQueries, PersistedQueryError
 from graphql_api.ratelimit import Decision, RateLimiter
 from graphql_api.response_cache import data_version, etag, matches
 from graphql_api.telemetry import observe_request
-from loaders.sql import fetch
+from loaders.sql import fetch_row
 
 log = logging.getLogger(__name__)
 
@@ -646,11 +646,11 @@ class GraphQLEndpoint:
         engine = getattr(request.state, "read_engine", None) or self.engine
         assert engine is not None
         try:
-            rows = await fetch(engine, sql, *args)
+            row = await fetch_row(engine, sql, *args)
         except Exception as exc:
             log.debug("compiled plan failed, answering through the resolvers: %r", exc)
             return None
-        data, ok = rows[0]
+        data, ok = row
         if not ok:
             plan.note_declined(args)
             return None

@@ -20,7 +20,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from graphql_api.cursors import symbol_cursor
-from tests.api.helpers import app_client, count_statements, ohlcv, scratch_database, store_bars
+from tests.api.helpers import (
+    app_client,
+    count_statements,
+    ohlcv,
+    scratch_database,
+    store_bars,
+    with_connection,
+)
 from workers.symbols import SymbolInfo
 
 M1 = {
@@ -370,3 +377,28 @@ def test_a_declined_request_is_not_planned_again(
     with count_statements(planned_client) as second:
         _post(planned_client, query, {})
     assert len(second) == len(first) - 1
+
+
+def test_a_dropped_connection_is_retried_on_a_new_one(
+    url: str, clients: tuple[TestClient, TestClient]
+) -> None:
+    """Pooled connections are not pinged before use: when the server has dropped them (a
+    restart, an idle timeout), the plan's statement runs again on a new connection, and the
+    answer still comes from the plan."""
+    planned_client, reference = clients
+    query = '{ symbol(ticker: "CPA") { bars(interval: M1, first: 3) { nodes { time close } } } }'
+    _post(planned_client, query, {})  # the pool holds a connection now
+
+    async def drop(conn: Any) -> int:
+        return int(
+            await conn.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND application_name = 'market-graphql'"
+            )
+        )
+
+    assert with_connection(url, drop) >= 1
+    got, timing = _post(planned_client, query, {})
+    want, _ = _post(reference, query, {})
+    assert got == want
+    assert 'plan;desc="compiled"' in timing
