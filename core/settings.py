@@ -295,6 +295,8 @@ class Settings(_WithProviders):
     @field_validator("live_allowed_origins")
     @classmethod
     def _check_origins(cls, value: str) -> str:
+        if not value.strip():
+            return value  # nothing to check: spares every command importing strawberry
         from strawberry.http.websocket_origin import normalize_allowed_origins
 
         normalize_allowed_origins([o.strip() for o in value.split(",") if o.strip()])

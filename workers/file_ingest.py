@@ -90,13 +90,15 @@ async def ingest_file(
     report = FileReport(file.path)
     writer = BarWriter(conn, timeframe, source=f"file:{file.path.name}", recorder=recorder)
     started = time.perf_counter()
-    chunks = file.chunks(batch_rows)
+    chunks = file.chunks(batch_rows, tz=tz)
 
     def read_next() -> tuple[ValidatedChunk, int] | None:
         chunk = next(chunks, None)
         if chunk is None:
             return None
-        checked = validate_chunk(chunk.frame, file.columns, chunk.lines, tz=tz, ticker=ticker)
+        checked = validate_chunk(
+            chunk.frame, file.columns, chunk.lines, tz=tz, ticker=ticker, text=chunk.text
+        )
         return checked, chunk.position
 
     # Parsing the next chunk (in a thread) overlaps with writing this one (in the database).
