@@ -204,16 +204,17 @@ async def ingest(
     written.append(total)
 
 
-def run_cli_ingest(url: str, path: Path) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS (MB) and stderr of `market-graphql ingest` on the file."""
-    env = {**os.environ, "DATABASE_URL": url}
+def run_cli_ingest(url: str, path: Path, root: Path = ROOT) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS (MB) and stderr of `market-graphql ingest` on the file, with
+    the code of the checkout at `root`."""
+    env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(root)}
     started = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-m", "graphql_api", "ingest", str(path), "--timeframe", "M1"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        cwd=ROOT,
+        cwd=root,
     )
     assert proc.stderr is not None
     # wait4 gives this child's own peak RSS; read stderr first so the pipe cannot fill.
@@ -331,6 +332,7 @@ class Versus:
     size_mb: float
     copy: Result
     cli: Result
+    other: Result | None  # the CLI of another checkout (--compare-root), e.g. before a change
 
 
 def run_psql_copy(admin_url: str, database: str, path: Path) -> float:
@@ -374,13 +376,19 @@ async def cli_versus_copy(
     database = make_url(url).database or ""
     copy = Result("psql \\copy into a table with the bars' key", rows)
     cli = Result("market-graphql ingest (start-up included)", rows)
+    roots = {"cli": (ROOT, cli)}
+    other = None
+    if args.compare_root is not None:
+        other = Result(f"  the same, code at {args.compare_root}", rows)
+        roots["other"] = (args.compare_root, other)
     with tempfile.TemporaryDirectory() as tmp:
         path = write_csv(data, Path(tmp) / "bars.csv")
         size_mb = path.stat().st_size / 2**20
         for round_ in range(1, args.cli_rounds + 1):
             print(f"\\copy vs CLI, round {round_}/{args.cli_rounds} …", flush=True)
-            order = ["copy", "cli"] if round_ % 2 else ["cli", "copy"]
-            for which in order:
+            order = ["copy", *roots]
+            shift = (round_ - 1) % len(order)
+            for which in order[shift:] + order[:shift]:
                 await conn.execute("TRUNCATE bench_csv, bars, bar_changes")
                 await conn.execute("CHECKPOINT")
                 if which == "copy":
@@ -389,11 +397,12 @@ async def cli_versus_copy(
                     copy.peak_mb.append(0.0)
                     assert await conn.fetchval("SELECT count(*) FROM bench_csv") == rows
                 else:
-                    seconds, peak, stderr = await asyncio.to_thread(run_cli_ingest, url, path)
-                    cli.seconds.append(seconds)
-                    cli.peak_mb.append(peak)
+                    root, result = roots[which]
+                    seconds, peak, stderr = await asyncio.to_thread(run_cli_ingest, url, path, root)
+                    result.seconds.append(seconds)
+                    result.peak_mb.append(peak)
                     assert await conn.fetchval("SELECT count(*) FROM bars") == rows, stderr
-    return Versus(size_mb, copy, cli)
+    return Versus(size_mb, copy, cli, other)
 
 
 def report(
@@ -408,7 +417,8 @@ def report(
             "alternating round(s), wall time of each process"
         )
         print(f"{'':<48}{'rows/s':>12}{'median s':>10}{'peak MB':>10}  all s")
-        for result in (versus.copy, versus.cli):
+        shown = [versus.copy, versus.cli] + ([versus.other] if versus.other else [])
+        for result in shown:
             every = " ".join(f"{s:.2f}" for s in result.seconds)
             peak = f"{max(result.peak_mb):>10.0f}" if any(result.peak_mb) else f"{'-':>10}"
             print(
@@ -421,6 +431,10 @@ def report(
             f"{versus.cli.rate / versus.copy.rate:6.2f}  goal >= 1.0"
         )
         print("per round:                               " + " ".join(f"{r:.2f}" for r in ratios))
+        if versus.other is not None:
+            print(
+                f"CLI at {args.compare_root} / \\copy:  {versus.other.rate / versus.copy.rate:6.2f}"
+            )
 
 
 def report_write_path(results: dict[str, Result], csv: Result, args: argparse.Namespace) -> None:
@@ -469,6 +483,12 @@ def main() -> None:
         type=int,
         default=5,
         help="Rounds of (d), psql's \\copy against the CLI (0: skip it).",
+    )
+    parser.add_argument(
+        "--compare-root",
+        type=Path,
+        help="In (d), also time the CLI of the checkout at this path (e.g. the code before "
+        "a change), in the same alternation.",
     )
     parser.add_argument(
         "--only-cli", action="store_true", help="Only (d): skip the write-path steps and (c)."

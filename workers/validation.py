@@ -233,10 +233,11 @@ def _tickers(
         per_category, uniques = pd.factorize(normal.fillna("").str.strip().str.upper())
         per_row = np.asarray(per_category, dtype=np.intp)[column.cat.codes.to_numpy()]
         # Renumbered in order of first appearance, as factorizing the rows would.
-        first_seen = pd.unique(per_row)
+        first_seen = np.asarray(pd.unique(per_row), dtype=np.intp)
         renumber = np.empty(len(uniques), dtype=np.intp)
         renumber[first_seen] = np.arange(len(first_seen))
-        return renumber[per_row], [str(uniques[i]) for i in first_seen]
+        names = [str(u) for u in uniques]
+        return renumber[per_row], [names[i] for i in first_seen]
     text = column.astype("string").fillna("").str.strip().str.upper()
     codes, uniques = pd.factorize(text)
     return np.asarray(codes, dtype=np.intp), [str(u) for u in uniques]
