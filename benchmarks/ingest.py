@@ -27,7 +27,10 @@ the end) migrated to head:
    into an empty table with the bars' key (`ticker, time` primary key, NOT NULL, the values
    as float8), and by `market-graphql ingest` into an empty `bars`, each as a subprocess
    (wall time, start-up included), in alternating order; medians and their ratio (issue 17,
-   item 5: goal >= 1.0). `--only-cli` runs just this part (and (c) is then skipped).
+   item 5: goal >= 1.0). The CLI runs with its default `--connections` (2) and with 1;
+   `--compare-root DIR` adds the CLI of another checkout (e.g. `git archive` of the code
+   before a change) to the same alternation. `--only-cli` runs just this part (and (c) is
+   then skipped).
 5. Prints rows/s (median of the rounds), peak memory, and the ratios against the goals:
    fresh ≥ 0.8 x plain COPY (both ceilings shown: the bare table and the keyed one),
    revisions ≥ the stage upsert of the same revisions (the same work; the stage upsert of
@@ -204,13 +207,15 @@ async def ingest(
     written.append(total)
 
 
-def run_cli_ingest(url: str, path: Path, root: Path = ROOT) -> tuple[float, float, str]:
+def run_cli_ingest(
+    url: str, path: Path, root: Path = ROOT, extra: tuple[str, ...] = ()
+) -> tuple[float, float, str]:
     """Wall seconds, peak RSS (MB) and stderr of `market-graphql ingest` on the file, with
-    the code of the checkout at `root`."""
+    the code of the checkout at `root` and the `extra` arguments."""
     env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(root)}
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "graphql_api", "ingest", str(path), "--timeframe", "M1"],
+        [sys.executable, "-m", "graphql_api", "ingest", str(path), "--timeframe", "M1", *extra],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -332,6 +337,7 @@ class Versus:
     size_mb: float
     copy: Result
     cli: Result
+    single: Result  # the CLI writing over one connection (--connections 1)
     other: Result | None  # the CLI of another checkout (--compare-root), e.g. before a change
 
 
@@ -376,11 +382,15 @@ async def cli_versus_copy(
     database = make_url(url).database or ""
     copy = Result("psql \\copy into a table with the bars' key", rows)
     cli = Result("market-graphql ingest (start-up included)", rows)
-    roots = {"cli": (ROOT, cli)}
+    single = Result("  the same, --connections 1", rows)
+    roots: dict[str, tuple[Path, Result, tuple[str, ...]]] = {
+        "cli": (ROOT, cli, ()),
+        "single": (ROOT, single, ("--connections", "1")),
+    }
     other = None
     if args.compare_root is not None:
         other = Result(f"  the same, code at {args.compare_root}", rows)
-        roots["other"] = (args.compare_root, other)
+        roots["other"] = (args.compare_root, other, ())
     with tempfile.TemporaryDirectory() as tmp:
         path = write_csv(data, Path(tmp) / "bars.csv")
         size_mb = path.stat().st_size / 2**20
@@ -397,12 +407,14 @@ async def cli_versus_copy(
                     copy.peak_mb.append(0.0)
                     assert await conn.fetchval("SELECT count(*) FROM bench_csv") == rows
                 else:
-                    root, result = roots[which]
-                    seconds, peak, stderr = await asyncio.to_thread(run_cli_ingest, url, path, root)
+                    root, result, extra = roots[which]
+                    seconds, peak, stderr = await asyncio.to_thread(
+                        run_cli_ingest, url, path, root, extra
+                    )
                     result.seconds.append(seconds)
                     result.peak_mb.append(peak)
                     assert await conn.fetchval("SELECT count(*) FROM bars") == rows, stderr
-    return Versus(size_mb, copy, cli, other)
+    return Versus(size_mb, copy, cli, single, other)
 
 
 def report(
@@ -417,7 +429,8 @@ def report(
             "alternating round(s), wall time of each process"
         )
         print(f"{'':<48}{'rows/s':>12}{'median s':>10}{'peak MB':>10}  all s")
-        shown = [versus.copy, versus.cli] + ([versus.other] if versus.other else [])
+        shown = [versus.copy, versus.cli, versus.single]
+        shown += [versus.other] if versus.other else []
         for result in shown:
             every = " ".join(f"{s:.2f}" for s in result.seconds)
             peak = f"{max(result.peak_mb):>10.0f}" if any(result.peak_mb) else f"{'-':>10}"
@@ -431,6 +444,8 @@ def report(
             f"{versus.cli.rate / versus.copy.rate:6.2f}  goal >= 1.0"
         )
         print("per round:                               " + " ".join(f"{r:.2f}" for r in ratios))
+        single = versus.single.rate / versus.copy.rate
+        print(f"CLI --connections 1 / \\copy:            {single:6.2f}")
         if versus.other is not None:
             print(
                 f"CLI at {args.compare_root} / \\copy:  {versus.other.rate / versus.copy.rate:6.2f}"

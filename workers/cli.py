@@ -99,8 +99,8 @@ def ingest(
         typer.Option(
             min=1,
             max=16,
-            help="Database connections writing at once: batches of different tickers go in "
-            "parallel, each series still in file order.",
+            help="Database connections writing at once (a local ingest): batches of "
+            "different tickers go in parallel, each series still in file order.",
         ),
     ] = 2,
     enqueue: Annotated[
