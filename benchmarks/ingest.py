@@ -339,6 +339,9 @@ class Versus:
     cli: Result
     single: Result  # the CLI writing over one connection (--connections 1)
     other: Result | None  # the CLI of another checkout (--compare-root), e.g. before a change
+    #: Where the time goes, seconds per round: the CLI on a header-only file (start-up and
+    #: nothing else), per checkout; reading and validating the file in one process, per reader.
+    parts: dict[str, list[float]] = field(default_factory=dict)
 
 
 def run_psql_copy(admin_url: str, database: str, path: Path) -> float:
@@ -414,7 +417,33 @@ async def cli_versus_copy(
                     result.seconds.append(seconds)
                     result.peak_mb.append(peak)
                     assert await conn.fetchval("SELECT count(*) FROM bars") == rows, stderr
-    return Versus(size_mb, copy, cli, single, other)
+        parts = await asyncio.to_thread(time_parts, url, path, args)
+    return Versus(size_mb, copy, cli, single, other, parts)
+
+
+def time_parts(url: str, path: Path, args: argparse.Namespace) -> dict[str, list[float]]:
+    """The CLI's start-up (a header-only file) per checkout, and read + validate of the
+    file in this process per reader, alternating, `--cli-rounds` times."""
+    from workers.files import OhlcvFile
+    from workers.validation import validate_chunk
+
+    empty = path.with_name("header.csv")
+    empty.write_text(path.open().readline())
+    roots = {"start-up, this code": ROOT}
+    if args.compare_root is not None:
+        roots[f"start-up, code at {args.compare_root}"] = args.compare_root
+    parts: dict[str, list[float]] = {}
+    for _ in range(args.cli_rounds):
+        for label, root in roots.items():
+            parts.setdefault(label, []).append(run_cli_ingest(url, empty, root)[0])
+        for engine in ("arrow", "pandas"):
+            started = time.perf_counter()
+            file = OhlcvFile(path)
+            for chunk in file.chunks(args.batch_rows, engine=engine):
+                validate_chunk(chunk.frame, file.columns, chunk.lines, text=chunk.text)
+            label = f"read + validate in-process, {engine} reader"
+            parts.setdefault(label, []).append(time.perf_counter() - started)
+    return parts
 
 
 def report(
@@ -444,6 +473,10 @@ def report(
             f"{versus.cli.rate / versus.copy.rate:6.2f}  goal >= 1.0"
         )
         print("per round:                               " + " ".join(f"{r:.2f}" for r in ratios))
+        print()
+        print("where the time goes (medians, seconds):")
+        for label, seconds in versus.parts.items():
+            print(f"  {label:<54}{statistics.median(seconds):>8.2f}")
         single = versus.single.rate / versus.copy.rate
         print(f"CLI --connections 1 / \\copy:            {single:6.2f}")
         if versus.other is not None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import mmap
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -30,11 +29,10 @@ import pyarrow.csv as pa_csv
 
 from workers.validation import VALUES, ColumnMap
 
-if TYPE_CHECKING:
-    from workers.files import OhlcvFile, RawChunk
-
 #: Per source column, its text at the given rows (for the rejects).
 TextOf = Callable[[str, npt.NDArray[np.intp]], npt.NDArray[np.object_]]
+#: A chunk as workers.files.RawChunk holds it: frame, line numbers, progress, text.
+Chunk = tuple[pd.DataFrame, npt.NDArray[np.int64], int, TextOf]
 
 _BLOCK_BYTES = 4 << 20  # Arrow's unit of parallel parsing (its default is 1 MB)
 
@@ -44,8 +42,15 @@ class ArrowCsvUnreadable(Exception):
 
 
 def arrow_chunks(
-    file: OhlcvFile, rows: int, *, aware_times: bool
-) -> Iterator[tuple[RawChunk, int]]:
+    path: Path,
+    *,
+    compression: str | None,
+    delimiter: str,
+    names: list[str],
+    columns: ColumnMap,
+    rows: int,
+    aware_times: bool,
+) -> Iterator[tuple[Chunk, int]]:
     """The file's chunks of `rows` rows read by Arrow, each with the data rows consumed so
     far (blank ones included); raises ArrowCsvUnreadable where Arrow cannot go on, after
     the last whole chunk it read.
@@ -53,17 +58,12 @@ def arrow_chunks(
     `aware_times`: whether times with offsets may be parsed here (validation tells them
     from naive ones itself when naive times are not UTC).
     """
-    from workers.files import RawChunk
-
-    mapped = file.columns.source_columns()
-    names = file.header_names
+    mapped = columns.source_columns()
     if len(set(names)) != len(names) or not set(mapped) <= set(names):
         raise ArrowCsvUnreadable("header names Arrow would read differently")
-    quoted = _may_have_quotes(file.path, file.compression)
-    raw = pa.OSFile(str(file.path))
-    stream: pa.NativeFile = (
-        pa.CompressedInputStream(raw, "gzip") if file.compression == "gzip" else raw
-    )
+    quoted = _may_have_quotes(path, compression)
+    raw = pa.OSFile(str(path))
+    stream: pa.NativeFile = pa.CompressedInputStream(raw, "gzip") if compression == "gzip" else raw
     try:
         reader = pa_csv.open_csv(
             stream,
@@ -74,7 +74,7 @@ def arrow_chunks(
                 skip_rows=1,  # the header, already read (and its BOM dropped) by OhlcvFile
             ),
             parse_options=pa_csv.ParseOptions(
-                delimiter=file.delimiter,
+                delimiter=delimiter,
                 # Kept as rows of empty fields, so that line numbers stay true.
                 ignore_empty_lines=False,
                 # A quote anywhere may hide a line break: parse serially where it may.
@@ -111,16 +111,13 @@ def arrow_chunks(
                 pending, held = rest.to_batches(), rest.num_rows
                 if quoted:
                     _refuse_line_breaks(head)
-                yield (
-                    _chunk(head, file.columns, done, RawChunk, raw.tell(), aware_times),
-                    done + rows,
-                )
+                yield _chunk(head, columns, done, raw.tell(), aware_times), done + rows
                 done += rows
         if held:
             table = pa.Table.from_batches(pending)
             if quoted:
                 _refuse_line_breaks(table)
-            yield _chunk(table, file.columns, done, RawChunk, raw.tell(), aware_times), done + held
+            yield _chunk(table, columns, done, raw.tell(), aware_times), done + held
     finally:
         raw.close()
 
@@ -147,10 +144,9 @@ def _chunk(
     table: pa.Table,
     columns: ColumnMap,
     first_row: int,
-    make: Callable[..., RawChunk],
     position: int,
     aware_times: bool,
-) -> RawChunk:
+) -> Chunk:
     """One chunk as the frame validate_chunk takes, blank rows dropped, lines kept."""
     table = table.combine_chunks()
     lines = np.arange(first_row + 2, first_row + 2 + table.num_rows, dtype=np.int64)
@@ -166,7 +162,7 @@ def _chunk(
         {name: _column(table[name], name, columns, aware_times) for name in table.column_names},
         copy=False,
     )
-    return make(frame, lines, position, _text_of(table))
+    return frame, lines, position, _text_of(table)
 
 
 def _column(text: pa.ChunkedArray, name: str, columns: ColumnMap, aware_times: bool) -> object:

@@ -84,10 +84,16 @@ class OhlcvFile:
 
         done = 0
         try:
-            for chunk, through in arrow_chunks(
-                self, rows, aware_times=tz.upper() in ("UTC", "ETC/UTC", "Z")
+            for (frame, lines, position, text), through in arrow_chunks(
+                self.path,
+                compression=self.compression,
+                delimiter=self.delimiter,
+                names=self.header_names,
+                columns=self.columns,
+                rows=rows,
+                aware_times=tz.upper() in ("UTC", "ETC/UTC", "Z"),
             ):
-                yield chunk
+                yield RawChunk(frame, lines, position, text)
                 done = through
         except ArrowCsvUnreadable:
             # The pandas reader goes on from the first row of the chunk Arrow could not read.
