@@ -186,7 +186,8 @@ def _column(text: pa.ChunkedArray, name: str, columns: ColumnMap, aware_times: b
 
 def _times(text: pa.ChunkedArray, aware_times: bool) -> object:
     """ISO 8601 times, when every one has an offset (then UTC) or none has (then naive),
-    as Arrow parses them; anything else is left as text for validation's parser."""
+    as Arrow parses them; numbers (epochs) as numbers, as the pandas reader infers them;
+    anything else is left as text for validation's parser."""
     trimmed = pc.utf8_trim_whitespace(text)
     targets = [pa.timestamp("ns")]
     if aware_times:
@@ -199,7 +200,12 @@ def _times(text: pa.ChunkedArray, aware_times: bool) -> object:
         values = parsed.combine_chunks().to_numpy(zero_copy_only=False)
         index = pd.DatetimeIndex(values.astype("datetime64[ns]"))
         return index.tz_localize("UTC") if target.tz else index
-    return _strings(text)
+    strings = _strings(text)
+    try:
+        # A column of numbers is read as numbers by pandas (validation takes them as epochs).
+        return pd.to_numeric(strings)
+    except (ValueError, TypeError):
+        return strings
 
 
 def _strings(text: pa.ChunkedArray) -> npt.NDArray[np.object_]:

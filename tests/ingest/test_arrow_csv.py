@@ -193,6 +193,21 @@ def test_times_with_and_without_offsets(tmp_path: Path) -> None:
     assert_same(uniform)
 
 
+@pytest.mark.parametrize("scale", [1, 1_000], ids=["seconds", "milliseconds"])
+def test_epoch_times(tmp_path: Path, scale: int) -> None:
+    epoch = int(pd.Timestamp("2024-03-04 14:30", tz="UTC").timestamp())
+    lines = [HEADER]
+    for m in range(6):
+        lines.append(f"ACME,{(epoch + 60 * m) * scale},10,11,9,10.5,{100 + m}")
+    lines[3] = "ACME,,10,11,9,10.5,100"  # line 4: no time
+    assert_same(write(tmp_path, lines), rows=4)
+    lines[5] = "ACME,yesterday,10,11,9,10.5,100"  # line 6: text among the numbers
+    rejected = assert_same(write(tmp_path, lines), rows=4)
+    # Text in a chunk makes its whole time column text (pandas' inference, per chunk): the
+    # epoch on line 7, read as text, is no time either; line 5, in the first chunk, is.
+    assert rejected["line"].tolist() == [4, 6, 7]
+
+
 def test_tickers_are_normalised_alike(tmp_path: Path) -> None:
     path = write(
         tmp_path,
