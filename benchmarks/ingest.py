@@ -23,7 +23,15 @@ the end) migrated to head:
    happens in the database, not how tuples are encoded.
 3. (c) csv via CLI: the bars written as one CSV, then `market-graphql ingest` in a
    subprocess into an empty `bars` (wall time, process start-up included).
-4. Prints rows/s (median of the rounds), peak memory, and the ratios against the goals:
+4. (d) CLI vs `\\copy` (`--cli-rounds`, alternating): the same CSV loaded by psql's `\\copy`
+   into an empty table with the bars' key (`ticker, time` primary key, NOT NULL, the values
+   as float8), and by `market-graphql ingest` into an empty `bars`, each as a subprocess
+   (wall time, start-up included), in alternating order; medians and their ratio (issue 17,
+   item 5: goal >= 1.0). The CLI runs with its default `--connections` (2) and with 1;
+   `--compare-root DIR` adds the CLI of another checkout (e.g. `git archive` of the code
+   before a change) to the same alternation. `--only-cli` runs just this part (and (c) is
+   then skipped).
+5. Prints rows/s (median of the rounds), peak memory, and the ratios against the goals:
    fresh ≥ 0.8 x plain COPY (both ceilings shown: the bare table and the keyed one),
    revisions ≥ the stage upsert of the same revisions (the same work; the stage upsert of
    new rows, which inserts instead of updating, is shown too).
@@ -199,16 +207,19 @@ async def ingest(
     written.append(total)
 
 
-def run_cli_ingest(url: str, path: Path) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS (MB) and stderr of `market-graphql ingest` on the file."""
-    env = {**os.environ, "DATABASE_URL": url}
+def run_cli_ingest(
+    url: str, path: Path, root: Path = ROOT, extra: tuple[str, ...] = ()
+) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS (MB) and stderr of `market-graphql ingest` on the file, with
+    the code of the checkout at `root` and the `extra` arguments."""
+    env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(root)}
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "graphql_api", "ingest", str(path), "--timeframe", "M1"],
+        [sys.executable, "-m", "graphql_api", "ingest", str(path), "--timeframe", "M1", *extra],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        cwd=ROOT,
+        cwd=root,
     )
     assert proc.stderr is not None
     # wait4 gives this child's own peak RSS; read stderr first so the pipe cannot fill.
@@ -239,7 +250,6 @@ async def run(url: str, args: argparse.Namespace) -> None:
     await asyncio.to_thread(db.upgrade, settings)
     print(f"generating {args.rows:,} bars over {args.symbols} tickers …", flush=True)
     data = make_dataset(args.rows, args.symbols)
-    rows = data.rows
     conn = await asyncpg.connect(settings.asyncpg_dsn)
     try:
         ids = await upsert_symbols(conn, [SymbolInfo(t) for t in data.tickers])
@@ -247,61 +257,237 @@ async def run(url: str, args: argparse.Namespace) -> None:
         await conn.execute("CREATE TABLE bench_bare (LIKE bars)")
         await conn.execute("CREATE TABLE bench_keyed (LIKE bars INCLUDING ALL)")
         await conn.execute("CREATE TABLE bench_staged (LIKE bars INCLUDING ALL)")
-        results = {
-            key: Result(label, rows)
-            for key, label in (
-                ("bare", "plain COPY, table without keys"),
-                ("keyed", "plain COPY, table with bars' key and checks"),
-                ("stage", "stage upsert (COPY to temp + ON CONFLICT)"),
-                ("stage_revised", "stage upsert, every row revised"),
-                ("fresh", "(a) fresh: upsert into bars"),
-                ("revised", "(b) revised: every row changes"),
-                ("rerun", "    re-run: nothing changes"),
-            )
-        }
-        batch = args.batch_rows
-        for round_ in range(1, args.rounds + 1):
-            print(f"round {round_}/{args.rounds} …", flush=True)
-            await conn.execute("TRUNCATE bench_bare, bench_keyed, bench_staged, bars, bar_changes")
-            written: list[int] = []
-            steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
-                ("bare", partial(copy_into, conn, data, "bench_bare", batch)),
-                ("keyed", partial(copy_into, conn, data, "bench_keyed", batch)),
-                ("fresh", partial(ingest, conn, data, batch, written, False)),
-                ("stage", partial(stage_upsert, conn, data, "bench_staged", batch)),
-                ("revised", partial(ingest, conn, data, batch, written, True)),
-                ("stage_revised", partial(stage_upsert, conn, data, "bench_staged", batch, True)),
-                ("rerun", partial(ingest, conn, data, batch, written, True)),
-            ]
-            for key, step in steps:
-                # Each step starts without the previous one's checkpoint debt.
-                await conn.execute("CHECKPOINT")
-                await timed(results[key], step)
-            assert written == [rows, rows, 0], written
-            assert await conn.fetchval("SELECT count(*) FROM bars") == rows
-
-        print("writing the CSV …", flush=True)
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "bars.csv"
-            pd.DataFrame(
-                {
-                    "ticker": np.array(data.tickers)[data.codes],
-                    "time": data.ts,
-                    **{c: v for c, v in zip(PRICE_COLUMNS, data.values, strict=True)},
-                }
-            ).to_csv(path, index=False)
-            size_mb = path.stat().st_size / 2**20
-            await conn.execute("TRUNCATE bars, bar_changes")
-            await conn.execute("CHECKPOINT")
-            seconds, cli_peak, stderr = await asyncio.to_thread(run_cli_ingest, url, path)
-            assert await conn.fetchval("SELECT count(*) FROM bars") == rows, stderr
-        csv = Result(f"(c) CSV via CLI ({size_mb:,.0f} MB file)", rows, [seconds], [cli_peak])
+        if args.only_cli:
+            results: dict[str, Result] = {}
+            csv = None
+        else:
+            results, csv = await write_path(conn, url, data, args)
+        versus = await cli_versus_copy(conn, url, data, args) if args.cli_rounds else None
     finally:
         await conn.close()
-    report(results, csv, args)
+    report(results, csv, versus, args)
 
 
-def report(results: dict[str, Result], csv: Result, args: argparse.Namespace) -> None:
+async def write_path(
+    conn: asyncpg.Connection, url: str, data: Dataset, args: argparse.Namespace
+) -> tuple[dict[str, Result], Result]:
+    """Steps 2 and 3: the write path against COPY, then one CLI ingest of the CSV."""
+    rows = data.rows
+    results = {
+        key: Result(label, rows)
+        for key, label in (
+            ("bare", "plain COPY, table without keys"),
+            ("keyed", "plain COPY, table with bars' key and checks"),
+            ("stage", "stage upsert (COPY to temp + ON CONFLICT)"),
+            ("stage_revised", "stage upsert, every row revised"),
+            ("fresh", "(a) fresh: upsert into bars"),
+            ("revised", "(b) revised: every row changes"),
+            ("rerun", "    re-run: nothing changes"),
+        )
+    }
+    batch = args.batch_rows
+    for round_ in range(1, args.rounds + 1):
+        print(f"round {round_}/{args.rounds} …", flush=True)
+        await conn.execute("TRUNCATE bench_bare, bench_keyed, bench_staged, bars, bar_changes")
+        written: list[int] = []
+        steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ("bare", partial(copy_into, conn, data, "bench_bare", batch)),
+            ("keyed", partial(copy_into, conn, data, "bench_keyed", batch)),
+            ("fresh", partial(ingest, conn, data, batch, written, False)),
+            ("stage", partial(stage_upsert, conn, data, "bench_staged", batch)),
+            ("revised", partial(ingest, conn, data, batch, written, True)),
+            ("stage_revised", partial(stage_upsert, conn, data, "bench_staged", batch, True)),
+            ("rerun", partial(ingest, conn, data, batch, written, True)),
+        ]
+        for key, step in steps:
+            # Each step starts without the previous one's checkpoint debt.
+            await conn.execute("CHECKPOINT")
+            await timed(results[key], step)
+        assert written == [rows, rows, 0], written
+        assert await conn.fetchval("SELECT count(*) FROM bars") == rows
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_csv(data, Path(tmp) / "bars.csv")
+        size_mb = path.stat().st_size / 2**20
+        await conn.execute("TRUNCATE bars, bar_changes")
+        await conn.execute("CHECKPOINT")
+        seconds, cli_peak, stderr = await asyncio.to_thread(run_cli_ingest, url, path)
+        assert await conn.fetchval("SELECT count(*) FROM bars") == rows, stderr
+    csv = Result(f"(c) CSV via CLI ({size_mb:,.0f} MB file)", rows, [seconds], [cli_peak])
+    return results, csv
+
+
+def write_csv(data: Dataset, path: Path) -> Path:
+    """The bars as one CSV file (ticker, time, open … volume), as a user would have them."""
+    print("writing the CSV …", flush=True)
+    pd.DataFrame(
+        {
+            "ticker": np.array(data.tickers)[data.codes],
+            "time": data.ts,
+            **{c: v for c, v in zip(PRICE_COLUMNS, data.values, strict=True)},
+        }
+    ).to_csv(path, index=False)
+    return path
+
+
+@dataclass
+class Versus:
+    """(d): `market-graphql ingest` of the CSV against psql's `\\copy` of it, alternating."""
+
+    size_mb: float
+    copy: Result
+    cli: Result
+    single: Result  # the CLI writing over one connection (--connections 1)
+    other: Result | None  # the CLI of another checkout (--compare-root), e.g. before a change
+    #: Where the time goes, seconds per round: the CLI on a one-bar file (start-up), per
+    #: checkout; reading and validating the file in one process, per reader.
+    parts: dict[str, list[float]] = field(default_factory=dict)
+
+
+def run_psql_copy(admin_url: str, database: str, path: Path) -> float:
+    """Wall seconds of psql's `\\copy` of the CSV into `bench_csv` (psql's start included)."""
+    url = make_url(admin_url).set(database=database)
+    command = [
+        "psql",
+        "-X",
+        "-q",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-h",
+        url.host or "127.0.0.1",
+        "-p",
+        str(url.port or 5432),
+        "-U",
+        url.username or "postgres",
+        "-d",
+        database,
+        "-c",
+        f"\\copy bench_csv FROM '{path}' WITH (FORMAT csv, HEADER true)",
+    ]
+    env = {**os.environ}
+    if url.password:
+        env["PGPASSWORD"] = url.password
+    started = time.perf_counter()
+    subprocess.run(command, check=True, env=env, capture_output=True)
+    return time.perf_counter() - started
+
+
+async def cli_versus_copy(
+    conn: asyncpg.Connection, url: str, data: Dataset, args: argparse.Namespace
+) -> Versus:
+    """(d): `\\copy` and the CLI in alternating order, each into an empty table."""
+    rows = data.rows
+    await conn.execute(
+        "CREATE TABLE bench_csv (ticker text NOT NULL, time timestamptz NOT NULL, "
+        + ", ".join(f"{c} double precision NOT NULL" for c in PRICE_COLUMNS)
+        + ", PRIMARY KEY (ticker, time))"
+    )
+    database = make_url(url).database or ""
+    copy = Result("psql \\copy into a table with the bars' key", rows)
+    cli = Result("market-graphql ingest (start-up included)", rows)
+    single = Result("  the same, --connections 1", rows)
+    roots: dict[str, tuple[Path, Result, tuple[str, ...]]] = {
+        "cli": (ROOT, cli, ()),
+        "single": (ROOT, single, ("--connections", "1")),
+    }
+    other = None
+    if args.compare_root is not None:
+        other = Result(f"  the same, code at {args.compare_root}", rows)
+        roots["other"] = (args.compare_root, other, ())
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_csv(data, Path(tmp) / "bars.csv")
+        size_mb = path.stat().st_size / 2**20
+        for round_ in range(1, args.cli_rounds + 1):
+            print(f"\\copy vs CLI, round {round_}/{args.cli_rounds} …", flush=True)
+            order = ["copy", *roots]
+            shift = (round_ - 1) % len(order)
+            for which in order[shift:] + order[:shift]:
+                await conn.execute("TRUNCATE bench_csv, bars, bar_changes")
+                await conn.execute("CHECKPOINT")
+                if which == "copy":
+                    seconds = await asyncio.to_thread(run_psql_copy, args.admin_url, database, path)
+                    copy.seconds.append(seconds)
+                    copy.peak_mb.append(0.0)
+                    assert await conn.fetchval("SELECT count(*) FROM bench_csv") == rows
+                else:
+                    root, result, extra = roots[which]
+                    seconds, peak, stderr = await asyncio.to_thread(
+                        run_cli_ingest, url, path, root, extra
+                    )
+                    result.seconds.append(seconds)
+                    result.peak_mb.append(peak)
+                    assert await conn.fetchval("SELECT count(*) FROM bars") == rows, stderr
+        parts = await asyncio.to_thread(time_parts, url, path, args)
+    return Versus(size_mb, copy, cli, single, other, parts)
+
+
+def time_parts(url: str, path: Path, args: argparse.Namespace) -> dict[str, list[float]]:
+    """The CLI's start-up (a file of one bar of a known ticker: imports, settings,
+    connections, the symbol's look-up) per checkout, and read + validate of the file in this
+    process per reader, alternating, `--cli-rounds` times."""
+    from workers.files import OhlcvFile
+    from workers.validation import validate_chunk
+
+    one_bar = path.with_name("one-bar.csv")
+    with path.open() as fh:
+        one_bar.write_text(fh.readline() + fh.readline())
+    roots = {"start-up, this code": ROOT}
+    if args.compare_root is not None:
+        roots[f"start-up, code at {args.compare_root}"] = args.compare_root
+    parts: dict[str, list[float]] = {}
+    for _ in range(args.cli_rounds):
+        for label, root in roots.items():
+            parts.setdefault(label, []).append(run_cli_ingest(url, one_bar, root)[0])
+        for engine in ("arrow", "pandas"):
+            started = time.perf_counter()
+            file = OhlcvFile(path)
+            for chunk in file.chunks(args.batch_rows, engine=engine):
+                validate_chunk(chunk.frame, file.columns, chunk.lines, text=chunk.text)
+            label = f"read + validate in-process, {engine} reader"
+            parts.setdefault(label, []).append(time.perf_counter() - started)
+    return parts
+
+
+def report(
+    results: dict[str, Result], csv: Result | None, versus: Versus | None, args: argparse.Namespace
+) -> None:
+    if results and csv is not None:
+        report_write_path(results, csv, args)
+    if versus is not None:
+        print()
+        print(
+            f"(d) {args.rows:,} bars as CSV ({versus.size_mb:,.0f} MB), {args.cli_rounds} "
+            "alternating round(s), wall time of each process"
+        )
+        print(f"{'':<48}{'rows/s':>12}{'median s':>10}{'peak MB':>10}  all s")
+        shown = [versus.copy, versus.cli, versus.single]
+        shown += [versus.other] if versus.other else []
+        for result in shown:
+            every = " ".join(f"{s:.2f}" for s in result.seconds)
+            peak = f"{max(result.peak_mb):>10.0f}" if any(result.peak_mb) else f"{'-':>10}"
+            print(
+                f"{result.name:<48}{result.rate:>12,.0f}"
+                f"{statistics.median(result.seconds):>10.2f}{peak}  {every}"
+            )
+        ratios = [c / i for c, i in zip(versus.copy.seconds, versus.cli.seconds, strict=True)]
+        print(
+            f"\nCLI / \\copy (rate, medians):            "
+            f"{versus.cli.rate / versus.copy.rate:6.2f}  goal >= 1.0"
+        )
+        print("per round:                               " + " ".join(f"{r:.2f}" for r in ratios))
+        print()
+        print("where the time goes (medians, seconds):")
+        for label, seconds in versus.parts.items():
+            print(f"  {label:<54}{statistics.median(seconds):>8.2f}")
+        single = versus.single.rate / versus.copy.rate
+        print(f"CLI --connections 1 / \\copy:            {single:6.2f}")
+        if versus.other is not None:
+            print(
+                f"CLI at {args.compare_root} / \\copy:  {versus.other.rate / versus.copy.rate:6.2f}"
+            )
+
+
+def report_write_path(results: dict[str, Result], csv: Result, args: argparse.Namespace) -> None:
     print()
     print(
         f"{args.rows:,} one-minute bars, {args.symbols} tickers, batches of "
@@ -342,6 +528,21 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=10)
     parser.add_argument("--batch-rows", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--cli-rounds",
+        type=int,
+        default=5,
+        help="Rounds of (d), psql's \\copy against the CLI (0: skip it).",
+    )
+    parser.add_argument(
+        "--compare-root",
+        type=Path,
+        help="In (d), also time the CLI of the checkout at this path (e.g. the code before "
+        "a change), in the same alternation.",
+    )
+    parser.add_argument(
+        "--only-cli", action="store_true", help="Only (d): skip the write-path steps and (c)."
+    )
     parser.add_argument(
         "--admin-url",
         default=os.environ.get(

@@ -5,15 +5,19 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, create_model, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy.engine import URL, make_url
 
 from core.errors import ConfigError
 from core.providers import setting_fields
 
 if TYPE_CHECKING:
+    # SQLAlchemy is imported where a URL object is built (sqlalchemy_url, read_urls): it
+    # costs ~0.2-0.3 s, which commands that only connect with asyncpg (ingest) need not pay.
+    from sqlalchemy.engine import URL
+
     _WithProviders = BaseSettings
 else:
     # One optional field per provider setting (e.g. alpaca_api_key), declared in
@@ -319,6 +323,8 @@ class Settings(_WithProviders):
     @field_validator("live_allowed_origins")
     @classmethod
     def _check_origins(cls, value: str) -> str:
+        if not value.strip():
+            return value  # nothing to check: spares every command importing strawberry
         from strawberry.http.websocket_origin import normalize_allowed_origins
 
         normalize_allowed_origins([o.strip() for o in value.split(",") if o.strip()])
@@ -335,10 +341,10 @@ class Settings(_WithProviders):
         if value is None:
             return None
         try:
-            url = make_url(value)
-        except Exception as exc:
+            backend = _backend_name(value)
+        except ValueError as exc:
             raise ValueError(f"not a database URL: {exc}") from None
-        if url.get_backend_name() not in ("postgresql", "postgres"):
+        if backend not in ("postgresql", "postgres"):
             raise ValueError("must be a postgresql:// URL")
         return value
 
@@ -359,13 +365,15 @@ class Settings(_WithProviders):
     @cached_property
     def sqlalchemy_url(self) -> URL:
         """The database URL with the asyncpg driver, for SQLAlchemy."""
-        if self.database_url is None:
-            raise ConfigError("DATABASE_URL is not set and no embedded server was started")
-        return make_url(self.database_url).set(drivername="postgresql+asyncpg")
+        from sqlalchemy.engine import make_url
+
+        return make_url(self._database_url()).set(drivername="postgresql+asyncpg")
 
     @property
     def read_urls(self) -> list[URL]:
         """The replicas' URLs with the asyncpg driver (READ_DATABASE_URLS)."""
+        from sqlalchemy.engine import make_url
+
         return [
             make_url(url).set(drivername="postgresql+asyncpg")
             for url in _split_urls(self.read_database_urls)
@@ -373,10 +381,24 @@ class Settings(_WithProviders):
 
     @property
     def asyncpg_dsn(self) -> str:
-        """The database URL in the form asyncpg.connect() takes."""
-        return self.sqlalchemy_url.set(drivername="postgresql").render_as_string(
-            hide_password=False
-        )
+        """The database URL in the form asyncpg.connect() takes: the same URL with the
+        `postgresql` scheme (asyncpg decodes the user, password and database itself)."""
+        return "postgresql://" + self._database_url().split("://", 1)[1]
+
+    def _database_url(self) -> str:
+        if self.database_url is None:
+            raise ConfigError("DATABASE_URL is not set and no embedded server was started")
+        return self.database_url
+
+
+def _backend_name(url: str) -> str:
+    """`postgresql` of `postgresql+asyncpg://…`; ValueError for a string that is not a
+    `scheme://…` URL or whose port is not a port number."""
+    if "://" not in url:
+        raise ValueError("no scheme://")
+    parts = urlsplit(url)
+    _ = parts.port  # urllib checks the port here
+    return parts.scheme.split("+", 1)[0]
 
 
 def _split_urls(value: str) -> list[str]:

@@ -94,6 +94,15 @@ def ingest(
     batch_rows: Annotated[
         int | None, typer.Option(help="Rows per transaction (default: INGEST_BATCH_ROWS).")
     ] = None,
+    connections: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=16,
+            help="Database connections writing at once (a local ingest): batches of "
+            "different tickers go in parallel, each series still in file order.",
+        ),
+    ] = 2,
     enqueue: Annotated[
         bool,
         typer.Option(
@@ -138,7 +147,9 @@ def ingest(
         return
     rejects = RejectWriter(reject_file) if reject_file is not None else None
     try:
-        reports = asyncio.run(_ingest(settings, opened, timeframe, tz, ticker, batch_rows, rejects))
+        reports = asyncio.run(
+            _ingest(settings, opened, timeframe, tz, ticker, batch_rows, rejects, connections)
+        )
     finally:
         if rejects is not None:
             rejects.close()
@@ -252,12 +263,15 @@ async def _ingest(
     ticker: str | None,
     batch_rows: int | None,
     rejects: RejectWriter | None,
+    connections: int = 1,
 ) -> list[FileReport]:
     import asyncpg
 
     from workers.file_ingest import ingest_file
 
-    conn = await asyncpg.connect(settings.asyncpg_dsn)
+    conn, *more = await asyncio.gather(
+        *(asyncpg.connect(settings.asyncpg_dsn) for _ in range(connections))
+    )
     reports = []
     try:
         for file in opened:
@@ -272,10 +286,12 @@ async def _ingest(
                         batch_rows=batch_rows or settings.ingest_batch_rows,
                         rejects=rejects,
                         on_progress=on_progress,
+                        more_connections=more,
                     )
                 )
     finally:
-        await conn.close()
+        for c in (conn, *more):
+            await c.close()
     return reports
 
 

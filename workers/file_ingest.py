@@ -6,12 +6,13 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
 import asyncpg
+import numpy as np
 import pandas as pd
 
 from core.intervals import parse_timeframe
@@ -79,8 +80,15 @@ async def ingest_file(
     rejects: RejectWriter | None = None,
     on_progress: ProgressCallback | None = None,
     recorder: RunRecorder | None = None,
+    more_connections: Sequence[asyncpg.Connection] = (),
 ) -> FileReport:
     """Ingest one file; good rows land batch by batch (one transaction each), rejects are counted.
+
+    With `more_connections` (and no `recorder`, whose counts go with one connection's
+    transactions), batches are written over several connections at once: a batch waits for
+    the earlier batches in flight that hold any of its tickers, so each series is still
+    written in file order (a row repeated in a later batch wins, change ids follow the file),
+    while batches of different tickers go in parallel.
 
     Raises NotOhlcvError before writing anything when the file is not an OHLCV table.
     """
@@ -88,16 +96,29 @@ async def ingest_file(
     timeframe = parse_timeframe(timeframe)
     file = source if isinstance(source, OhlcvFile) else OhlcvFile(source, ticker_given=bool(ticker))
     report = FileReport(file.path)
-    writer = BarWriter(conn, timeframe, source=f"file:{file.path.name}", recorder=recorder)
+    name = f"file:{file.path.name}"
+    connections = [conn, *more_connections] if recorder is None else [conn]
+    writers = [BarWriter(c, timeframe, source=name, recorder=recorder) for c in connections]
+    for other in writers[1:]:
+        other.ids = writers[0].ids  # one cache of symbol ids: each ticker resolved once
+    idle = list(writers)
+    in_flight: list[_Write] = []
     started = time.perf_counter()
-    chunks = file.chunks(batch_rows)
+    chunks = file.chunks(batch_rows, tz=tz)
 
     def read_next() -> tuple[ValidatedChunk, int] | None:
         chunk = next(chunks, None)
         if chunk is None:
             return None
-        checked = validate_chunk(chunk.frame, file.columns, chunk.lines, tz=tz, ticker=ticker)
+        checked = validate_chunk(
+            chunk.frame, file.columns, chunk.lines, tz=tz, ticker=ticker, text=chunk.text
+        )
         return checked, chunk.position
+
+    async def settle(done: _Write) -> None:
+        in_flight.remove(done)
+        report.rows_written += await done.task  # raises the batch's error, if any
+        idle.append(done.writer)
 
     # Parsing the next chunk (in a thread) overlaps with writing this one (in the database).
     pending = asyncio.ensure_future(asyncio.to_thread(read_next))
@@ -105,11 +126,27 @@ async def ingest_file(
         while (item := await pending) is not None:
             checked, position = item
             pending = asyncio.ensure_future(asyncio.to_thread(read_next))
-            written = await writer.write(checked.bars, rejected=len(checked.rejected))
-            _account(report, checked, written, rejects)
+            tickers = _tickers_of(checked.bars)
+            # Earlier batches of the same series first; then any free connection.
+            for earlier in [w for w in in_flight if w.tickers & tickers]:
+                await settle(earlier)
+            while not idle:
+                await asyncio.wait([w.task for w in in_flight], return_when=asyncio.FIRST_COMPLETED)
+                for done in [w for w in in_flight if w.task.done()]:
+                    await settle(done)
+            writer = idle.pop(0)
+            task = asyncio.ensure_future(writer.write(checked.bars, rejected=len(checked.rejected)))
+            in_flight.append(_Write(writer, tickers, task))
+            _account(report, checked, rejects)
             if on_progress is not None:
                 on_progress(position, file.size, report.rows_read)
+        while in_flight:
+            await settle(in_flight[0])
     finally:
+        # Nothing is left running: a failed batch's siblings finish (or fail) before we return.
+        for write in in_flight:
+            with contextlib.suppress(BaseException):
+                await write.task
         # A thread cannot be cancelled: let the read in flight finish before closing the file.
         with contextlib.suppress(Exception):
             await pending
@@ -119,13 +156,31 @@ async def ingest_file(
     return report
 
 
-def _account(
-    report: FileReport, checked: ValidatedChunk, written: int, rejects: RejectWriter | None
-) -> None:
+@dataclass
+class _Write:
+    """A batch being written: by which writer, for which tickers."""
+
+    writer: BarWriter
+    tickers: frozenset[str]
+    task: asyncio.Future[int]
+
+
+def _tickers_of(bars: pd.DataFrame) -> frozenset[str]:
+    if bars.empty:
+        return frozenset()
+    column = bars["ticker"]
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        used = np.unique(column.cat.codes.to_numpy())
+        return frozenset(str(t) for t in column.cat.categories[used])
+    return frozenset(str(t) for t in column.unique())
+
+
+def _account(report: FileReport, checked: ValidatedChunk, rejects: RejectWriter | None) -> None:
+    """Counts and rejects of a batch, in file order (its written rows are added when its
+    write completes)."""
     rejected = checked.rejected
     report.rows_read += len(checked.bars) + len(rejected)
     report.rows_accepted += len(checked.bars)
-    report.rows_written += written
     report.rows_rejected += len(rejected)
     if not rejected.empty:
         report.reasons.update(rejected["reason"].tolist())

@@ -25,6 +25,7 @@ _PG_EPOCH_US = int(_PG_EPOCH.timestamp()) * 1_000_000
 _ONE_US = timedelta(microseconds=1)
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 _COPY_TRAILER = struct.pack(">h", -1)
+_PIECE_ROWS = 16_384  # ~1 MB of COPY data
 
 
 @dataclass
@@ -107,7 +108,9 @@ async def copy_series(conn: asyncpg.Connection, table: str, series: Sequence[Ser
         # Bytes alone would be taken for a file path; an async iterable streams them as they are.
         yield _COPY_HEADER
         for s in series:
-            yield _binary_tuples(s)
+            # In pieces, so that the server stores one while the next is encoded.
+            for start in range(0, len(s.ts_us), _PIECE_ROWS):
+                yield _binary_tuples(s, slice(start, start + _PIECE_ROWS))
         yield _COPY_TRAILER
 
     await conn.copy_to_table(table, source=payload(), columns=BAR_COLUMNS, format="binary")
@@ -142,20 +145,22 @@ def insert_row_dtype(timeframe_len: int, fields: tuple[BarField, ...] = BAR_FIEL
     )
 
 
-def _binary_tuples(s: Series) -> bytes:
-    """The series' rows in PostgreSQL's binary COPY tuple format, built column-wise."""
+def _binary_tuples(s: Series, cut: slice = slice(None)) -> bytes:
+    """The series' rows (those in `cut`) in PostgreSQL's binary COPY tuple format, built
+    column-wise."""
     tf = s.timeframe.encode()
-    rows = np.empty(len(s.ts_us), dtype=insert_row_dtype(len(tf)))
+    ts_us = s.ts_us[cut]
+    rows = np.empty(len(ts_us), dtype=insert_row_dtype(len(tf)))
     rows["count"] = len(BAR_COLUMNS)
     rows["symbol_id_len"] = 4
     rows["symbol_id"] = s.symbol_id
     rows["timeframe_len"] = len(tf)
     rows["timeframe"] = tf
     rows["ts_len"] = 8
-    rows["ts"] = s.ts_us
+    rows["ts"] = ts_us
     for i, name in enumerate(PRICE_COLUMNS):
         rows[f"{name}_len"] = 8
-        rows[name] = s.values[i]
+        rows[name] = s.values[i, cut]
     return rows.tobytes()
 
 

@@ -53,7 +53,7 @@ async def upsert_symbols(conn: asyncpg.Connection, infos: Iterable[SymbolInfo]) 
     records = await conn.fetch(
         """
         WITH t AS (
-            SELECT u.ticker, old.id AS old_id,
+            SELECT u.ticker, old.id AS old_id, old.calendar AS old_calendar,
                    coalesce(nullif(u.name, ''), old.name, '') AS name,
                    coalesce(nullif(u.exchange, ''), old.exchange, '') AS exchange,
                    coalesce(nullif(u.asset_class, ''), old.asset_class, 'equity') AS asset_class,
@@ -65,7 +65,7 @@ async def upsert_symbols(conn: asyncpg.Connection, infos: Iterable[SymbolInfo]) 
                         $7::text[])
                  AS u(ticker, name, exchange, asset_class, currency, timezone, calendar)
             LEFT JOIN symbols old ON old.ticker = u.ticker
-        )
+        ), written AS (
         INSERT INTO symbols AS s (ticker, name, exchange, asset_class, currency, timezone,
                                   calendar)
         SELECT ticker, name, exchange, asset_class, currency, timezone, calendar FROM t
@@ -79,6 +79,13 @@ async def upsert_symbols(conn: asyncpg.Connection, infos: Iterable[SymbolInfo]) 
                                        EXCLUDED.currency, EXCLUDED.timezone, EXCLUDED.calendar)
                 THEN now() ELSE s.updated_at END
         RETURNING id, ticker, calendar
+        )
+        SELECT w.id, w.ticker, w.calendar,
+               -- A new symbol, a changed calendar, or a calendar without sessions yet.
+               (t.old_calendar IS DISTINCT FROM w.calendar
+                OR NOT EXISTS (SELECT FROM trading_sessions ts WHERE ts.calendar = w.calendar))
+               AS check_sessions
+        FROM written w JOIN t ON t.ticker = w.ticker
         """,
         [r.ticker for r in rows],
         [r.name for r in rows],
@@ -88,6 +95,9 @@ async def upsert_symbols(conn: asyncpg.Connection, infos: Iterable[SymbolInfo]) 
         [r.timezone for r in rows],
         [r.calendar for r in rows],
     )
-    # The read path joins the calendars' sessions: write any missing ones now.
-    await sync_sessions(conn, {r["calendar"] for r in records})
+    # The read path joins the calendars' sessions: write any missing ones now. A calendar
+    # that already has sessions and whose symbols are unchanged is not checked again here
+    # (that takes the calendar library, ~0.5 s a process): the API's start-up re-checks
+    # every calendar in use against the library (graphql_api/app.py).
+    await sync_sessions(conn, {r["calendar"] for r in records if r["check_sessions"]})
     return {r["ticker"]: r["id"] for r in records}

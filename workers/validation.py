@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -135,8 +135,14 @@ def validate_chunk(
     *,
     tz: str = "UTC",
     ticker: str | None = None,
+    text: Callable[[str, npt.NDArray[np.intp]], npt.NDArray[np.object_]] | None = None,
 ) -> ValidatedChunk:
     """Parse and check every row of `raw` at once; `lines` are their line numbers for reports.
+
+    `text`, when the reader kept the file's text (workers.arrow_csv), gives a source
+    column's text at some rows: the rejects then show the values as written. A reader may
+    hand over a column already parsed (floats, times, a categorical ticker) or as text;
+    both give the same rows, reasons and values.
 
     A naive time is local to `tz`; a time with an offset (or a tz-aware column) is converted.
     `ticker`, when given, applies to every row (a ticker column is then ignored). Of rows that
@@ -201,10 +207,13 @@ def validate_chunk(
             bars[extra] = raw[col].astype("string").fillna("").str.strip().to_numpy()[good]
     bad = ~good
     rejected = pd.DataFrame({"line": lines[bad], "reason": reasons.text[bad]})
+    bad_rows = np.flatnonzero(bad)
     for field in (*REQUIRED, "ticker"):
         source = columns.source(field)
         if source is not None:
-            rejected[field] = raw[source].to_numpy()[bad]
+            rejected[field] = (
+                text(source, bad_rows) if text is not None else raw[source].to_numpy()[bad]
+            )
     metrics.ingest_rejected(len(rejected))
     return ValidatedChunk(bars=bars, rejected=rejected)
 
@@ -216,7 +225,20 @@ def _tickers(
     if ticker is not None:
         return np.zeros(len(raw), dtype=np.intp), [ticker.strip().upper()]
     assert columns.ticker is not None
-    text = raw[columns.ticker].astype("string").fillna("").str.strip().str.upper()
+    column = raw[columns.ticker]
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        # Each distinct value normalised once, then spread by the codes (-1, missing: "").
+        categories = pd.Series(column.cat.categories, dtype="string")
+        normal = pd.concat([categories, pd.Series([""], dtype="string")], ignore_index=True)
+        per_category, uniques = pd.factorize(normal.fillna("").str.strip().str.upper())
+        per_row = np.asarray(per_category, dtype=np.intp)[column.cat.codes.to_numpy()]
+        # Renumbered in order of first appearance, as factorizing the rows would.
+        first_seen = np.asarray(pd.unique(per_row), dtype=np.intp)
+        renumber = np.empty(len(uniques), dtype=np.intp)
+        renumber[first_seen] = np.arange(len(first_seen))
+        names = [str(u) for u in uniques]
+        return renumber[per_row], [names[i] for i in first_seen]
+    text = column.astype("string").fillna("").str.strip().str.upper()
     codes, uniques = pd.factorize(text)
     return np.asarray(codes, dtype=np.intp), [str(u) for u in uniques]
 

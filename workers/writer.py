@@ -91,10 +91,17 @@ class BarWriter:
         )
         if distinct is not None and all(t in self.ids for t in distinct):
             return
-        new = bars[~tickers.isin(list(self.ids))]
-        if new.empty:
+        if distinct is not None:
+            # The first row of each new ticker, found from the codes (no copy of the batch).
+            codes = tickers.cat.codes.to_numpy()
+            wanted = np.flatnonzero([t not in self.ids for t in distinct])
+            present, first_rows = np.unique(codes, return_index=True)
+            firsts = bars.iloc[np.sort(first_rows[np.isin(present, wanted)])]
+        else:
+            new = bars[~tickers.isin(list(self.ids))]
+            firsts = new.drop_duplicates("ticker")
+        if firsts.empty:
             return
-        firsts = new.drop_duplicates("ticker")
         infos = [
             SymbolInfo(
                 str(row["ticker"]),

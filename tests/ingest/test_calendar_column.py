@@ -64,3 +64,39 @@ async def test_an_exchange_column_alone_keeps_every_hour(
     )
     await ingest_file(conn, path, timeframe="M1")
     assert await conn.fetchval("SELECT calendar FROM symbols WHERE ticker = 'EXC1'") == "24/7"
+
+
+async def test_sessions_are_written_for_new_symbols_and_calendars_without_any(
+    conn: asyncpg.Connection, tmp_path: Path
+) -> None:
+    """A known symbol whose calendar has sessions costs no calendar check (the API's
+    start-up re-checks calendars in use); a calendar left without sessions gets them back."""
+    path = tmp_path / "bars.csv"
+    path.write_text(
+        "ticker,calendar,time,open,high,low,close,volume\n"
+        "NYS1,XNYS,2024-03-04 14:30:00+00:00,10,11,9,10.5,100\n"
+    )
+    await ingest_file(conn, path, timeframe="M1")
+    count = "SELECT count(*) FROM trading_sessions WHERE calendar = 'XNYS'"
+    full = await conn.fetchval(count)
+    assert full > 9_000  # 1990 to two years ahead
+
+    # One session gone: a known symbol with an unchanged calendar does not look again.
+    await conn.execute(
+        "DELETE FROM trading_sessions WHERE calendar = 'XNYS' AND day = '2024-03-04'"
+    )
+    await ingest_file(conn, path, timeframe="M1")
+    assert await conn.fetchval(count) == full - 1
+
+    # Every session gone: written again, for the same known symbol.
+    await conn.execute("DELETE FROM trading_sessions WHERE calendar = 'XNYS'")
+    await ingest_file(conn, path, timeframe="M1")
+    assert await conn.fetchval(count) == full
+
+    # A new symbol on that calendar checks it (and puts back the missing session).
+    await conn.execute(
+        "DELETE FROM trading_sessions WHERE calendar = 'XNYS' AND day = '2024-03-04'"
+    )
+    path.write_text(path.read_text().replace("NYS1", "NYS2"))
+    await ingest_file(conn, path, timeframe="M1")
+    assert await conn.fetchval(count) == full

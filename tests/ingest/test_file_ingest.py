@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from core.settings import Settings
 from workers.file_ingest import RejectWriter, ingest_file
 from workers.validation import NotOhlcvError
 
@@ -172,3 +173,44 @@ async def test_revised_bars_overwrite_and_unchanged_ones_are_untouched(
     assert change["rows"] == 8
     assert change["first_ts"] == original.loc[10, "time"]
     assert change["last_ts"] == more["time"].iloc[-1]
+
+
+async def test_batches_over_several_connections_keep_each_series_in_file_order(
+    conn: asyncpg.Connection, fresh: Settings, tmp_path: Path
+) -> None:
+    """Batches of different tickers are written at once; a batch holding a ticker of a
+    batch in flight waits for it, so a row repeated later in the file still wins and each
+    series' change ids follow the file."""
+    first = minute_bars("ACME", 300)
+    revision = minute_bars("ACME", 300)
+    revision["volume"] += 1_000.0  # every ACME bar again, later in the file
+    path = tmp_path / "bars.csv"
+    pd.concat(
+        [first, minute_bars("BETA", 300), minute_bars("GAMMA", 300), revision, first.head(100)]
+    ).to_csv(path, index=False)
+    more = [await asyncpg.connect(fresh.asyncpg_dsn) for _ in range(2)]
+    try:
+        report = await ingest_file(
+            conn, path, timeframe="M1", batch_rows=100, more_connections=more
+        )
+    finally:
+        for c in more:
+            await c.close()
+
+    assert (report.rows_read, report.rows_accepted, report.rows_rejected) == (1_300, 1_300, 0)
+    assert report.rows_written == 300 + 300 + 300 + 300 + 100
+    acme = await stored(conn, "ACME")
+    # The last 100 rows (the first version of bars 0-99) came last in the file: they win.
+    assert list(acme["volume"]) == list(first["volume"].iloc[:100]) + list(
+        revision["volume"].iloc[100:]
+    )
+    for ticker in ("BETA", "GAMMA"):
+        assert len(await stored(conn, ticker)) == 300
+    # ACME's changes in file order: 3 batches of the first version, 3 of the revision, 1 more.
+    changes = await conn.fetch(
+        "SELECT c.first_ts, c.rows FROM bar_changes c JOIN symbols s ON s.id = c.symbol_id "
+        "WHERE s.ticker = 'ACME' ORDER BY c.id"
+    )
+    starts = [first["time"].iloc[i] for i in (0, 100, 200, 0, 100, 200, 0)]
+    assert [c["first_ts"] for c in changes] == starts
+    assert [c["rows"] for c in changes] == [100] * 7
