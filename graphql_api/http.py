@@ -558,15 +558,18 @@ class GraphQLEndpoint:
     async def _verify(
         self, request: Request, params: Params, info: RequestInfo, result: Any
     ) -> None:
+        await _compare_paths(result, await self._reference(request, params, info))
+
+    async def _reference(self, request: Request, params: Params, info: RequestInfo) -> Any:
+        """The request's result on the reference schema (no fast path, no plan)."""
         assert self.reference_schema is not None
         context = await self.context_factory(request, info.principal)
-        reference = await self.reference_schema.execute(
+        return await self.reference_schema.execute(
             params.query,
             variable_values=params.variables,
             context_value=context,
             operation_name=params.operation_name,
         )
-        await _compare_paths(result, reference)
 
     async def _execute_uncached(
         self, request: Request, params: Params, info: RequestInfo
@@ -664,14 +667,7 @@ class GraphQLEndpoint:
     ) -> None:
         """Fail loudly when the plan's data differs from the reference path's (parsed JSON:
         floats compare equal, number formatting does not count)."""
-        assert self.reference_schema is not None
-        context = await self.context_factory(request, info.principal)
-        reference = await self.reference_schema.execute(
-            params.query,
-            variable_values=params.variables,
-            context_value=context,
-            operation_name=params.operation_name,
-        )
+        reference = await self._reference(request, params, info)
         planned = orjson.loads(data)
         if reference.errors or planned != reference.data:
             raise AssertionError(
