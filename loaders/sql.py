@@ -65,7 +65,9 @@ async def _driver_row(engine: AsyncEngine, sql: str, args: tuple[Any, ...]) -> A
             try:
                 row = await driver.fetchrow(sql, *args)
             except _DROPPED as exc:
-                raw.invalidate(exc)
+                # As SQLAlchemy does on a disconnect: every connection of this one's age
+                # goes (the server that dropped one has usually dropped them all).
+                engine.sync_engine.pool._invalidate(raw, exc)
                 if attempt:
                     raise
                 continue
