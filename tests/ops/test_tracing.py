@@ -59,7 +59,9 @@ def _parent(span: ReadableSpan, index: dict[int, ReadableSpan]) -> ReadableSpan 
 def test_spans_for_request_root_fields_loader_batches_and_sql(
     app_client: Open, exporter: InMemorySpanExporter
 ) -> None:
-    client = app_client(cache_enabled=False, tracing_enabled=True)
+    # The resolvers' spans: a compiled plan has no root fields or loaders to trace
+    # (test_planned_request_is_one_sql_span_under_the_request).
+    client = app_client(cache_enabled=False, tracing_enabled=True, compiled_plans=False)
     with count_statements(client) as statements:
         response = post(client, QUERY, headers={"x-request-id": "ops-trace-1"})
     assert response.status_code == 200 and "errors" not in response.json(), response.text
@@ -102,6 +104,26 @@ def test_spans_for_request_root_fields_loader_batches_and_sql(
     assert not [n for n in names if n.startswith(("Symbol.", "Bar", "SymbolConnection"))]
     assert len(spans) == 1 + len(roots) + len(loaders) + len(sql)
     assert len({s.context.trace_id for s in spans}) == 1
+
+
+def test_planned_request_is_one_sql_span_under_the_request(
+    app_client: Open, exporter: InMemorySpanExporter
+) -> None:
+    """A request answered by a compiled plan (graphql_api/compiled.py): the request's span
+    and its one statement, which the plan runs on the driver with the statement events."""
+    client = app_client(cache_enabled=False, tracing_enabled=True)
+    query = "query Planned { symbols(first: 3) { nodes { ticker name } } }"
+    with count_statements(client) as statements:
+        response = post(client, query)
+    assert response.status_code == 200 and "errors" not in response.json(), response.text
+    assert 'plan;desc="compiled"' in response.headers["server-timing"]
+    spans = exporter.get_finished_spans()
+    index = _by_id(spans)
+    (request,) = [s for s in spans if s.name == "query Planned"]
+    sql = [s for s in spans if s.kind == SpanKind.CLIENT]
+    assert len(sql) == len(statements) == 1
+    assert _parent(sql[0], index) is request
+    assert len(spans) == 2
 
 
 def test_caller_trace_context_is_continued(
