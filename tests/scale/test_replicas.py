@@ -97,7 +97,13 @@ def ingest(settings: Settings, minutes: range, close: float = 10.5) -> int:
 
 
 def standby_has(pair: ReplicaPair, version: int) -> bool:
-    with psycopg.connect(pair.standby_url("mg_replica_test")) as conn:
+    try:
+        conn = psycopg.connect(pair.standby_url("mg_replica_test"))
+    except psycopg.OperationalError as exc:
+        if "does not exist" in str(exc):
+            return False  # the standby has not replayed the database's creation yet
+        raise
+    with conn:
         row = conn.execute("SELECT EXISTS (SELECT 1 FROM bar_changes WHERE id = %s)", (version,))
         return bool(row.fetchone() == (True,))
 
