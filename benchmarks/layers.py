@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import logging
 import os
-import secrets
 import statistics
 import sys
 import time
@@ -35,15 +34,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import orjson
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.read_api import DEFAULT_ADMIN_URL, load_dataset  # noqa: E402
+from benchmarks.profile_read import scratch_dataset  # noqa: E402
+from benchmarks.read_api import DEFAULT_ADMIN_URL  # noqa: E402
 from core import db  # noqa: E402
 from core.settings import Settings, load_settings  # noqa: E402
 
@@ -179,22 +177,8 @@ async def measure(url: str, requests: int, rounds: int) -> None:
 
 
 async def run(args: argparse.Namespace) -> None:
-    admin = make_url(args.database_url)
-    name = f"mg_layers_{os.getpid()}_{secrets.token_hex(3)}"
-    admin_dsn = admin.render_as_string(hide_password=False)
-    url = admin.set(database=name, drivername="postgresql+asyncpg")
-    conn = await asyncpg.connect(admin_dsn)
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    try:
-        settings = load_settings(database_url=url.render_as_string(hide_password=False))
-        await asyncio.to_thread(db.upgrade, settings)
-        await load_dataset(settings.asyncpg_dsn, 100, 200)
-        await measure(url.render_as_string(hide_password=False), args.requests, args.rounds)
-    finally:
-        conn = await asyncpg.connect(admin_dsn)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
+    async with scratch_dataset(args.database_url, "mg_layers", 100, 200) as (url, _):
+        await measure(url, args.requests, args.rounds)
 
 
 def main() -> None:

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import secrets
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -149,9 +150,14 @@ async def measure(url: str, dsn: str, only: str | None) -> None:
     await pool.close()
 
 
-async def run(args: argparse.Namespace) -> None:
-    admin = make_url(args.database_url)
-    name = f"mg_profile_{os.getpid()}_{secrets.token_hex(3)}"
+@contextlib.asynccontextmanager
+async def scratch_dataset(
+    admin_url: str, prefix: str, *dataset: int
+) -> AsyncIterator[tuple[str, str]]:
+    """A database of its own (dropped at the end), migrated and loaded with
+    `load_dataset(dsn, *dataset)`; yields its SQLAlchemy URL and asyncpg DSN."""
+    admin = make_url(admin_url)
+    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
     admin_dsn = admin.render_as_string(hide_password=False)
     url = admin.set(database=name, drivername="postgresql+asyncpg")
     conn = await asyncpg.connect(admin_dsn)
@@ -160,12 +166,20 @@ async def run(args: argparse.Namespace) -> None:
     try:
         settings = load_settings(database_url=url.render_as_string(hide_password=False))
         await asyncio.to_thread(db.upgrade, settings)
-        await load_dataset(settings.asyncpg_dsn, 100, 2_000, 100_000)
-        await measure(url.render_as_string(hide_password=False), settings.asyncpg_dsn, args.profile)
+        await load_dataset(settings.asyncpg_dsn, *dataset)
+        yield url.render_as_string(hide_password=False), settings.asyncpg_dsn
     finally:
         conn = await asyncpg.connect(admin_dsn)
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await conn.close()
+
+
+async def run(args: argparse.Namespace) -> None:
+    async with scratch_dataset(args.database_url, "mg_profile", 100, 2_000, 100_000) as (
+        url,
+        dsn,
+    ):
+        await measure(url, dsn, args.profile)
 
 
 def main() -> None:

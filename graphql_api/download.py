@@ -37,7 +37,7 @@ from core.bar import BAR_FIELDS
 from core.intervals import Interval
 from core.reqstats import note_outcome
 from graphql_api.context import ColumnSink
-from graphql_api.http import GraphQLEndpoint, Params, RequestError
+from graphql_api.http import GraphQLEndpoint, Params, RequestError, accept_ranges
 from graphql_api.limits import LimitError
 from graphql_api.telemetry import observe_request
 from loaders.columns import Column
@@ -143,17 +143,7 @@ def media_type(request: Request) -> str:
     if not accept:
         return JSON
     best: tuple[float, int, int, str] | None = None
-    for order, part in enumerate(accept.split(",")):
-        kind, *params = (p.strip() for p in part.split(";"))
-        q = 1.0
-        for param in params:
-            name, _, value = param.partition("=")
-            if name.strip() == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
-        kind = kind.lower()
+    for order, (kind, q) in enumerate(accept_ranges(accept)):
         candidates = [kind] if kind in (ARROW, CSV, JSON) else []
         if kind in ("*/*", "application/*"):
             candidates = [JSON]

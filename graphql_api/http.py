@@ -106,10 +106,9 @@ class Outcome:
     compiled: bool = False
 
 
-def _accepted_media_type(accept: str | None) -> str | None:
-    """The response media type for an Accept header; None when nothing we serve is acceptable."""
-    if not accept:
-        return JSON  # the spec's legacy default
+def accept_ranges(accept: str) -> list[tuple[str, float]]:
+    """The media ranges of an Accept header, lower-cased, with their weights (q; an
+    unreadable q counts as 0), in the header's order."""
     ranges: list[tuple[str, float]] = []
     for part in accept.split(","):
         kind, *params = (p.strip() for p in part.split(";"))
@@ -122,8 +121,15 @@ def _accepted_media_type(accept: str | None) -> str | None:
                 except ValueError:
                     q = 0.0
         ranges.append((kind.lower(), q))
+    return ranges
+
+
+def _accepted_media_type(accept: str | None) -> str | None:
+    """The response media type for an Accept header; None when nothing we serve is acceptable."""
+    if not accept:
+        return JSON  # the spec's legacy default
     best: tuple[float, str] | None = None
-    for kind, q in ranges:
+    for kind, q in accept_ranges(accept):
         if q <= 0:
             continue
         if kind == GRAPHQL_RESPONSE:
